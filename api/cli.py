@@ -1,0 +1,193 @@
+"""The ``buque`` command: run, demo, serve, standards. Commands call the same functions as the API."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from layers.errors import BuqueInputError
+
+app = typer.Typer(help="Buque (补缺): find what each village lacks against the national standard "
+                  "and plan what fills it.", no_args_is_help=True, add_completion=False)
+standards_app = typer.Typer(help="List and show standards profiles.", no_args_is_help=True)
+app.add_typer(standards_app, name="standards")
+console = Console(stderr=True)
+DEMO_PROJECT = Path(__file__).resolve().parent.parent / "layers" / "demo" / "andorra.toml"
+
+
+def _fail(e: Exception) -> None:
+    console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _run(project: Path, out: Path, standard: str | None):
+    from geo.run import run_project
+
+    with console.status("starting", spinner="dots") as status:
+        t0 = time.perf_counter()
+
+        def step(msg: str) -> None:
+            console.log(f"{msg}")
+            status.update(f"{msg} …")
+
+        try:
+            result = run_project(project, out, standard=standard, step=step)
+        except (BuqueInputError, FileExistsError) as e:
+            _fail(e)
+        console.log(f"run written to [bold]{result.out}[/] in {time.perf_counter() - t0:.2f} s")
+    return result
+
+
+def print_summary(result) -> None:
+    """A short table: villages assessed, gaps per indicator, rates, total remedy cost."""
+    m = result.manifest
+    c = m["counts"]
+    out = Console()
+    out.print(f"[bold]{m['project']['name']}[/] · profile {m['profile']['name']} "
+              f"{m['profile']['version']} · run {m['run_id']}")
+    out.print(f"villages in {c['villages_in']:,} · assessed {c['assessed']:,} · rejected "
+              f"{c['rejected']:,} · unlocated {c['unlocated']:,} · warnings {c['warnings']:,}")
+    t = Table("indicator", "assessed", "met", "missing", "unknown", "rate", "target",
+              "remedy cost (CNY)")
+    summ = result.tables.summary
+    county = summ[summ["township"].isna() | (summ["township"] == "")]
+    tot = county.groupby("indicator", sort=False)[["assessed", "met", "missing", "unknown"]].sum()
+    proj = result.tables.projects
+    cost = proj.groupby("indicator")["cost"].sum() if len(proj) else {}
+    from layers.profile import load_profile  # noqa: PLC0415
+
+    prof = load_profile(m["profile"]["path"])
+    for key, ind in prof.indicators.items():
+        if key not in tot.index:
+            continue
+        r = tot.loc[key]
+        rate = r["met"] / r["assessed"] if r["assessed"] else float("nan")
+        t.add_row(f"{key} {ind.label_zh}", f"{r['assessed']:,}", f"{r['met']:,}",
+                  f"{r['missing']:,}", f"{r['unknown']:,}", f"{rate:.1%}",
+                  f"{ind.target_rate:.0%}", f"{float(cost.get(key, 0)):,.0f}")
+    out.print(t)
+    out.print(f"total remedy cost: [bold]{c['remedy_cost']:,.0f} CNY[/] "
+              f"({len(proj):,} project rows)")
+    for a in m.get("attribution", []):
+        out.print(f"[dim]{a}[/]")
+
+
+@app.command()
+def run(
+    project: Annotated[Path, typer.Argument(help="Project TOML naming the input layers.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write (replaced "
+                                      "atomically if it holds an earlier run).")],
+    standard: Annotated[str | None, typer.Option(help="Standards profile: a bundled name or a "
+                                                 "TOML path; overrides the project's.")] = None,
+) -> None:
+    """Assess every village of PROJECT and write the run archive to OUT."""
+    print_summary(_run(project, out, standard))
+
+
+@app.command()
+def demo(
+    data: Annotated[Path, typer.Option(help="Folder for demo runs.")] = Path("buque-data"),
+    serve_: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API and gap map "
+                                         "after the run.")] = True,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Run the bundled demo (real OpenStreetMap data of a mountain area) and serve it."""
+    from geo.run import run_project  # noqa: F401  (import errors surface before the spinner)
+
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    result = _run(DEMO_PROJECT, data / f"demo-{stamp}", None)
+    print_summary(result)
+    Console().print(f"outputs: [bold]{result.out}[/]")
+    if serve_:
+        _serve(data, host, port)
+
+
+def _serve(data: Path, host: str, port: int) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    Console().print(f"serving {data} on http://{host}:{port}  (API docs /docs, map /map; "
+                    "Ctrl-C stops)")
+    uvicorn.run(create_app(Settings(data=data)), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def serve(
+    data: Annotated[Path, typer.Argument(help="A run directory or a folder of runs.")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Serve the API (OGC API - Features) and the gap map for a run or a folder of runs."""
+    if not data.exists():
+        _fail(FileNotFoundError(f"{data}: no such run or folder"))
+    _serve(data, host, port)
+
+
+@standards_app.command("list")
+def standards_list() -> None:
+    """Bundled profiles."""
+    from layers.profile import bundled_profiles, load_profile
+
+    for name in bundled_profiles():
+        p = load_profile(name)
+        print(f"{name}\t{p.version}\t{p.title}")
+
+
+@standards_app.command("show")
+def standards_show(name: Annotated[str, typer.Argument(help="Bundled name or TOML path.")]
+                   ) -> None:
+    """Print a profile: each indicator's level, rule, threshold, evidence, deadline, remedy."""
+    from layers.profile import load_profile
+
+    try:
+        p = load_profile(name)
+    except BuqueInputError as e:
+        _fail(e)
+    out = Console()
+    out.print(f"[bold]{p.name}[/] {p.version} — {p.title}\n{p.path}\nsha256 {p.content_hash}")
+    for key, i in p.indicators.items():
+        t = Table(show_header=False, title=f"{key} · {i.label_zh} / {i.label_en} ({i.sector})",
+                  title_justify="left")
+        t.add_row("layer", i.layer)
+        t.add_row("levels", ", ".join(i.levels))
+        for lvl, c in i.applies.items():
+            t.add_row(f"applies ({lvl})", _cond(c))
+        t.add_row("rule", i.rule)
+        for k in ("threshold_m", "fallback_threshold_m", "default_radius_m"):
+            if getattr(i, k) is not None:
+                t.add_row(k, f"{getattr(i, k):g}")
+        t.add_row("evidence", "\n".join(_cond(c) for c in i.evidence) or "any feature")
+        t.add_row("deadline", i.deadline.isoformat())
+        t.add_row("target rate", f"{i.target_rate:.0%}")
+        for label, r in (("remedy", i.remedy), ("upgrade", i.upgrade)):
+            if r is not None:
+                t.add_row(label, f"{r.item} ({r.item_en}): {r.quantity} × {r.unit_cost:,.0f} "
+                          f"CNY/{r.unit}")
+        for k, v in i.sources.items():
+            t.add_row(k.replace("_", " "), v)
+        out.print(t)
+
+
+def _cond(c) -> str:
+    null = c.if_null if isinstance(c.if_null, str) else f"({_cond(c.if_null)})"
+    return f"{c.field} {c.op} {c.value!r}; if null: {null}"
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

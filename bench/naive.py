@@ -1,0 +1,171 @@
+"""The naive GeoPandas approach, as a baseline to time ``buque run`` against.
+
+    python -m bench.naive PROJECT_DIR [--out naive.parquet]
+
+Reads the layers named in ``PROJECT_DIR/project.toml`` (canonical field names assumed, no
+``fields`` mapping, no OSM), projects everything to one UTM zone (EPSG:32649) and runs one plain
+``geopandas.sjoin_nearest`` per indicator:
+
+| indicator | villages | qualifying features | met when |
+|---|---|---|---|
+| road | admin + natural with households >= 30 | roads, surface in HARDENED | <= 500 m |
+| water | natural | water with safe true | <= 800 m |
+| power | natural | power lines/minor lines/cables + transformers/substations | <= 500 m |
+| clinic | admin | clinics with standardized true | <= 2000 m |
+| broadband | admin | towers | <= the nearest tower's radius_m |
+
+Admin reference point = ``representative_point()`` (GEOS point_on_surface) of the polygon in
+EPSG:32649 (a Point stays itself).
+Ties (``sjoin_nearest`` returns every equidistant feature) keep the first row. Broadband is
+"distance only": a farther tower with a larger radius that would cover the village is ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tomllib
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+UTM = "EPSG:32649"
+HARDENED = {"asphalt", "concrete", "paved", "cement", "paving_stones"}
+POWER_KINDS = {"line", "minor_line", "cable", "transformer", "substation"}
+THRESHOLDS = {"road": 500.0, "water": 800.0, "power": 500.0, "clinic": 2000.0}
+COLUMNS = ["village_code", "level", "indicator", "distance_m", "status", "evidence_id"]
+
+
+def _project_file(project: str | Path) -> Path:
+    p = Path(project)
+    return p / "project.toml" if p.is_dir() else p
+
+
+def _read(base: Path, spec: dict) -> gpd.GeoDataFrame:
+    gdf = gpd.read_file(base / spec["path"], engine="pyogrio")
+    return gdf.to_crs(UTM)
+
+
+def _nearest(villages: gpd.GeoDataFrame, features: gpd.GeoDataFrame, indicator: str,
+             extra: list[str] | None = None) -> pd.DataFrame:
+    """One row per village: nearest qualifying feature, its id and distance (ties -> first)."""
+    left = villages[["code", "level", "geometry"]].reset_index(drop=True)
+    right = features[["id", *(extra or []), "geometry"]].rename(columns={"id": "evidence_id"})
+    if len(right):
+        joined = gpd.sjoin_nearest(left, right, how="left", distance_col="distance_m")
+        joined = joined[~joined.index.duplicated(keep="first")]
+    else:  # nothing qualifies anywhere: every village is missing, distance null
+        joined = left.assign(evidence_id=None, distance_m=np.nan)
+        for col in extra or []:
+            joined[col] = np.nan
+    out = pd.DataFrame({
+        "village_code": joined["code"].to_numpy(), "level": joined["level"].to_numpy(),
+        "indicator": indicator, "distance_m": joined["distance_m"].to_numpy(dtype=float),
+        "evidence_id": joined["evidence_id"].to_numpy(),
+    })
+    for col in extra or []:
+        out[col] = joined[col].to_numpy()
+    return out
+
+
+def _status(df: pd.DataFrame, limit: np.ndarray | float) -> pd.DataFrame:
+    met = (df["distance_m"] <= limit).fillna(False).to_numpy(dtype=bool)
+    df["status"] = np.where(met, "met", "missing")
+    return df[COLUMNS]
+
+
+def naive_run(project_dir: str | Path, verbose: bool = False) -> pd.DataFrame:
+    """Assess every indicator the naive way; long rows, timings (s) in ``df.attrs["timings"]``."""
+    toml = _project_file(project_dir)
+    base = toml.parent
+    layers = tomllib.loads(toml.read_text(encoding="utf-8"))["layers"]
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    admin = _read(base, layers["villages"])
+    natural = _read(base, layers["natural_villages"])
+    admin["geometry"] = admin.geometry.representative_point()
+    admin["level"] = "admin"
+    natural["level"] = "natural"
+    timings["load villages"] = time.perf_counter() - t
+
+    parts = []
+
+    t = time.perf_counter()
+    roads = _read(base, layers["roads"])
+    roads = roads[roads["surface"].str.lower().isin(HARDENED)]
+    big = natural[natural["households"] >= 30]
+    cand = pd.concat([admin[["code", "level", "geometry"]], big[["code", "level", "geometry"]]],
+                     ignore_index=True)
+    parts.append(_status(_nearest(cand, roads, "road"), THRESHOLDS["road"]))
+    timings["road"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    water = _read(base, layers["water"])
+    water = water[water["safe"].eq(True)]
+    parts.append(_status(_nearest(natural, water, "water"), THRESHOLDS["water"]))
+    timings["water"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    power = _read(base, layers["power"])
+    power = power[power["kind"].str.lower().isin(POWER_KINDS)]
+    parts.append(_status(_nearest(natural, power, "power"), THRESHOLDS["power"]))
+    timings["power"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    clinics = _read(base, layers["clinics"])
+    clinics = clinics[clinics["standardized"].eq(True)]
+    parts.append(_status(_nearest(admin, clinics, "clinic"), THRESHOLDS["clinic"]))
+    timings["clinic"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    towers = _read(base, layers["broadband"])
+    if "kind" in towers:
+        towers = towers[towers["kind"].str.lower().isin({"tower", "mast"})]
+    bb = _nearest(admin, towers, "broadband", extra=["radius_m"])
+    parts.append(_status(bb, bb["radius_m"].to_numpy(dtype=float)))
+    timings["broadband"] = time.perf_counter() - t
+
+    result = pd.concat(parts, ignore_index=True)
+    timings["total"] = sum(timings.values())
+    result.attrs["timings"] = timings
+    if verbose:
+        _report(result)
+    return result
+
+
+def _report(result: pd.DataFrame) -> None:
+    timings = result.attrs.get("timings", {})
+    rates = result.groupby("indicator", sort=False)["status"].agg(
+        assessed="size", met=lambda s: int((s == "met").sum()))
+    print(f"{'step':16s} {'seconds':>8s} {'assessed':>9s} {'met':>8s} {'rate':>7s}")
+    for step, sec in timings.items():
+        if step in rates.index:
+            r = rates.loc[step]
+            print(f"{step:16s} {sec:8.2f} {r.assessed:9d} {r.met:8d} "
+                  f"{r.met / r.assessed:7.1%}")
+        else:
+            print(f"{step:16s} {sec:8.2f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.naive",
+        description="Naive GeoPandas baseline: one sjoin_nearest per indicator.")
+    ap.add_argument("project", metavar="PROJECT_DIR",
+                    help="directory holding project.toml (or the TOML file itself)")
+    ap.add_argument("--out", default=None, help="also write the long rows to this .parquet")
+    a = ap.parse_args(argv)
+    t = time.perf_counter()
+    result = naive_run(a.project, verbose=True)
+    print(f"wall time: {time.perf_counter() - t:.2f} s, "
+          f"{len(result)} rows")
+    if a.out:
+        result.to_parquet(a.out, index=False)
+        print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""The gap engine: profile x villages x layers -> one status per (village, indicator).
+
+For each indicator the layer's features are split by the profile's evidence filter into
+qualifying (pass), unverifiable (unknown attribute) and non-qualifying (fail). A village is
+``met`` when a qualifying feature satisfies the rule, ``unknown`` when only an unverifiable one
+does (or the layer was not provided), else ``missing``. ``distance_m`` is always to the nearest
+qualifying feature from the village's reference point. All queries are bulk STRtree queries
+per UTM zone; nothing loops over villages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.evidence import FAIL, PASS, UNKNOWN, evaluate, evaluate_all
+from geo.metric import in_lon_range, project, zones_of
+from geo.nearest import FeatureIndex
+from layers.profile import Indicator, Profile
+
+GAP_COLUMNS = ["village_code", "level", "indicator", "status", "distance_m", "evidence_id",
+               "candidate_id", "candidate_distance_m", "reason"]
+STATUSES = ("met", "missing", "unknown")
+
+#: reason codes written to gaps.parquet, and what they mean
+REASONS = {
+    "within_threshold": "a qualifying feature lies within the threshold",
+    "inside_village": "a qualifying feature lies inside the village polygon",
+    "covered": "inside a qualifying coverage area / within a feature's radius",
+    "unverified_nearby": "only features whose attributes are unknown satisfy the rule",
+    "non_qualifying_nearby": "features satisfy the rule but do not qualify (e.g. unpaved road, "
+                             "non-standardized clinic)",
+    "none_within_threshold": "the nearest qualifying feature is beyond the threshold",
+    "no_qualifying_feature": "no qualifying feature in reach at all",
+    "layer_not_provided": "the project has no layer for this indicator",
+    "rule_needs_polygon": "the rule needs a village polygon and no fallback distance is set",
+}
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class _Result:
+    """Per-village arrays for one indicator (only applicable villages are written out)."""
+
+    n: int
+
+    def __post_init__(self) -> None:
+        n = self.n
+        self.status = np.full(n, "unknown", dtype=object)
+        self.reason = np.full(n, "layer_not_provided", dtype=object)
+        self.dist = np.full(n, np.nan)
+        self.evid = np.full(n, -1, dtype=np.int64)
+        self.cand = np.full(n, -1, dtype=np.int64)
+        self.cand_dist = np.full(n, np.nan)
+
+
+def applicable(villages: pd.DataFrame, ind: Indicator) -> np.ndarray:
+    """Which villages an indicator applies to: its levels, then any per-level condition."""
+    level = villages["level"].to_numpy()
+    mask = np.isin(level, ind.levels)
+    for lvl, cond in ind.applies.items():
+        sel = level == lvl
+        if sel.any():
+            mask[sel] &= evaluate(villages.loc[sel], cond) != FAIL
+    return mask
+
+
+def feature_radius(gdf: gpd.GeoDataFrame, default: float) -> np.ndarray:
+    """Coverage radius per feature: ``radius_m`` if given; else 0 for areas, ``default`` else."""
+    r = pd.to_numeric(gdf.get("radius_m", pd.Series(np.nan, index=gdf.index)),
+                      errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    area = shapely.get_dimensions(gdf.geometry.to_numpy()) == 2
+    return np.where(np.isfinite(r), r, np.where(area, 0.0, default))
+
+
+def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], profile: Profile,
+           progress: Progress | None = None) -> pd.DataFrame:
+    """Assess every applicable (village, indicator) pair.
+
+    ``villages`` needs ``code``, ``level``, ``ref_lon``, ``ref_lat``, geometry (EPSG:4326) and
+    the attributes the profile's applicability conditions use. ``layers`` maps layer kinds to
+    canonical GeoDataFrames (EPSG:4326, with ``id``); a kind that is absent was not provided.
+    Returns a long table with :data:`GAP_COLUMNS`.
+    """
+    n = len(villages)
+    lon = villages["ref_lon"].to_numpy(dtype=float)
+    lat = villages["ref_lat"].to_numpy(dtype=float)
+    ref = shapely.points(lon, lat)
+    vgeom = villages.geometry.to_numpy()
+    is_poly = shapely.get_dimensions(vgeom) == 2
+    inds = list(profile.indicators.values())
+    masks = {i.key: applicable(villages, i) for i in inds}
+    classes = {i.key: evaluate_all(layers[i.layer], i.evidence) for i in inds if i.layer in layers}
+    results = {i.key: _Result(n) for i in inds}
+    zones = list(zones_of(lon, lat))
+    for z in zones:
+        ref_p = project(ref[z.members], z.epsg)
+        zone_polys: np.ndarray | None = None
+        projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for ind in inds:
+            if progress:
+                progress(ind.key, 0)
+            sel = masks[ind.key][z.members]
+            gidx = z.members[sel]
+            res = results[ind.key]
+            if ind.layer not in layers or len(gidx) == 0:
+                continue
+            if ind.layer not in projected:
+                lyr = layers[ind.layer]
+                win = np.flatnonzero(in_lon_range(lyr.geometry.to_numpy(), z.lon_range))
+                projected[ind.layer] = (win, project(lyr.geometry.to_numpy()[win], z.epsg))
+            win, geoms = projected[ind.layer]
+            polys = None
+            if ind.rule == "inside_village":
+                if zone_polys is None:
+                    zone_polys = project(vgeom[z.members], z.epsg)
+                polys = zone_polys[sel]
+            radius = (feature_radius(layers[ind.layer].iloc[win], ind.default_radius_m or 0.0)
+                      if ind.rule == "coverage" else None)
+            _assess_zone(ind, ref_p[sel], is_poly[gidx], polys, geoms, win,
+                         classes[ind.key][win], radius, res, gidx)
+            if progress:
+                progress(ind.key, len(gidx))
+    return _to_table(villages, layers, inds, masks, results)
+
+
+def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np.ndarray | None,
+                 geoms: np.ndarray, win: np.ndarray, cls: np.ndarray, radius: np.ndarray | None,
+                 res: _Result, gidx: np.ndarray) -> None:
+    """Fill ``res`` at ``gidx`` for one indicator in one zone (all villages at once)."""
+    m = len(pts)
+    sat = {}
+    near_d, near_i = {}, {}
+    for c in (PASS, UNKNOWN, FAIL):
+        sub = np.flatnonzero(cls == c)
+        index = FeatureIndex(geoms[sub])
+        if c == PASS:
+            d, i = index.nearest(pts)
+        else:
+            d, i = index.nearest(pts, max_distance=ind.reach_m or None)
+        if ind.rule == "within_distance":
+            s = d <= ind.threshold_m
+        elif ind.rule == "inside_village":
+            s = np.zeros(m, dtype=bool)
+            if is_poly.any():
+                s[is_poly] = index.any_intersecting(polys[is_poly])
+            if ind.fallback_threshold_m is not None:
+                s[~is_poly] = d[~is_poly] <= ind.fallback_threshold_m
+        else:  # coverage
+            s, ci = index.covered(pts, radius[sub])
+            i = np.where(s, ci, i)
+            d = np.where(s & (c != PASS), shapely.distance(pts, geoms[sub][np.maximum(ci, 0)])
+                         if len(sub) else np.nan, d)
+        sat[c] = s
+        near_d[c] = d
+        near_i[c] = np.where(i >= 0, win[sub][np.maximum(i, 0)] if len(sub) else -1, -1)
+    met, unk, fail = sat[PASS], ~sat[PASS] & sat[UNKNOWN], ~sat[PASS] & ~sat[UNKNOWN] & sat[FAIL]
+    status = np.where(met, "met", np.where(unk, "unknown", "missing")).astype(object)
+    met_reason = {"within_distance": "within_threshold", "inside_village": "inside_village",
+                  "coverage": "covered"}[ind.rule]
+    if ind.rule == "inside_village":
+        met_reason = np.where(is_poly, "inside_village", "within_threshold")
+    reason = np.select(
+        [met, unk, fail, np.isfinite(near_d[PASS])],
+        [met_reason, "unverified_nearby", "non_qualifying_nearby", "none_within_threshold"],
+        "no_qualifying_feature").astype(object)
+    if ind.rule == "inside_village" and ind.fallback_threshold_m is None:
+        undecidable = ~is_poly & ~met
+        status[undecidable] = "unknown"
+        reason[undecidable] = "rule_needs_polygon"
+    res.status[gidx] = status
+    res.reason[gidx] = reason
+    res.dist[gidx] = near_d[PASS]
+    res.evid[gidx] = near_i[PASS]
+    cand = np.where(unk, near_i[UNKNOWN], np.where(fail, near_i[FAIL], -1))
+    cand_d = np.where(unk, near_d[UNKNOWN], np.where(fail, near_d[FAIL], np.nan))
+    res.cand[gidx] = cand
+    res.cand_dist[gidx] = cand_d
+
+
+def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds: list[Indicator],
+              masks: dict[str, np.ndarray], results: dict[str, _Result]) -> pd.DataFrame:
+    codes = villages["code"].astype("string").to_numpy()
+    level = villages["level"].to_numpy()
+    parts = []
+    for ind in inds:
+        rows = np.flatnonzero(masks[ind.key])
+        res = results[ind.key]
+        ids = (layers[ind.layer]["id"].astype("string").to_numpy()
+               if ind.layer in layers else np.array([], dtype=object))
+
+        def lookup(ix: np.ndarray, ids: np.ndarray = ids) -> pd.Series:
+            out = pd.Series(pd.NA, index=range(len(ix)), dtype="string")
+            ok = ix >= 0
+            out[ok] = ids[ix[ok]]
+            return out
+
+        parts.append(pd.DataFrame({
+            "village_code": codes[rows], "level": level[rows], "indicator": ind.key,
+            "status": res.status[rows], "distance_m": res.dist[rows],
+            "evidence_id": lookup(res.evid[rows]), "candidate_id": lookup(res.cand[rows]),
+            "candidate_distance_m": res.cand_dist[rows], "reason": res.reason[rows]}))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=GAP_COLUMNS)
+    for c in ("village_code", "level", "indicator", "status", "reason"):
+        out[c] = out[c].astype("string")
+    return out[GAP_COLUMNS]

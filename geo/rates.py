@@ -1,0 +1,47 @@
+"""Rates per county and township against the profile's targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from layers.profile import Profile
+
+SUMMARY_COLUMNS = ["county", "township", "indicator", "assessed", "met", "missing", "unknown",
+                   "rate", "target", "shortfall", "meets_target", "deadline"]
+UNASSIGNED = ""
+
+
+def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Per (county, township, indicator) and per (county, indicator) with township empty.
+
+    ``rate`` = met / assessed; ``shortfall`` = villages still to fix to reach the target.
+    Villages with no county or township are grouped under an empty name.
+    """
+    place = villages.set_index("code")[["county", "township"]]
+    g = gaps.join(place, on="village_code")
+    g["county"] = g["county"].astype("string").fillna(UNASSIGNED)
+    g["township"] = g["township"].astype("string").fillna(UNASSIGNED)
+    counts = pd.crosstab([g["county"], g["township"], g["indicator"]], g["status"])
+    for s in ("met", "missing", "unknown"):
+        if s not in counts:
+            counts[s] = 0
+    town = counts.reset_index()
+    county = counts.groupby(level=["county", "indicator"]).sum().reset_index()
+    county["township"] = UNASSIGNED
+    out = pd.concat([county, town], ignore_index=True)
+    out["assessed"] = out[["met", "missing", "unknown"]].sum(axis=1)
+    out["rate"] = np.round(out["met"] / out["assessed"].where(out["assessed"] > 0), 4)
+    target = {k: i.target_rate for k, i in profile.indicators.items()}
+    deadline = {k: i.deadline.isoformat() for k, i in profile.indicators.items()}
+    out["target"] = out["indicator"].map(target)
+    need = np.ceil(out["target"] * out["assessed"] - 1e-9).astype(int)
+    out["shortfall"] = np.maximum(need - out["met"], 0)
+    out["meets_target"] = out["shortfall"] == 0
+    out["deadline"] = out["indicator"].map(deadline)
+    order = {k: i for i, k in enumerate(profile.indicators)}
+    out["_o"] = out["indicator"].map(order)
+    out = out.sort_values(["county", "township", "_o"], kind="stable").reset_index(drop=True)
+    for c in ("assessed", "met", "missing", "unknown", "shortfall"):
+        out[c] = out[c].astype("int64")
+    return out[SUMMARY_COLUMNS]

@@ -1,0 +1,254 @@
+"""One run, end to end: project -> layers -> villages -> gaps -> remedies, rates -> archive.
+
+The CLI (``buque run``/``buque demo``) and any other caller use :func:`run_project`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo.archive import RunTables, hash_input, sha256_file, write_run
+from geo.gaps import assess
+from geo.metric import zones_of
+from geo.rates import summary
+from geo.remedies import remedies
+from geo.villages import link_parents, reference_points
+from layers.errors import Report
+from layers.official import UNLOCATED_COLUMNS, read_official, unlocated
+from layers.osm import DERIVABLE, derive_layers
+from layers.profile import Profile, load_profile
+from layers.project import Project, load_project
+from layers.readers import FILE, ROW, read_layer
+from layers.schema import LAYER_FIELDS, LEVEL_OF_LAYER, VILLAGE_LAYERS
+
+Step = Callable[[str], None]
+
+
+def tool_version() -> str:
+    try:
+        return version("buque")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class RunResult:
+    out: Path
+    manifest: dict[str, Any]
+    tables: RunTables
+
+
+def load_layers(project: Project, report: Report, step: Step | None = None
+                ) -> tuple[dict[str, gpd.GeoDataFrame], list[dict[str, Any]]]:
+    """Every layer of the project: its own files first, then the [osm] extract for the rest."""
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    inputs: list[dict[str, Any]] = []
+    for kind, spec in project.layers.items():
+        if step:
+            step(f"reading {kind} ({spec.path.name})")
+        gdf = read_layer(spec, project.crs, report)
+        layers[kind] = gdf
+        inputs.append({"layer": kind, "path": str(spec.path), "source": "file",
+                       "rows": len(gdf) + report.n_rejected(kind),
+                       "sha256": hash_input(spec.path)})
+    if project.osm is not None:
+        todo = [k for k in DERIVABLE if k not in layers]
+        if todo:
+            if step:
+                step(f"deriving {', '.join(todo)} from {project.osm.path.name}")
+            derived = derive_layers(project.osm, todo, report)
+            digest = sha256_file(project.osm.path)
+            for kind, gdf in derived.items():
+                layers[kind] = gdf
+                inputs.append({"layer": kind, "path": str(project.osm.path), "source": "osm",
+                               "rows": len(gdf) + report.n_rejected(kind), "sha256": digest})
+    return layers, inputs
+
+
+def prepare_villages(layers: dict[str, gpd.GeoDataFrame], report: Report) -> gpd.GeoDataFrame:
+    """Administrative and natural villages in one table, with level, reference point and parent.
+
+    Rows without a code, and later rows repeating an earlier code, are rejected.
+    """
+    frames = []
+    for kind in VILLAGE_LAYERS:
+        if kind in layers:
+            g = layers[kind].assign(level=LEVEL_OF_LAYER[kind], _layer=kind)
+            if "village_code" not in g:
+                g["village_code"] = pd.Series(pd.NA, index=g.index, dtype="string")
+            frames.append(g)
+    cols = list(LAYER_FIELDS["natural_villages"]) + ["level", "_layer", ROW, FILE, "geometry"]
+    if not frames:
+        return gpd.GeoDataFrame({c: [] for c in cols}, geometry="geometry", crs="EPSG:4326")
+    v = gpd.GeoDataFrame(pd.concat([f[cols] for f in frames], ignore_index=True),
+                         geometry="geometry", crs="EPSG:4326")
+    nocode = v["code"].isna().to_numpy()
+    _reject(report, v, nocode, "missing village code", "code")
+    v = v.loc[~nocode].reset_index(drop=True)
+    dup = v["code"].duplicated(keep="first").to_numpy()
+    if dup.any():
+        first = v.loc[~dup].set_index("code")
+        where = first[FILE].astype(str) + " row " + first[ROW].astype(str)
+        reasons = ("duplicate code (first seen in " + v.loc[dup, "code"].map(where) + ")").tolist()
+        _reject(report, v, dup, reasons, "code")
+        v = v.loc[~dup].reset_index(drop=True)
+    lon, lat = reference_points(v.geometry.to_numpy(), v["ref_lon"].to_numpy(float, na_value=np.nan),
+                                v["ref_lat"].to_numpy(float, na_value=np.nan))
+    v["ref_lon"], v["ref_lat"] = lon, lat
+    nat = (v["level"] == "natural").to_numpy()
+    v["village_code_source"] = pd.Series(pd.NA, index=v.index, dtype="string")
+    if nat.any():
+        admin = v.loc[~nat]
+        linked = link_parents(v.loc[nat], admin)
+        v.loc[nat, "village_code"] = linked["village_code"].to_numpy()
+        v.loc[nat, "village_code_source"] = linked["village_code_source"].to_numpy()
+        parent = admin.set_index("code")[["county", "township"]]
+        for fld in ("county", "township"):
+            inherit = v.loc[nat, "village_code"].map(parent[fld])
+            v.loc[nat, fld] = v.loc[nat, fld].fillna(inherit.astype("string"))
+        unknown_parent = nat & v["village_code"].notna().to_numpy() & \
+            ~v["village_code"].isin(set(admin["code"])).to_numpy()
+        if unknown_parent.any() and len(admin):
+            report.warn("", "natural_villages", v.loc[unknown_parent, ROW].to_numpy(),
+                        "village_code names no administrative village of the inputs",
+                        codes=v.loc[unknown_parent, "code"].to_numpy(), field="village_code")
+    return v
+
+
+def _reject(report: Report, v: pd.DataFrame, mask: np.ndarray, reason: str | list[str],
+            field: str) -> None:
+    """Record the rows of ``v`` under ``mask`` as rejected, per source file and layer."""
+    if not mask.any():
+        return
+    sub = v.loc[mask]
+    reasons = pd.Series(reason if not isinstance(reason, str) else [reason] * len(sub),
+                        index=sub.index)
+    for (file, layer), g in sub.groupby([FILE, "_layer"], sort=False):
+        report.reject(str(file), str(layer), g[ROW].to_numpy(), reasons.loc[g.index].tolist(),
+                      codes=g["code"].to_numpy(), field=field)
+
+
+def village_table(v: gpd.GeoDataFrame, gaps: pd.DataFrame, profile: Profile) -> gpd.GeoDataFrame:
+    """One row per village: attributes, a status column per indicator, ``missing``."""
+    wide = gaps.pivot(index="village_code", columns="indicator", values="status")
+    dist = gaps.pivot(index="village_code", columns="indicator", values="distance_m")
+    keys = list(profile.indicators)
+    out = v.drop(columns=["_layer", ROW, FILE]).copy()
+    for k in keys:
+        out[k] = out["code"].map(wide[k]).astype("string") if k in wide else pd.NA
+        out[f"{k}_distance_m"] = (out["code"].map(dist[k]).astype(float)
+                                  if k in dist else np.nan)
+    is_missing = np.column_stack([(out[k] == "missing").fillna(False).to_numpy(bool)
+                                  for k in keys]) if keys else np.zeros((len(out), 0), bool)
+    names = np.array(keys, dtype=object)
+    out["n_missing"] = is_missing.sum(axis=1)
+    # comma-joined keys, built column by column (no loop over villages)
+    joined = pd.Series("", index=out.index, dtype="string")
+    for j, k in enumerate(names):
+        add = is_missing[:, j]
+        joined = joined.where(~add, joined.where(joined == "", joined + ",") + k)
+    out["missing"] = joined
+    return gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
+
+
+def run_project(project_path: str | Path, out: str | Path, *, standard: str | None = None,
+                step: Step | None = None, fault: Callable[[str], None] | None = None) -> RunResult:
+    """Run a project and write its archive to ``out`` (atomically). Raises on bad input."""
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def mark(name: str) -> None:
+        timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
+
+    project = load_project(project_path)
+    profile = load_profile(standard or project.standard, base=project.base)
+    report = Report()
+    layers, inputs = load_layers(project, report, step)
+    mark("read")
+    if step:
+        step("preparing villages")
+    v = prepare_villages(layers, report)
+    villages_in = sum(i["rows"] for i in inputs if i["layer"] in VILLAGE_LAYERS)
+    official_rows = 0
+    unloc = pd.DataFrame(columns=UNLOCATED_COLUMNS)
+    if project.official is not None:
+        official = read_official(project.official)
+        official_rows = len(official)
+        unloc = unlocated(official, v["code"])
+        inputs.append({"layer": "official", "path": str(project.official.path), "source": "file",
+                       "rows": official_rows, "sha256": sha256_file(project.official.path)})
+        listed = v["code"].isin(set(official["code"]))
+        if (~listed).any():
+            report.warn("", "villages", v.loc[~listed, ROW].to_numpy(),
+                        "code not in the official village list",
+                        codes=v.loc[~listed, "code"].to_numpy(), field="code")
+    mark("villages")
+    if step:
+        step(f"assessing {len(v):,} villages against '{profile.name}'")
+    feature_layers = {k: g for k, g in layers.items() if k not in VILLAGE_LAYERS}
+    gaps = assess(v, feature_layers, profile)
+    mark("assess")
+    if step:
+        step("remedies, rates, archive")
+    projects = remedies(gaps, v, profile)
+    summ = summary(gaps, v, profile)
+    vt = village_table(v, gaps, profile)
+    mark("tables")
+    rejected = report.rejected_frame()
+    assessed = int(gaps["village_code"].nunique())
+    counts = {
+        "villages_in": int(villages_in),
+        "assessed": assessed,
+        "rejected": int((rejected["layer"].isin(VILLAGE_LAYERS)).sum()),
+        "not_applicable": int(len(v) - assessed),
+        "by_level": {str(k): int(c) for k, c in v["level"].value_counts().items()},
+        "features_rejected": int((~rejected["layer"].isin(VILLAGE_LAYERS)).sum()),
+        "warnings": int(len(report.warnings_frame())),
+        "official_listed": official_rows,
+        "unlocated": int(len(unloc)),
+        "gaps": {k: {s: int(c) for s, c in g["status"].value_counts().items()}
+                 for k, g in gaps.groupby("indicator")},
+        "remedy_cost": float(projects["cost"].sum()) if len(projects) else 0.0,
+    }
+    created = dt.datetime.now(dt.UTC)
+    digest = hashlib.sha256("".join(sorted(i["sha256"] for i in inputs)).encode()
+                            + profile.content_hash.encode()).hexdigest()
+    manifest = {
+        "run_id": f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}",
+        "created": created.isoformat(timespec="seconds"),
+        "tool": {"name": "buque", "version": tool_version()},
+        "project": {"name": project.name, "path": str(project.path),
+                    "sha256": sha256_file(project.path)},
+        "profile": {"name": profile.name, "version": profile.version, "path": profile.path,
+                    "sha256": profile.content_hash},
+        "inputs": inputs,
+        "inputs_digest": digest,
+        "counts": counts,
+        "metric_crs": sorted({f"EPSG:{z.epsg}" for z in zones_of(v["ref_lon"].to_numpy(float),
+                                                                   v["ref_lat"].to_numpy(float))}),
+        "attribution": _attribution(inputs),
+    }
+    tables = RunTables(gaps=gaps, villages=vt, projects=projects, summary=summ,
+                       rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc)
+    mark("prepare_write")
+    write_run(Path(out), tables, manifest, fault=fault)
+    mark("write")
+    manifest["timings_s"] = timings
+    return RunResult(out=Path(out).resolve(), manifest=manifest, tables=tables)
+
+
+def _attribution(inputs: list[dict[str, Any]]) -> list[str]:
+    if any(i["source"] == "osm" for i in inputs):
+        return ["© OpenStreetMap contributors, ODbL 1.0"]
+    return []

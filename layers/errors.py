@@ -1,0 +1,74 @@
+"""Input errors and the record of rows that were rejected or repaired."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+class BuqueInputError(ValueError):
+    """Bad input that stops a run: the message names the file and, where known, row and field."""
+
+    def __init__(self, path: str, message: str, *, row: int | None = None,
+                 field: str | None = None) -> None:
+        self.path, self.row, self.field = str(path), row, field
+        where = self.path
+        if row is not None:
+            where += f", row {row}"
+        if field is not None:
+            where += f", field '{field}'"
+        super().__init__(f"{where}: {message}")
+
+
+REPORT_COLUMNS = ["file", "layer", "row", "code", "field", "reason"]
+
+
+@dataclass
+class Report:
+    """Rows set aside (rejected) and rows changed on the way in (warnings).
+
+    ``row`` is the 1-based data row of the source file (the header is not counted).
+    """
+
+    rejected: list[pd.DataFrame] = field(default_factory=list)
+    warnings: list[pd.DataFrame] = field(default_factory=list)
+
+    @staticmethod
+    def _frame(file: str, layer: str, rows, codes, fld: str | None, reasons) -> pd.DataFrame:
+        n = len(rows)
+        df = pd.DataFrame({
+            "file": [str(file)] * n,
+            "layer": [layer] * n,
+            "row": pd.array(rows, dtype="Int64"),
+            "code": pd.array(codes if codes is not None else [None] * n, dtype="string"),
+            "field": [fld] * n,
+            "reason": reasons if not isinstance(reasons, str) else [reasons] * n,
+        })
+        return df
+
+    def reject(self, file: str, layer: str, rows, reason, *, codes=None,
+               field: str | None = None) -> None:
+        if len(rows):
+            self.rejected.append(self._frame(file, layer, rows, codes, field, reason))
+
+    def warn(self, file: str, layer: str, rows, reason, *, codes=None,
+             field: str | None = None) -> None:
+        if len(rows):
+            self.warnings.append(self._frame(file, layer, rows, codes, field, reason))
+
+    @staticmethod
+    def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+        if not parts:
+            return pd.DataFrame({c: pd.Series(dtype="string") for c in REPORT_COLUMNS})
+        return pd.concat(parts, ignore_index=True)
+
+    def rejected_frame(self) -> pd.DataFrame:
+        return self._concat(self.rejected)
+
+    def warnings_frame(self) -> pd.DataFrame:
+        return self._concat(self.warnings)
+
+    def n_rejected(self, layer: str | None = None) -> int:
+        return int(sum(len(d) if layer is None else int((d["layer"] == layer).sum())
+                       for d in self.rejected))

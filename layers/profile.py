@@ -1,0 +1,208 @@
+"""Standards profiles: declarative, versioned indicator definitions (TOML).
+
+A profile is data: per indicator the village levels it applies to, the evidence filter on the
+layer's attributes (three-valued: pass / fail / unknown), the rule and threshold, the deadline,
+the target rate and the remedy. ``load_profile("national")`` reads a bundled profile; any other
+argument is a path. Nothing about an indicator is hard-coded in the engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from layers.errors import BuqueInputError
+from layers.schema import FEATURE_LAYERS
+
+STANDARDS_DIR = Path(__file__).parent / "standards"
+RULES = ("within_distance", "inside_village", "coverage")
+LEVELS = ("admin", "natural")
+OPS = ("in", "not_in", "eq", "min", "max")
+QUANTITIES = ("distance_km", "count", "households")
+
+NullPolicy = Literal["pass", "fail", "unknown"]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One test on a feature attribute; ``if_null`` decides a missing value."""
+
+    field: str
+    op: str
+    value: Any
+    if_null: NullPolicy | Condition = "unknown"
+
+
+@dataclass(frozen=True)
+class Remedy:
+    item: str
+    item_en: str
+    unit: str
+    quantity: str
+    unit_cost: float
+    default_quantity: float | None = None
+
+
+@dataclass(frozen=True)
+class Indicator:
+    key: str
+    label_zh: str
+    label_en: str
+    sector: str
+    layer: str
+    levels: tuple[str, ...]
+    rule: str
+    evidence: tuple[Condition, ...]
+    deadline: dt.date
+    target_rate: float
+    remedy: Remedy
+    applies: dict[str, Condition] = field(default_factory=dict)
+    threshold_m: float | None = None
+    fallback_threshold_m: float | None = None
+    default_radius_m: float | None = None
+    upgrade: Remedy | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reach_m(self) -> float:
+        """The largest distance at which a feature can still satisfy the rule."""
+        return float(max(self.threshold_m or 0, self.fallback_threshold_m or 0,
+                         self.default_radius_m or 0))
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    version: str
+    title: str
+    indicators: dict[str, Indicator]
+    content_hash: str
+    path: str
+    description: str = ""
+
+    def for_level(self, level: str) -> list[Indicator]:
+        return [i for i in self.indicators.values() if level in i.levels]
+
+
+def bundled_profiles() -> list[str]:
+    return sorted(p.stem for p in STANDARDS_DIR.glob("*.toml"))
+
+
+def resolve_profile_path(name_or_path: str | Path, base: Path | None = None) -> Path:
+    """A bundled profile name, else a path (relative to ``base`` when given)."""
+    s = str(name_or_path)
+    if (STANDARDS_DIR / f"{s}.toml").is_file() and "/" not in s and not s.endswith(".toml"):
+        return STANDARDS_DIR / f"{s}.toml"
+    p = Path(s)
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    if not p.is_file():
+        raise BuqueInputError(s, f"no such standards profile (bundled: {', '.join(bundled_profiles())})")
+    return p
+
+
+def load_profile(name_or_path: str | Path, base: Path | None = None) -> Profile:
+    path = resolve_profile_path(name_or_path, base)
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise BuqueInputError(str(path), f"not a valid TOML profile: {e}") from e
+    return parse_profile(data, path=str(path), content_hash=hashlib.sha256(raw).hexdigest())
+
+
+def _require(d: dict, key: str, where: str, path: str) -> Any:
+    if key not in d:
+        raise BuqueInputError(path, f"{where}: missing '{key}'", field=key)
+    return d[key]
+
+
+def _condition(d: Any, where: str, path: str) -> Condition:
+    if not isinstance(d, dict):
+        raise BuqueInputError(path, f"{where}: a condition must be a table, got {d!r}")
+    fld = _require(d, "field", where, path)
+    ops = [k for k in OPS if k in d]
+    if len(ops) != 1:
+        raise BuqueInputError(path, f"{where}: a condition needs exactly one of {OPS}, got {ops}")
+    op = ops[0]
+    value = d[op]
+    if op in ("in", "not_in"):
+        if not isinstance(value, list):
+            raise BuqueInputError(path, f"{where}: '{op}' takes a list", field=op)
+        value = tuple(value)
+    null = d.get("if_null", "unknown")
+    if isinstance(null, dict):
+        if_null: NullPolicy | Condition = _condition(null, f"{where}.if_null", path)
+    elif null in ("pass", "fail", "unknown"):
+        if_null = null
+    else:
+        raise BuqueInputError(path, f"{where}: if_null must be pass, fail, unknown or a condition",
+                              field="if_null")
+    unknown = set(d) - {"field", "if_null", *OPS}
+    if unknown:
+        raise BuqueInputError(path, f"{where}: unknown keys {sorted(unknown)}")
+    return Condition(field=fld, op=op, value=value, if_null=if_null)
+
+
+def _remedy(d: Any, where: str, path: str) -> Remedy:
+    if not isinstance(d, dict):
+        raise BuqueInputError(path, f"{where}: must be a table")
+    q = _require(d, "quantity", where, path)
+    if q not in QUANTITIES:
+        raise BuqueInputError(path, f"{where}: quantity must be one of {QUANTITIES}", field="quantity")
+    return Remedy(item=_require(d, "item", where, path), item_en=d.get("item_en", ""),
+                  unit=_require(d, "unit", where, path), quantity=q,
+                  unit_cost=float(_require(d, "unit_cost", where, path)),
+                  default_quantity=d.get("default_quantity"))
+
+
+def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = "") -> Profile:
+    """Validate a profile's raw TOML table; errors name the indicator and key."""
+    if data.get("format", 1) != 1:
+        raise BuqueInputError(path, f"unsupported profile format {data.get('format')!r}")
+    inds: dict[str, Indicator] = {}
+    for key, d in _require(data, "indicators", "profile", path).items():
+        w = f"indicators.{key}"
+        layer = _require(d, "layer", w, path)
+        if layer not in FEATURE_LAYERS:
+            raise BuqueInputError(path, f"{w}: layer must be one of {FEATURE_LAYERS}", field="layer")
+        levels = tuple(_require(d, "levels", w, path))
+        if not levels or set(levels) - set(LEVELS):
+            raise BuqueInputError(path, f"{w}: levels must be among {LEVELS}", field="levels")
+        rule = _require(d, "rule", w, path)
+        if rule not in RULES:
+            raise BuqueInputError(path, f"{w}: rule must be one of {RULES}", field="rule")
+        if rule == "within_distance" and "threshold_m" not in d:
+            raise BuqueInputError(path, f"{w}: rule within_distance needs threshold_m",
+                                  field="threshold_m")
+        if rule == "coverage" and "default_radius_m" not in d:
+            raise BuqueInputError(path, f"{w}: rule coverage needs default_radius_m",
+                                  field="default_radius_m")
+        label = d.get("label", {})
+        try:
+            deadline = dt.date.fromisoformat(str(_require(d, "deadline", w, path)))
+        except ValueError as e:
+            raise BuqueInputError(path, f"{w}: deadline must be YYYY-MM-DD", field="deadline") from e
+        applies = {lvl: _condition(c, f"{w}.applies.{lvl}", path)
+                   for lvl, c in d.get("applies", {}).items()}
+        inds[key] = Indicator(
+            key=key, label_zh=label.get("zh", key), label_en=label.get("en", key),
+            sector=d.get("sector", ""), layer=layer, levels=levels, rule=rule,
+            evidence=tuple(_condition(c, f"{w}.evidence[{i}]", path)
+                           for i, c in enumerate(d.get("evidence", []))),
+            deadline=deadline, target_rate=float(d.get("target_rate", 1.0)),
+            remedy=_remedy(_require(d, "remedy", w, path), f"{w}.remedy", path),
+            upgrade=_remedy(d["upgrade"], f"{w}.upgrade", path) if "upgrade" in d else None,
+            applies=applies, threshold_m=d.get("threshold_m"),
+            fallback_threshold_m=d.get("fallback_threshold_m"),
+            default_radius_m=d.get("default_radius_m"),
+            sources={k: v for k, v in d.items() if k.endswith("_source")},
+        )
+    return Profile(name=str(_require(data, "name", "profile", path)),
+                   version=str(_require(data, "version", "profile", path)),
+                   title=data.get("title", ""), description=data.get("description", ""),
+                   indicators=inds, content_hash=content_hash, path=path)

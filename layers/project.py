@@ -1,0 +1,126 @@
+"""Project files (TOML): which inputs, which standard, which CRS. See CONTRACT.md."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from layers.errors import BuqueInputError
+from layers.schema import LAYER_FIELDS
+
+LAYER_KEYS = {"path", "layer", "fields", "encoding", "crs", "lon", "lat"}
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One input layer: a file (or one layer of it), its field mapping and declared CRS."""
+
+    kind: str
+    path: Path
+    layer: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+    encoding: str | None = None
+    crs: str | None = None
+    lon: str | None = None
+    lat: str | None = None
+
+
+@dataclass(frozen=True)
+class OsmSpec:
+    """Derive missing layers from an OpenStreetMap extract."""
+
+    path: Path
+    county: str | None = None
+    admin_places: tuple[str, ...] = ("village",)
+    natural_places: tuple[str, ...] = ("hamlet", "isolated_dwelling")
+    county_admin_level: str | None = None
+    township_admin_level: str | None = None
+
+
+@dataclass(frozen=True)
+class OfficialSpec:
+    """The official village list (NBS 12-digit codes) that every village must be found in."""
+
+    path: Path
+    prefixes: tuple[str, ...] = ()
+    encoding: str | None = None
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    path: Path
+    standard: str
+    crs: str | None
+    layers: dict[str, LayerSpec]
+    osm: OsmSpec | None = None
+    official: OfficialSpec | None = None
+
+    @property
+    def base(self) -> Path:
+        return self.path.parent
+
+
+def load_project(path: str | Path) -> Project:
+    """Read and check a project TOML; paths are resolved relative to it."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise BuqueInputError(str(path), "no such project file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise BuqueInputError(str(path), f"not a valid TOML project: {e}") from e
+    base = path.parent
+    layers: dict[str, LayerSpec] = {}
+    for kind, spec in data.get("layers", {}).items():
+        where = f"[layers.{kind}]"
+        if kind not in LAYER_FIELDS:
+            raise BuqueInputError(str(path), f"{where}: unknown layer kind; expected one of "
+                                  f"{', '.join(LAYER_FIELDS)}")
+        if not isinstance(spec, dict) or "path" not in spec:
+            if isinstance(spec, dict) and not spec:
+                continue  # an empty table only names the layer
+            raise BuqueInputError(str(path), f"{where}: needs a 'path'", field="path")
+        extra = set(spec) - LAYER_KEYS
+        if extra:
+            raise BuqueInputError(str(path), f"{where}: unknown keys {sorted(extra)}")
+        fields = dict(spec.get("fields", {}))
+        bad = set(fields) - set(LAYER_FIELDS[kind]) - {"id"}
+        if bad:
+            raise BuqueInputError(str(path), f"{where}: fields maps unknown canonical names "
+                                  f"{sorted(bad)}; known: {', '.join(LAYER_FIELDS[kind])}",
+                                  field="fields")
+        layers[kind] = LayerSpec(kind=kind, path=(base / spec["path"]).resolve(),
+                                 layer=spec.get("layer"), fields=fields,
+                                 encoding=spec.get("encoding"), crs=spec.get("crs"),
+                                 lon=spec.get("lon"), lat=spec.get("lat"))
+    osm = None
+    if "osm" in data:
+        o = data["osm"]
+        if "path" not in o:
+            raise BuqueInputError(str(path), "[osm]: needs a 'path'", field="path")
+        osm = OsmSpec(path=(base / o["path"]).resolve(), county=o.get("county"),
+                      admin_places=tuple(o.get("admin_places", OsmSpec.admin_places)),
+                      natural_places=tuple(o.get("natural_places", OsmSpec.natural_places)),
+                      county_admin_level=_opt_str(o.get("county_admin_level")),
+                      township_admin_level=_opt_str(o.get("township_admin_level")))
+    official = None
+    if "official" in data:
+        o = data["official"]
+        if "path" not in o:
+            raise BuqueInputError(str(path), "[official]: needs a 'path'", field="path")
+        pref = o.get("prefix", ())
+        official = OfficialSpec(path=(base / o["path"]).resolve(),
+                                prefixes=(pref,) if isinstance(pref, str) else tuple(pref),
+                                encoding=o.get("encoding"))
+    if "villages" not in layers and "natural_villages" not in layers and osm is None:
+        raise BuqueInputError(str(path), "no village layer: give [layers.villages], "
+                              "[layers.natural_villages] or an [osm] extract")
+    return Project(name=data.get("name", path.stem), path=path,
+                   standard=str(data.get("standard", "national")), crs=data.get("crs"),
+                   layers=layers, osm=osm, official=official)
+
+
+def _opt_str(v: object) -> str | None:
+    return None if v is None else str(v)

@@ -1,0 +1,316 @@
+"""Read input layers from real files into canonical, validated GeoDataFrames (EPSG:4326).
+
+Formats: anything GDAL reads (GeoPackage, Shapefile with a declared encoding, GeoJSON,
+FlatGeobuf, ...) through pyogrio, and CSV with lon/lat columns. CRS: a layer's declared ``crs``
+wins, then the file's own, then the project's; none at all is an error, never a guess.
+GCJ-02 and BD-09 are converted to WGS84. Rows that cannot be used are recorded in the
+:class:`~layers.errors.Report` with file, row, field and reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from geo.crs import normalise_datum_name, transform_geometries_offset
+from layers.errors import BuqueInputError, Report
+from layers.project import LayerSpec
+from layers.schema import FALSE_STRINGS, GEOMETRY_FAMILIES, LAYER_FIELDS, TRUE_STRINGS
+
+LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度", "jd")
+LAT_NAMES = ("lat", "latitude", "y", "纬度", "wd")
+ROW = "_row"   # 1-based source data row, kept through the pipeline for reports
+FILE = "_file"
+
+
+def read_layer(spec: LayerSpec, project_crs: str | None, report: Report) -> gpd.GeoDataFrame:
+    """Read, map fields, set CRS, validate and coerce one layer.
+
+    Returns a GeoDataFrame in EPSG:4326 with the layer kind's canonical columns, ``_row`` and
+    ``_file``; rows that cannot be used are in ``report.rejected``.
+    """
+    path = spec.path
+    if not path.exists():
+        raise BuqueInputError(str(path), f"layer '{spec.kind}': no such file")
+    if path.suffix.lower() in (".csv", ".txt", ".tsv"):
+        gdf, declared = _read_csv(spec, report)
+    else:
+        gdf, declared = _read_vector(spec), None
+    gdf[ROW] = np.arange(1, len(gdf) + 1)
+    gdf = _map_fields(gdf, spec)
+    gdf = _to_wgs84(gdf, spec, declared or spec.crs, project_crs)
+    return normalise(gdf, spec, report)
+
+
+def normalise(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDataFrame:
+    """Validate geometry and cast canonical fields of a frame already in EPSG:4326.
+
+    ``gdf`` carries canonical column names and ``_row``; used by file readers and OSM alike.
+    """
+    if ROW not in gdf:
+        gdf = gdf.assign(**{ROW: np.arange(1, len(gdf) + 1)})
+    gdf = _validate_geometry(gdf, spec, report)
+    return _coerce(gdf, spec, report)
+
+
+def _read_vector(spec: LayerSpec) -> gpd.GeoDataFrame:
+    kw: dict = {}
+    if spec.encoding:
+        kw["encoding"] = spec.encoding
+    try:
+        gdf = pyogrio.read_dataframe(spec.path, layer=spec.layer, **kw)
+    except Exception as e:  # pyogrio raises several DataSourceError/FieldError types
+        raise BuqueInputError(str(spec.path), f"cannot read layer '{spec.kind}': {e}") from e
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf:
+        raise BuqueInputError(str(spec.path), f"layer '{spec.kind}' has no geometry column")
+    _check_decoding(gdf, spec)
+    return gdf
+
+
+def _check_decoding(df: pd.DataFrame, spec: LayerSpec) -> None:
+    """Legacy DBFs in GBK read as UTF-8 give replacement characters: say which encoding to set."""
+    for col in df.columns:
+        if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
+            s = df[col].dropna().astype(str)
+            if len(s) and s.str.contains("\ufffd", regex=False).any():
+                row = int(np.flatnonzero(s.str.contains("\ufffd", regex=False).to_numpy())[0]) + 1
+                raise BuqueInputError(
+                    str(spec.path), "text does not decode; set encoding = \"GBK\" (or the "
+                    "file's encoding) for this layer in the project", row=row, field=str(col))
+
+
+def _find_column(columns, explicit: str | None, names: tuple[str, ...], path: Path,
+                 what: str) -> str:
+    if explicit:
+        if explicit not in columns:
+            raise BuqueInputError(str(path), f"no column '{explicit}' for {what}", field=explicit)
+        return explicit
+    lower = {str(c).lower(): c for c in columns}
+    for n in names:
+        if n in lower:
+            return lower[n]
+    raise BuqueInputError(str(path), f"no {what} column found (looked for {', '.join(names)}); "
+                          f"name it with {what[:3]} = \"COLUMN\" in the project")
+
+
+def _read_csv(spec: LayerSpec, report: Report) -> tuple[gpd.GeoDataFrame, str | None]:
+    path = spec.path
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        df = pd.read_csv(path, dtype=str, encoding=spec.encoding or "utf-8-sig", sep=sep,
+                         keep_default_na=False, na_values=[""])
+    except UnicodeDecodeError as e:
+        raise BuqueInputError(str(path), f"text does not decode as {spec.encoding or 'UTF-8'}; "
+                              "set encoding = \"GBK\" (or the file's encoding) for this layer") from e
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise BuqueInputError(str(path), f"cannot read CSV: {e}") from e
+    xcol = _find_column(df.columns, spec.lon, LON_NAMES, path, "longitude")
+    ycol = _find_column(df.columns, spec.lat, LAT_NAMES, path, "latitude")
+    x = pd.to_numeric(df[xcol], errors="coerce").to_numpy(dtype=float)
+    y = pd.to_numeric(df[ycol], errors="coerce").to_numpy(dtype=float)
+    crs = spec.crs
+    geographic = crs is None or normalise_datum_name(crs) is not None or _is_geographic(crs, path)
+    if geographic:
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.any():
+            lat_bad = (np.abs(y[ok]) > 90).mean()
+            swapped_ok = (np.abs(x[ok]) <= 90).mean()
+            if lat_bad > 0.5 and swapped_ok > 0.5:
+                raise BuqueInputError(
+                    str(path), f"latitude column '{ycol}' holds values beyond ±90 in "
+                    f"{lat_bad:.0%} of rows while '{xcol}' looks like latitudes: longitude and "
+                    "latitude look swapped; set lon = \"...\" and lat = \"...\" in the project",
+                    field=ycol)
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        rows = np.flatnonzero(bad) + 1
+        report.reject(str(path), spec.kind, rows, "missing or non-numeric coordinates",
+                      field=f"{xcol}/{ycol}")
+    geom = shapely.points(np.where(bad, np.nan, x), np.where(bad, np.nan, y))
+    geom[bad] = None
+    df = df.drop(columns=[xcol, ycol])
+    return gpd.GeoDataFrame(df, geometry=geom, crs=None), crs
+
+
+def _is_geographic(crs: str, path: Path) -> bool:
+    try:
+        return CRS.from_user_input(crs).is_geographic
+    except CRSError as e:
+        raise BuqueInputError(str(path), f"unknown CRS {crs!r}: {e}", field="crs") from e
+
+
+def _map_fields(gdf: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
+    rename = {}
+    for canon, src in spec.fields.items():
+        if src not in gdf.columns:
+            raise BuqueInputError(str(spec.path), f"fields maps '{canon}' to '{src}', which the "
+                                  f"file does not have (columns: {', '.join(map(str, gdf.columns))})",
+                                  field=src)
+        rename[src] = canon
+    # a source column already named like a canonical one that is mapped from elsewhere is dropped
+    clash = [c for c in rename.values() if c in gdf.columns and c not in rename]
+    gdf = gdf.drop(columns=clash).rename(columns=rename)
+    return gdf
+
+
+def _to_wgs84(gdf: gpd.GeoDataFrame, spec: LayerSpec, declared: str | None,
+              project_crs: str | None) -> gpd.GeoDataFrame:
+    path = str(spec.path)
+    chosen = declared or (None if gdf.crs is not None else project_crs)
+    if chosen is None and gdf.crs is None:
+        raise BuqueInputError(path, f"layer '{spec.kind}' has no CRS and the project sets none; "
+                              "add crs = \"EPSG:4490\" (or the right one) to the project or layer",
+                              field="crs")
+    datum = normalise_datum_name(chosen) if chosen else None
+    if datum is not None:
+        if gdf.crs is not None and not CRS(gdf.crs).is_geographic:
+            raise BuqueInputError(path, f"declared {datum} but the file is projected ({gdf.crs})",
+                                  field="crs")
+        geoms = transform_geometries_offset(gdf.geometry.to_numpy(), datum)
+        return gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index), crs="EPSG:4326")
+    if chosen is not None:
+        try:
+            crs = CRS.from_user_input(chosen)
+        except CRSError as e:
+            raise BuqueInputError(path, f"unknown CRS {chosen!r}: {e}", field="crs") from e
+        gdf = gdf.set_crs(crs, allow_override=True)
+    if CRS(gdf.crs).equals(CRS("EPSG:4326")):
+        return gdf
+    return gdf.to_crs("EPSG:4326")
+
+
+_FAMILY = {"Point": "Point", "MultiPoint": "Point", "LineString": "LineString",
+           "MultiLineString": "LineString", "LinearRing": "LineString", "Polygon": "Polygon",
+           "MultiPolygon": "Polygon"}
+
+
+def _validate_geometry(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDataFrame:
+    """Reject null/empty/out-of-range/wrong-type geometry; repair invalid ones where safe."""
+    path, kind = str(spec.path), spec.kind
+    geom = gdf.geometry.to_numpy()
+    codes = gdf["code"].astype("string").to_numpy() if "code" in gdf else None
+    keep = np.ones(len(gdf), dtype=bool)
+
+    def drop(mask: np.ndarray, reason: str) -> None:
+        mask = mask & keep
+        if mask.any():
+            report.reject(path, kind, gdf[ROW].to_numpy()[mask], reason,
+                          codes=None if codes is None else codes[mask], field="geometry")
+            keep[mask] = False
+
+    drop(shapely.is_missing(geom), "null geometry")
+    drop(shapely.is_empty(geom), "empty geometry")
+    xmin, ymin, xmax, ymax = shapely.bounds(geom).T
+    with np.errstate(invalid="ignore"):
+        out = ~((xmin >= -180) & (xmax <= 180) & (ymin >= -90) & (ymax <= 90))
+    drop(out, "coordinates out of range for WGS84 (lon ±180, lat ±90); swapped lon/lat or "
+         "wrong CRS?")
+    types = shapely.get_type_id(geom)
+    names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
+                      "MultiLineString", "MultiPolygon", "GeometryCollection"])
+    fam = np.array([_FAMILY.get(n, "") for n in names])
+    allowed = GEOMETRY_FAMILIES[kind]
+    ok_type = np.isin(fam[np.clip(types, 0, 7)], allowed) & (types >= 0)
+    drop(~ok_type, f"geometry type not allowed for {kind} (expected {', '.join(allowed)})")
+    invalid = keep & ~shapely.is_valid(geom)
+    if invalid.any():
+        fixed = shapely.make_valid(geom[invalid])
+        # keep only the part of the original dimension (make_valid may add slivers of lines)
+        dim = shapely.get_dimensions(geom[invalid])
+        fixed = np.array([_keep_dim(g, d) for g, d in zip(fixed, dim, strict=True)], dtype=object)
+        ok = ~shapely.is_empty(fixed) & (shapely.get_dimensions(fixed) == dim)
+        idx = np.flatnonzero(invalid)
+        geom = geom.copy()
+        geom[idx[ok]] = fixed[ok]
+        rows = gdf[ROW].to_numpy()
+        report.warn(path, kind, rows[idx[ok]], "invalid geometry repaired (make_valid)",
+                    codes=None if codes is None else codes[idx[ok]], field="geometry")
+        bad = np.zeros(len(gdf), dtype=bool)
+        bad[idx[~ok]] = True
+        drop(bad, "invalid geometry that cannot be repaired without changing its type")
+        gdf = gdf.set_geometry(gpd.GeoSeries(geom, index=gdf.index, crs=gdf.crs))
+    return gdf.loc[keep].copy()
+
+
+def _keep_dim(g, dim: int):
+    """Of a make_valid result, the parts of dimension ``dim`` (repairs are rare: a loop is fine)."""
+    if g is None or shapely.get_dimensions(g) == dim and shapely.get_type_id(g) != 7:
+        return g
+    parts = [p for p in shapely.get_parts(g) if shapely.get_dimensions(p) == dim]
+    if not parts:
+        return shapely.Point()
+    return shapely.union_all(parts) if len(parts) > 1 else parts[0]
+
+
+def _coerce(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDataFrame:
+    """Cast canonical columns; values that do not parse become null with a warning."""
+    path, kind = str(spec.path), spec.kind
+    fields = LAYER_FIELDS[kind]
+    rows = gdf[ROW].to_numpy()
+    out = {}
+    for name, typ in fields.items():
+        if name not in gdf.columns:
+            out[name] = _null_series(typ, gdf.index)
+            continue
+        col = gdf[name]
+        if typ == "string":
+            out[name] = _as_code_string(col)
+            continue
+        if typ == "bool":
+            s = col.astype("string").str.strip().str.lower()
+            val = pd.Series(pd.NA, index=gdf.index, dtype="boolean")
+            val[s.isin(TRUE_STRINGS).fillna(False)] = True
+            val[s.isin(FALSE_STRINGS).fillna(False)] = False
+            if pd.api.types.is_bool_dtype(col):
+                val = col.astype("boolean")
+            bad = s.notna() & (s != "") & val.isna()
+        else:
+            num = pd.to_numeric(col, errors="coerce")
+            if typ == "float" and not pd.api.types.is_numeric_dtype(col):
+                # OSM-style "3.5 m", "4,5"
+                txt = col.astype("string").str.replace(",", ".", regex=False)
+                num = num.fillna(pd.to_numeric(txt.str.extract(r"(-?\d+(?:\.\d+)?)")[0],
+                                               errors="coerce"))
+            if typ == "int":
+                frac = num.notna() & (num != num.round())
+                num = num.where(~frac)
+                val = num.round().astype("Int64")
+            else:
+                val = num.astype("Float64")
+            bad = col.notna() & (col.astype("string").str.strip() != "") & val.isna()
+        bad = bad.fillna(False).to_numpy(dtype=bool)
+        if bad.any():
+            report.warn(path, kind, rows[bad], f"value does not parse as {typ}; left null",
+                        field=spec.fields.get(name, name))
+        out[name] = val
+    result = gpd.GeoDataFrame(out, geometry=gdf.geometry.to_numpy(), crs="EPSG:4326",
+                              index=gdf.index)
+    result[ROW] = gdf[ROW].to_numpy()
+    result[FILE] = path
+    if "id" in fields:
+        gen = pd.Series([f"{kind}:{r}" for r in rows], index=gdf.index, dtype="string")
+        result["id"] = result["id"].fillna(gen)
+    return result.reset_index(drop=True)
+
+
+def _null_series(typ: str, index) -> pd.Series:
+    dtype = {"string": "string", "int": "Int64", "float": "Float64", "bool": "boolean"}[typ]
+    return pd.Series(pd.NA, index=index, dtype=dtype)
+
+
+def _as_code_string(col: pd.Series) -> pd.Series:
+    """Strings; integral floats (codes read as numbers: 610902001003.0) lose the '.0'."""
+    if pd.api.types.is_float_dtype(col):
+        integral = col.notna() & (col == col.round())
+        s = col.astype("string")
+        s[integral] = col[integral].astype("int64").astype("string")
+        return s
+    s = col.astype("string").str.strip()
+    return s.mask(s == "")
