@@ -21,6 +21,8 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyogrio
 
 MANIFEST = "manifest.json"
@@ -84,11 +86,11 @@ def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
 
         tables.gaps.to_parquet(step("gaps.parquet"), index=False)
         pyogrio.write_dataframe(tables.villages, step("villages.gpkg"), layer="villages",
-                                driver="GPKG")
+                                driver="GPKG", use_arrow=True)
         for name, df in (("projects.csv", tables.projects), ("summary.csv", tables.summary),
                          ("rejected.csv", tables.rejected), ("warnings.csv", tables.warnings),
                          ("unlocated.csv", tables.unlocated)):
-            df.to_csv(step(name), index=False, encoding=CSV_ENCODING)
+            write_csv(df, step(name))
         with open(step(MANIFEST), "w", encoding="utf-8") as f:
             json.dump(manifest, f, ensure_ascii=False, indent=2, default=str)
         _replace_dir(tmp, out)
@@ -96,6 +98,14 @@ def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    """UTF-8 CSV with a byte-order mark (Excel then reads Chinese correctly), via Arrow."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    with open(path, "wb") as f:
+        f.write("\ufeff".encode())
+        pacsv.write_csv(table, f, write_options=pacsv.WriteOptions(quoting_style="needed"))
 
 
 def _replace_dir(new: Path, out: Path) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 import shapely
 
 from geo.evidence import FAIL, PASS, UNKNOWN, evaluate, evaluate_all
-from geo.metric import in_lon_range, project, zones_of
+from geo.metric import Band, bands_of, in_lon_range, project
 from geo.nearest import FeatureIndex
 from layers.profile import Indicator, Profile
 
@@ -80,13 +80,15 @@ def feature_radius(gdf: gpd.GeoDataFrame, default: float) -> np.ndarray:
 
 
 def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], profile: Profile,
-           progress: Progress | None = None) -> pd.DataFrame:
+           progress: Progress | None = None, bands: list[Band] | None = None) -> pd.DataFrame:
     """Assess every applicable (village, indicator) pair.
 
     ``villages`` needs ``code``, ``level``, ``ref_lon``, ``ref_lat``, geometry (EPSG:4326) and
     the attributes the profile's applicability conditions use. ``layers`` maps layer kinds to
     canonical GeoDataFrames (EPSG:4326, with ``id``); a kind that is absent was not provided.
-    Returns a long table with :data:`GAP_COLUMNS`.
+    Returns a long table with :data:`GAP_COLUMNS` and ``_v``, the village's position in
+    ``villages`` (for joining back without a lookup by code). ``bands`` fixes the metric CRSs
+    (default: chosen from the villages, see :mod:`geo.metric`).
     """
     n = len(villages)
     lon = villages["ref_lon"].to_numpy(dtype=float)
@@ -98,11 +100,10 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     masks = {i.key: applicable(villages, i) for i in inds}
     classes = {i.key: evaluate_all(layers[i.layer], i.evidence) for i in inds if i.layer in layers}
     results = {i.key: _Result(n) for i in inds}
-    zones = list(zones_of(lon, lat))
-    for z in zones:
-        ref_p = project(ref[z.members], z.epsg)
+    for z in bands if bands is not None else bands_of(lon, lat):
+        ref_p = project(ref[z.members], z.crs)
         zone_polys: np.ndarray | None = None
-        projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        windows: dict[str, tuple[np.ndarray, FeatureIndex]] = {}
         for ind in inds:
             if progress:
                 progress(ind.key, 0)
@@ -111,19 +112,20 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
             res = results[ind.key]
             if ind.layer not in layers or len(gidx) == 0:
                 continue
-            if ind.layer not in projected:
-                lyr = layers[ind.layer]
-                win = np.flatnonzero(in_lon_range(lyr.geometry.to_numpy(), z.lon_range))
-                projected[ind.layer] = (win, project(lyr.geometry.to_numpy()[win], z.epsg))
-            win, geoms = projected[ind.layer]
+            lyr = layers[ind.layer]
+            if ind.layer not in windows:
+                lgeoms = lyr.geometry.to_numpy()
+                win = np.flatnonzero(in_lon_range(lgeoms, z.lon_range))
+                windows[ind.layer] = (win, FeatureIndex(lgeoms[win], z.crs).warm())
+            win, layer_index = windows[ind.layer]
             polys = None
             if ind.rule == "inside_village":
                 if zone_polys is None:
-                    zone_polys = project(vgeom[z.members], z.epsg)
+                    zone_polys = project(vgeom[z.members], z.crs)
                 polys = zone_polys[sel]
             radius = (feature_radius(layers[ind.layer].iloc[win], ind.default_radius_m or 0.0)
                       if ind.rule == "coverage" else None)
-            _assess_zone(ind, ref_p[sel], is_poly[gidx], polys, geoms, win,
+            _assess_zone(ind, ref_p[sel], is_poly[gidx], polys, layer_index, win,
                          classes[ind.key][win], radius, res, gidx)
             if progress:
                 progress(ind.key, len(gidx))
@@ -131,35 +133,54 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
 
 
 def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np.ndarray | None,
-                 geoms: np.ndarray, win: np.ndarray, cls: np.ndarray, radius: np.ndarray | None,
+                 layer_index: FeatureIndex, win: np.ndarray, cls: np.ndarray, radius: np.ndarray | None,
                  res: _Result, gidx: np.ndarray) -> None:
-    """Fill ``res`` at ``gidx`` for one indicator in one zone (all villages at once)."""
+    """Fill ``res`` at ``gidx`` for one indicator in one band (all villages at once).
+
+    ``pts`` and ``polys`` are projected to the band's CRS; ``layer_index`` indexes the layer's
+    features near the band, ``win`` their positions in the layer.
+    """
     m = len(pts)
-    sat = {}
-    near_d, near_i = {}, {}
+    sat: dict[np.int8, np.ndarray] = {}
+    near_d: dict[np.int8, np.ndarray] = {}
+    near_i: dict[np.int8, np.ndarray] = {}
+    todo = np.ones(m, dtype=bool)  # villages still undecided: later classes only look at them
     for c in (PASS, UNKNOWN, FAIL):
-        sub = np.flatnonzero(cls == c)
-        index = FeatureIndex(geoms[sub])
-        if c == PASS:
-            d, i = index.nearest(pts)
-        else:
-            d, i = index.nearest(pts, max_distance=ind.reach_m or None)
-        if ind.rule == "within_distance":
-            s = d <= ind.threshold_m
-        elif ind.rule == "inside_village":
-            s = np.zeros(m, dtype=bool)
-            if is_poly.any():
-                s[is_poly] = index.any_intersecting(polys[is_poly])
-            if ind.fallback_threshold_m is not None:
-                s[~is_poly] = d[~is_poly] <= ind.fallback_threshold_m
-        else:  # coverage
-            s, ci = index.covered(pts, radius[sub])
-            i = np.where(s, ci, i)
-            d = np.where(s & (c != PASS), shapely.distance(pts, geoms[sub][np.maximum(ci, 0)])
-                         if len(sub) else np.nan, d)
+        member = cls == c
+        sub = np.flatnonzero(member)
+        d, i = np.full(m, np.nan), np.full(m, -1, dtype=np.int64)
+        s = np.zeros(m, dtype=bool)
+        q = np.flatnonzero(todo)
+        if len(sub) and len(q):
+            index = layer_index.subset(sub)
+            if c == PASS:
+                dq, iq = index.nearest(pts[q])
+                iq = np.where(iq >= 0, sub[np.maximum(iq, 0)], -1)
+            else:
+                dq, iq = layer_index.nearest_within(pts[q], ind.reach_m, member)
+            d[q], i[q] = dq, iq
+            if ind.rule == "within_distance":
+                s[q] = dq <= ind.threshold_m
+            elif ind.rule == "inside_village":
+                pq = is_poly[q]
+                if pq.any():
+                    s[q[pq]] = index.any_intersecting(polys[q[pq]])
+                if ind.fallback_threshold_m is not None:
+                    s[q[~pq]] = dq[~pq] <= ind.fallback_threshold_m
+            else:  # coverage: inside an area, or within a feature's own radius
+                cov, ci = index.covered(pts[q], radius[sub])
+                ci = np.where(cov, sub[np.maximum(ci, 0)], -1)
+                s[q] = cov
+                if c == PASS:
+                    i[q] = np.where(cov, ci, iq)
+                else:
+                    i[q] = ci
+                    d[q] = np.where(cov, shapely.distance(
+                        pts[q], layer_index.projected[np.maximum(ci, 0)]), np.nan)
         sat[c] = s
         near_d[c] = d
-        near_i[c] = np.where(i >= 0, win[sub][np.maximum(i, 0)] if len(sub) else -1, -1)
+        near_i[c] = np.where(i >= 0, win[np.maximum(i, 0)], -1)
+        todo &= ~s
     met, unk, fail = sat[PASS], ~sat[PASS] & sat[UNKNOWN], ~sat[PASS] & ~sat[UNKNOWN] & sat[FAIL]
     status = np.where(met, "met", np.where(unk, "unknown", "missing")).astype(object)
     met_reason = {"within_distance": "within_threshold", "inside_village": "inside_village",
@@ -205,8 +226,10 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
             "village_code": codes[rows], "level": level[rows], "indicator": ind.key,
             "status": res.status[rows], "distance_m": res.dist[rows],
             "evidence_id": lookup(res.evid[rows]), "candidate_id": lookup(res.cand[rows]),
-            "candidate_distance_m": res.cand_dist[rows], "reason": res.reason[rows]}))
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=GAP_COLUMNS)
+            "candidate_distance_m": res.cand_dist[rows], "reason": res.reason[rows],
+            "_v": rows}))
+    out = (pd.concat(parts, ignore_index=True) if parts
+           else pd.DataFrame(columns=[*GAP_COLUMNS, "_v"]))
     for c in ("village_code", "level", "indicator", "status", "reason"):
         out[c] = out[c].astype("string")
-    return out[GAP_COLUMNS]
+    return out[[*GAP_COLUMNS, "_v"]]

@@ -1,49 +1,168 @@
-"""Bulk spatial queries on projected (metric) geometries with shapely 2's STRtree.
+"""Bulk nearest-feature queries in a metric CRS.
 
-Every function takes whole arrays and answers for all query geometries at once; none loops
-over villages or features in Python. Ties are broken by the lowest feature index, so results
-do not depend on how the features were partitioned or ordered in the tree.
+- Point features: a k-d tree (``scipy.spatial.cKDTree``, queried on every core).
+- Line features: split into short segments whose midpoints go into a k-d tree; the k nearest
+  midpoints give candidates whose exact point-to-segment distances are computed in numpy. A
+  candidate set is provably complete when the k-th midpoint is farther than the best distance
+  plus the longest half-segment; the rare points where it is not go through shapely's STRtree.
+- Polygons (and anything else): shapely 2's STRtree.
+
+Every method answers for all query points at once; none loops over villages or features in
+Python. Ties are broken by the lowest feature index, so results do not depend on how the
+features were partitioned or ordered.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import shapely
+from scipy.spatial import cKDTree
 from shapely import STRtree
+
+from geo.metric import project, transform_xy
+
+WORKERS = -1  # k-d tree queries use every core
+SEGMENT_M = 400.0  # longest segment in the line index
+K_CANDIDATES = 8
 
 
 class FeatureIndex:
-    """Projected features with their STRtree, built once and queried many times."""
+    """Features (EPSG:4326) indexed in the metric ``crs``; indexes are built lazily, once."""
 
-    def __init__(self, geoms: np.ndarray) -> None:
+    def __init__(self, geoms: np.ndarray, crs: str) -> None:
         self.geoms = np.asarray(geoms, dtype=object)
-        self.tree = STRtree(self.geoms)
+        self.crs = crs
+        types = shapely.get_type_id(self.geoms)
+        self._points = np.flatnonzero(types == 0)
+        self._lines = np.flatnonzero(np.isin(types, (1, 2, 5)))
+        self._others = np.flatnonzero(~np.isin(types, (0, 1, 2, 5)))
 
     def __len__(self) -> int:
         return len(self.geoms)
 
+    def warm(self) -> FeatureIndex:
+        """Project points and segment lines now, so that subsets share the work."""
+        if len(self._points):
+            _ = self._point_xy
+        if len(self._lines):
+            _ = self._segments
+        return self
+
+    def subset(self, sel: np.ndarray) -> FeatureIndex:
+        """The features at sorted positions ``sel``, reusing projections already computed."""
+        sel = np.asarray(sel, dtype=np.int64)
+        new = FeatureIndex(self.geoms[sel], self.crs)
+        keep = np.zeros(len(self), dtype=bool)
+        keep[sel] = True
+        if "_point_xy" in self.__dict__:
+            new.__dict__["_point_xy"] = self._point_xy[keep[self._points]]
+        if "_segments" in self.__dict__:
+            new.__dict__["_segments"] = self._segments.subset(keep)
+        if "projected" in self.__dict__:
+            new.__dict__["projected"] = self.projected[sel]
+        return new
+
+    @cached_property
+    def projected(self) -> np.ndarray:
+        return project(self.geoms, self.crs)
+
+    @cached_property
+    def tree(self) -> STRtree:
+        """STRtree over all projected features (intersects / within-radius / fallbacks)."""
+        return STRtree(self.projected)
+
+    @cached_property
+    def _point_xy(self) -> np.ndarray:
+        return transform_xy(shapely.get_coordinates(self.geoms[self._points]), self.crs)
+
+    @cached_property
+    def _kd(self) -> cKDTree:
+        return cKDTree(self._point_xy)
+
+    @cached_property
+    def _segments(self) -> _Segments:
+        return _Segments.from_lines(self.geoms, self._lines, self.crs)
+
+    @cached_property
+    def _other_tree(self) -> STRtree:
+        return STRtree(self.projected[self._others])
+
     def nearest(self, points: np.ndarray, max_distance: float | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
-        """Distance to, and index of, the nearest feature for each point (NaN / -1 if none)."""
+        """Distance to, and index of, the nearest feature for each projected point.
+
+        NaN / -1 where there is none (within ``max_distance`` when given).
+        """
         n = len(points)
         dist = np.full(n, np.nan)
         idx = np.full(n, -1, dtype=np.int64)
         if n == 0 or len(self) == 0:
             return dist, idx
-        (qi, fi), d = self.tree.query_nearest(points, max_distance=max_distance,
-                                              return_distance=True, all_matches=True)
-        if len(qi) == 0:
+        xy = shapely.get_coordinates(points)
+        if len(self._points):
+            d, i = _kd_nearest(self._kd, xy, max_distance)
+            _merge(dist, idx, d, np.where(i >= 0, self._points[np.maximum(i, 0)], -1))
+        if len(self._lines):
+            d, i, unsure = self._segments.nearest(xy, max_distance)
+            if unsure.any():  # rare: settle with an exact STRtree search
+                lines = self.projected[self._lines]
+                d[unsure], j = _tree_nearest(STRtree(lines), lines, points[unsure], max_distance)
+                i[unsure] = np.where(j >= 0, self._lines[np.maximum(j, 0)], -1)
+            _merge(dist, idx, d, i)
+        if len(self._others):
+            d, i = _tree_nearest(self._other_tree, self.projected[self._others], points,
+                                 max_distance)
+            _merge(dist, idx, d, np.where(i >= 0, self._others[np.maximum(i, 0)], -1))
+        return dist, idx
+
+    def nearest_within(self, points: np.ndarray, max_distance: float, mask: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`nearest` bounded by ``max_distance``, among the features in ``mask``.
+
+        Uses the indexes of all features (no per-mask index is built): candidate pairs come
+        from one dual-tree pass (``cKDTree.sparse_distance_matrix``) and are filtered.
+        """
+        n = len(points)
+        dist = np.full(n, np.nan)
+        idx = np.full(n, -1, dtype=np.int64)
+        if n == 0 or not mask.any():
             return dist, idx
-        # several equidistant features: keep the lowest feature index per query point
-        order = np.lexsort((fi, qi))
-        qi, fi, d = qi[order], fi[order], d[order]
-        first = np.r_[True, qi[1:] != qi[:-1]]
-        dist[qi[first]] = d[first]
-        idx[qi[first]] = fi[first]
+        xy = shapely.get_coordinates(points)
+        qkd = cKDTree(xy)
+        r = float(max_distance)
+        if len(self._points) and mask[self._points].any():
+            pairs = qkd.sparse_distance_matrix(self._kd, r, output_type="ndarray")
+            f = self._points[pairs["j"]]
+            ok = mask[f] & (pairs["v"] <= r)
+            d, i = np.full(n, np.nan), np.full(n, -1, dtype=np.int64)
+            _first_per_query(pairs["i"][ok], f[ok], pairs["v"][ok], d, i)
+            _merge(dist, idx, d, i)
+        if len(self._lines) and mask[self._lines].any():
+            seg = self._segments
+            pairs = qkd.sparse_distance_matrix(seg.kd, r + seg.half, output_type="ndarray")
+            qi, sj = pairs["i"], pairs["j"]
+            f = seg.owner[sj]
+            sel = mask[f]
+            qi, sj, f = qi[sel], sj[sel], f[sel]
+            d_ex = _point_segment_distance(xy[qi], seg.a[sj], seg.b[sj])
+            ok = d_ex <= r
+            d, i = np.full(n, np.nan), np.full(n, -1, dtype=np.int64)
+            _first_per_query(qi[ok], f[ok], d_ex[ok], d, i)
+            _merge(dist, idx, d, i)
+        if len(self._others) and mask[self._others].any():
+            others = self._others[mask[self._others]]
+            qi, fj = STRtree(self.projected[others]).query(points, predicate="dwithin",
+                                                           distance=r)
+            d_ex = shapely.distance(points[qi], self.projected[others][fj])
+            d, i = np.full(n, np.nan), np.full(n, -1, dtype=np.int64)
+            _first_per_query(qi, others[fj], d_ex, d, i)
+            _merge(dist, idx, d, i)
         return dist, idx
 
     def any_intersecting(self, polygons: np.ndarray) -> np.ndarray:
-        """Whether each polygon intersects at least one feature."""
+        """Whether each projected polygon intersects at least one feature."""
         out = np.zeros(len(polygons), dtype=bool)
         if len(polygons) == 0 or len(self) == 0:
             return out
@@ -52,24 +171,167 @@ class FeatureIndex:
         return out
 
     def covered(self, points: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whether each point lies within some feature's own ``radius`` (0 = inside it).
+        """Whether each projected point lies within some feature's own ``radius`` (0 = inside).
 
         Returns ``(covered, index)`` with the index of the closest covering feature, or -1.
         """
         n = len(points)
-        hit = np.zeros(n, dtype=bool)
+        dist = np.full(n, np.nan)
         idx = np.full(n, -1, dtype=np.int64)
         if n == 0 or len(self) == 0:
-            return hit, idx
+            return idx >= 0, idx
         qi, fi = self.tree.query(points, predicate="dwithin", distance=float(radius.max()))
-        if len(qi) == 0:
-            return hit, idx
-        d = shapely.distance(points[qi], self.geoms[fi])
+        d = shapely.distance(points[qi], self.projected[fi])
         ok = d <= radius[fi]
-        qi, fi, d = qi[ok], fi[ok], d[ok]
-        order = np.lexsort((fi, d, qi))
-        qi, fi = qi[order], fi[order]
-        first = np.r_[True, qi[1:] != qi[:-1]] if len(qi) else np.zeros(0, dtype=bool)
-        hit[qi[first]] = True
-        idx[qi[first]] = fi[first]
-        return hit, idx
+        _first_per_query(qi[ok], fi[ok], d[ok], dist, idx)
+        return idx >= 0, idx
+
+
+class _Segments:
+    """Line features as short projected segments, with a k-d tree on their midpoints.
+
+    ``owner`` holds each segment's feature position in the parent :class:`FeatureIndex`.
+    """
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, owner: np.ndarray) -> None:
+        self.a, self.b, self.owner = a, b, owner
+        self.half = float(np.hypot(*(b - a).T).max() / 2) if len(a) else 0.0
+
+    @classmethod
+    def from_lines(cls, geoms: np.ndarray, lines: np.ndarray, crs: str) -> _Segments:
+        parts, part_owner = shapely.get_parts(geoms[lines], return_index=True)
+        coords, part_of = shapely.get_coordinates(parts, return_index=True)
+        xy = transform_xy(coords, crs)
+        same = part_of[1:] == part_of[:-1]
+        a, b = xy[:-1][same], xy[1:][same]
+        owner = lines[part_owner[part_of[:-1][same]]]
+        # split long segments so every half-length is at most SEGMENT_M / 2
+        length = np.hypot(*(b - a).T)
+        pieces = np.maximum(np.ceil(length / SEGMENT_M), 1).astype(np.int64)
+        rep = np.repeat(np.arange(len(a)), pieces)
+        k = np.arange(len(rep)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+        t0 = (k / pieces[rep])[:, None]
+        t1 = ((k + 1) / pieces[rep])[:, None]
+        d = (b - a)[rep]
+        return cls(a[rep] + t0 * d, a[rep] + t1 * d, owner[rep])
+
+    def subset(self, keep: np.ndarray) -> _Segments:
+        """Segments of the features marked in ``keep``, owners renumbered to the subset."""
+        m = keep[self.owner]
+        rank = np.cumsum(keep) - 1
+        return _Segments(self.a[m], self.b[m], rank[self.owner[m]])
+
+    @cached_property
+    def kd(self) -> cKDTree:
+        return cKDTree((self.a + self.b) / 2)
+
+    def nearest(self, xy: np.ndarray, max_distance: float | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact nearest line per point; ``unsure`` marks the rare points left undecided.
+
+        Candidates are the k nearest midpoints, k growing (8, 64, 512) for points whose
+        candidate set is not yet provably complete.
+        """
+        n = len(xy)
+        dist = np.full(n, np.nan)
+        idx = np.full(n, -1, dtype=np.int64)
+        todo = np.arange(n)
+        if len(self.a) == 0:
+            return dist, idx, np.zeros(n, dtype=bool)
+        for k in (K_CANDIDATES, K_CANDIDATES * 8, K_CANDIDATES * 64):
+            d, i, unsure = self._candidates(xy[todo], min(k, len(self.a)), max_distance)
+            done = todo[~unsure]
+            dist[done], idx[done] = d[~unsure], i[~unsure]
+            todo = todo[unsure]
+            if len(todo) == 0:
+                break
+        unsure_mask = np.zeros(n, dtype=bool)
+        unsure_mask[todo] = True
+        return dist, idx, unsure_mask
+
+    def _candidates(self, xy: np.ndarray, k: int, max_distance: float | None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = len(xy)
+        big = np.iinfo(np.int64).max
+        ub = np.inf if max_distance is None else float(max_distance) + self.half + 1e-6
+        dm, j = self.kd.query(xy, k=k, distance_upper_bound=ub, workers=WORKERS)
+        dm, j = dm.reshape(n, k), j.reshape(n, k)
+        valid = np.isfinite(dm)
+        jj = np.where(valid, j, 0)
+        a = self.a[jj]
+        ab = self.b[jj] - a
+        ap = xy[:, None, :] - a
+        den = np.einsum("ijk,ijk->ij", ab, ab)
+        t = np.clip(np.einsum("ijk,ijk->ij", ap, ab) / np.where(den > 0, den, 1), 0, 1)
+        diff = ap - t[..., None] * ab
+        d = np.where(valid, np.hypot(diff[..., 0], diff[..., 1]), np.inf)
+        owner = np.where(valid, self.owner[jj], big)
+        best = d.min(axis=1)
+        # ties: the lowest owner among the candidates at the best distance
+        own = np.where(d == best[:, None], owner, big).min(axis=1)
+        limit = best if max_distance is None else np.minimum(best, max_distance)
+        # complete when the farthest candidate midpoint is beyond reach, or fewer than k exist:
+        # any other segment is then farther than its midpoint minus the longest half-segment
+        unsure = valid[:, -1] & (dm[:, -1] <= limit + self.half)
+        found = np.isfinite(best)
+        if max_distance is not None:
+            found &= best <= max_distance
+        return (np.where(found, best, np.nan), np.where(found, own, -1).astype(np.int64),
+                unsure)
+
+
+def _point_segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise distance from points ``p`` to segments ``a``-``b`` (all (N, 2))."""
+    ab = b - a
+    ap = p - a
+    den = np.einsum("ij,ij->i", ab, ab)
+    t = np.clip(np.einsum("ij,ij->i", ap, ab) / np.where(den > 0, den, 1), 0, 1)
+    diff = ap - t[:, None] * ab
+    return np.hypot(diff[:, 0], diff[:, 1])
+
+
+def _kd_nearest(kd: cKDTree, xy: np.ndarray, max_distance: float | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    n = len(xy)
+    k = 2 if kd.n > 1 else 1
+    bound = np.inf if max_distance is None else float(max_distance) * (1 + 1e-12) + 1e-9
+    d, i = kd.query(xy, k=k, distance_upper_bound=bound, workers=WORKERS)
+    d, i = d.reshape(n, k), i.reshape(n, k)
+    found = np.isfinite(d[:, 0])
+    best = i[:, 0].copy()
+    if k == 2:  # an equidistant pair: the lower feature index wins
+        tie = found & (d[:, 1] == d[:, 0])
+        best[tie] = np.minimum(i[tie, 0], i[tie, 1])
+    return np.where(found, d[:, 0], np.nan), np.where(found, best, -1).astype(np.int64)
+
+
+def _tree_nearest(tree: STRtree, geoms: np.ndarray, points: np.ndarray,
+                  max_distance: float | None) -> tuple[np.ndarray, np.ndarray]:
+    n = len(points)
+    dist = np.full(n, np.nan)
+    idx = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return dist, idx
+    (qi, fi), d = tree.query_nearest(points, max_distance=max_distance, return_distance=True,
+                                     all_matches=True)
+    _first_per_query(qi, fi, d, dist, idx)
+    return dist, idx
+
+
+def _merge(dist: np.ndarray, idx: np.ndarray, d: np.ndarray, i: np.ndarray) -> None:
+    """Keep the closer of two answers per point (ties: the lower index), in place."""
+    better = (i >= 0) & ((idx < 0) | (d < dist) | ((d == dist) & (i < idx)))
+    dist[better] = d[better]
+    idx[better] = i[better]
+
+
+def _first_per_query(qi: np.ndarray, fi: np.ndarray, d: np.ndarray, dist: np.ndarray,
+                     idx: np.ndarray) -> None:
+    """For each query index, the smallest distance (ties: the lowest feature index), in place."""
+    if len(qi) == 0:
+        return
+    order = np.lexsort((fi, d, qi))
+    qi, fi, d = qi[order], fi[order], d[order]
+    first = np.r_[True, qi[1:] != qi[:-1]]
+    dist[qi[first]] = d[first]
+    idx[qi[first]] = fi[first]

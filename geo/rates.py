@@ -16,12 +16,13 @@ def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.
     """Per (county, township, indicator) and per (county, indicator) with township empty.
 
     ``rate`` = met / assessed; ``shortfall`` = villages still to fix to reach the target.
-    Villages with no county or township are grouped under an empty name.
+    ``gaps`` carries ``_v``, each row's position in ``villages``. Villages with no county or township are grouped under an empty name.
     """
-    place = villages.set_index("code")[["county", "township"]]
-    g = gaps.join(place, on="village_code")
-    g["county"] = g["county"].astype("string").fillna(UNASSIGNED)
-    g["township"] = g["township"].astype("string").fillna(UNASSIGNED)
+    pos = gaps["_v"].to_numpy()
+    g = pd.DataFrame({
+        "county": villages["county"].astype("string").fillna(UNASSIGNED).to_numpy()[pos],
+        "township": villages["township"].astype("string").fillna(UNASSIGNED).to_numpy()[pos],
+        "indicator": gaps["indicator"].to_numpy(), "status": gaps["status"].to_numpy()})
     counts = pd.crosstab([g["county"], g["township"], g["indicator"]], g["status"])
     for s in ("met", "missing", "unknown"):
         if s not in counts:

@@ -40,19 +40,18 @@ def _quantity(rem: Remedy, distance_m: np.ndarray, households: np.ndarray
 def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """One row per missing (village, indicator), ranked by priority, exit year and place.
 
-    ``action`` is ``upgrade`` where a non-qualifying feature already satisfies the rule and the
+    ``gaps`` carries ``_v``, each row's position in ``villages``. ``action`` is ``upgrade`` where a non-qualifying feature already satisfies the rule and the
     profile defines an upgrade (e.g. a clinic to standardize), else ``build``. Quantities from
     distance use the straight-line distance to the nearest qualifying feature; where none
     exists the profile's ``default_quantity`` is used and ``quantity_basis`` says so.
     """
-    v = villages.set_index("code")
     miss = gaps[gaps["status"] == "missing"].reset_index(drop=True)
     parts = []
     for key, ind in profile.indicators.items():
         g = miss[miss["indicator"] == key]
         if g.empty:
             continue
-        attrs = v.loc[g["village_code"].to_numpy()]
+        attrs = villages.iloc[g["_v"].to_numpy()]
         up = (g["reason"] == "non_qualifying_nearby").to_numpy(dtype=bool) & (ind.upgrade is not None)
         dist = g["distance_m"].to_numpy(dtype=float, na_value=np.nan)
         hh = attrs["households"].to_numpy(dtype=float, na_value=np.nan)

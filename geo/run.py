@@ -20,7 +20,7 @@ import pandas as pd
 
 from geo.archive import RunTables, hash_input, sha256_file, write_run
 from geo.gaps import assess
-from geo.metric import zones_of
+from geo.metric import bands_of
 from geo.rates import summary
 from geo.remedies import remedies
 from geo.villages import link_parents, reference_points
@@ -140,25 +140,32 @@ def _reject(report: Report, v: pd.DataFrame, mask: np.ndarray, reason: str | lis
 
 
 def village_table(v: gpd.GeoDataFrame, gaps: pd.DataFrame, profile: Profile) -> gpd.GeoDataFrame:
-    """One row per village: attributes, a status column per indicator, ``missing``."""
-    wide = gaps.pivot(index="village_code", columns="indicator", values="status")
-    dist = gaps.pivot(index="village_code", columns="indicator", values="distance_m")
-    keys = list(profile.indicators)
-    out = v.drop(columns=["_layer", ROW, FILE]).copy()
-    for k in keys:
-        out[k] = out["code"].map(wide[k]).astype("string") if k in wide else pd.NA
-        out[f"{k}_distance_m"] = (out["code"].map(dist[k]).astype(float)
-                                  if k in dist else np.nan)
-    is_missing = np.column_stack([(out[k] == "missing").fillna(False).to_numpy(bool)
-                                  for k in keys]) if keys else np.zeros((len(out), 0), bool)
-    names = np.array(keys, dtype=object)
-    out["n_missing"] = is_missing.sum(axis=1)
-    # comma-joined keys, built column by column (no loop over villages)
-    joined = pd.Series("", index=out.index, dtype="string")
-    for j, k in enumerate(names):
-        add = is_missing[:, j]
-        joined = joined.where(~add, joined.where(joined == "", joined + ",") + k)
-    out["missing"] = joined
+    """One row per village: attributes, a status and a distance column per indicator, ``missing``.
+
+    ``gaps`` must carry ``_v``, each row's village position in ``v``.
+    """
+    n = len(v)
+    out = v.drop(columns=["_layer", ROW, FILE]).reset_index(drop=True)
+    pos = gaps["_v"].to_numpy()
+    ind = gaps["indicator"].to_numpy()
+    status = gaps["status"].to_numpy(dtype=object, na_value=None)
+    dist = gaps["distance_m"].to_numpy(dtype=float, na_value=np.nan)
+    missing = np.full(n, "", dtype=object)
+    n_missing = np.zeros(n, dtype=np.int64)
+    for k in profile.indicators:
+        sel = ind == k
+        st = np.full(n, None, dtype=object)
+        st[pos[sel]] = status[sel]
+        d = np.full(n, np.nan)
+        d[pos[sel]] = dist[sel]
+        out[k] = pd.array(st, dtype="string")
+        out[f"{k}_distance_m"] = d
+        is_missing = st == "missing"
+        n_missing += is_missing
+        # comma-joined keys, one vectorised step per indicator
+        missing = np.where(is_missing, np.where(missing == "", k, missing + "," + k), missing)
+    out["n_missing"] = n_missing
+    out["missing"] = pd.array(missing, dtype="string")
     return gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
 
 
@@ -235,11 +242,11 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         "inputs": inputs,
         "inputs_digest": digest,
         "counts": counts,
-        "metric_crs": sorted({f"EPSG:{z.epsg}" for z in zones_of(v["ref_lon"].to_numpy(float),
-                                                                   v["ref_lat"].to_numpy(float))}),
+        "metric_crs": [b.crs for b in bands_of(v["ref_lon"].to_numpy(float),
+                                               v["ref_lat"].to_numpy(float))],
         "attribution": _attribution(inputs),
     }
-    tables = RunTables(gaps=gaps, villages=vt, projects=projects, summary=summ,
+    tables = RunTables(gaps=gaps.drop(columns="_v"), villages=vt, projects=projects, summary=summ,
                        rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc)
     mark("prepare_write")
     write_run(Path(out), tables, manifest, fault=fault)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.metric import project, zones_of
+from geo.metric import bands_of, project
 from geo.nearest import FeatureIndex
 
 
@@ -31,10 +31,10 @@ def reference_points(geoms: np.ndarray, ref_lon: np.ndarray | None = None,
     todo = np.flatnonzero(~np.isfinite(lon))
     if len(todo):
         c = shapely.centroid(geoms[todo])
-        for z in zones_of(shapely.get_x(c), shapely.get_y(c)):
-            sub = todo[z.members]
-            pos = shapely.point_on_surface(project(geoms[sub], z.epsg))
-            back = project(pos, z.epsg, inverse=True)
+        for b in bands_of(shapely.get_x(c), shapely.get_y(c)):
+            sub = todo[b.members]
+            pos = shapely.point_on_surface(project(geoms[sub], b.crs))
+            back = project(pos, b.crs, inverse=True)
             lon[sub], lat[sub] = shapely.get_x(back), shapely.get_y(back)
     return lon, lat
 
@@ -69,10 +69,10 @@ def link_parents(natural: gpd.GeoDataFrame, admin: gpd.GeoDataFrame) -> pd.DataF
     if len(rest):
         ref = shapely.points(admin["ref_lon"].to_numpy(float), admin["ref_lat"].to_numpy(float))
         p = pts[rest]
-        for z in zones_of(shapely.get_x(p), shapely.get_y(p)):
-            idx = FeatureIndex(project(ref, z.epsg))
-            _, near = idx.nearest(project(p[z.members], z.epsg))
-            found[rest[z.members]] = near
+        for b in bands_of(shapely.get_x(p), shapely.get_y(p)):
+            idx = FeatureIndex(ref, b.crs)
+            _, near = idx.nearest(project(p[b.members], b.crs))
+            found[rest[b.members]] = near
     hit = found >= 0
     code.iloc[todo[hit]] = admin_code[found[hit]]
     src = np.where(via_contains, "contains", "nearest")

@@ -43,7 +43,8 @@ def read_layer(spec: LayerSpec, project_crs: str | None, report: Report) -> gpd.
         gdf, declared = _read_csv(spec, report)
     else:
         gdf, declared = _read_vector(spec), None
-    gdf[ROW] = np.arange(1, len(gdf) + 1)
+    if ROW not in gdf:  # a CSV sets its own (it drops rows without coordinates)
+        gdf[ROW] = np.arange(1, len(gdf) + 1)
     gdf = _map_fields(gdf, spec)
     gdf = _to_wgs84(gdf, spec, declared or spec.crs, project_crs)
     return normalise(gdf, spec, report)
@@ -64,6 +65,8 @@ def _read_vector(spec: LayerSpec) -> gpd.GeoDataFrame:
     kw: dict = {}
     if spec.encoding:
         kw["encoding"] = spec.encoding
+    # Arrow reading is several times faster; legacy Shapefiles keep GDAL's own decoding path
+    kw["use_arrow"] = not spec.encoding and spec.path.suffix.lower() not in (".shp", ".dbf")
     try:
         gdf = pyogrio.read_dataframe(spec.path, layer=spec.layer, **kw)
     except Exception as e:  # pyogrio raises several DataSourceError/FieldError types
@@ -129,13 +132,14 @@ def _read_csv(spec: LayerSpec, report: Report) -> tuple[gpd.GeoDataFrame, str | 
                     "latitude look swapped; set lon = \"...\" and lat = \"...\" in the project",
                     field=ycol)
     bad = ~(np.isfinite(x) & np.isfinite(y))
+    df[ROW] = np.arange(1, len(df) + 1)
     if bad.any():
         rows = np.flatnonzero(bad) + 1
         report.reject(str(path), spec.kind, rows, "missing or non-numeric coordinates",
                       field=f"{xcol}/{ycol}")
-    geom = shapely.points(np.where(bad, np.nan, x), np.where(bad, np.nan, y))
-    geom[bad] = None
-    df = df.drop(columns=[xcol, ycol])
+    # rejected here once, so dropped here (not rejected again as "null geometry" later)
+    geom = shapely.points(x[~bad], y[~bad])
+    df = df.loc[~bad].drop(columns=[xcol, ycol]).reset_index(drop=True)
     return gpd.GeoDataFrame(df, geometry=geom, crs=None), crs
 
 
@@ -264,20 +268,16 @@ def _coerce(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDa
             out[name] = _as_code_string(col)
             continue
         if typ == "bool":
-            s = col.astype("string").str.strip().str.lower()
-            val = pd.Series(pd.NA, index=gdf.index, dtype="boolean")
-            val[s.isin(TRUE_STRINGS).fillna(False)] = True
-            val[s.isin(FALSE_STRINGS).fillna(False)] = False
-            if pd.api.types.is_bool_dtype(col):
-                val = col.astype("boolean")
-            bad = s.notna() & (s != "") & val.isna()
+            val = _as_bool(col)
+            bad = col.notna() & (col.astype("string").str.strip() != "") & val.isna()
         else:
             num = pd.to_numeric(col, errors="coerce")
             if typ == "float" and not pd.api.types.is_numeric_dtype(col):
                 # OSM-style "3.5 m", "4,5"
                 txt = col.astype("string").str.replace(",", ".", regex=False)
-                num = num.fillna(pd.to_numeric(txt.str.extract(r"(-?\d+(?:\.\d+)?)")[0],
-                                               errors="coerce"))
+                num = num.astype("Float64").fillna(
+                    pd.to_numeric(txt.str.extract(r"(-?\d+(?:\.\d+)?)")[0],
+                                  errors="coerce").astype("Float64"))
             if typ == "int":
                 frac = num.notna() & (num != num.round())
                 num = num.where(~frac)
@@ -298,6 +298,21 @@ def _coerce(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDa
         gen = pd.Series([f"{kind}:{r}" for r in rows], index=gdf.index, dtype="string")
         result["id"] = result["id"].fillna(gen)
     return result.reset_index(drop=True)
+
+
+def _as_bool(col: pd.Series) -> pd.Series:
+    """Booleans from bool, 0/1 numbers (how GPKG/DBF store them) or yes/no-like text."""
+    val = pd.Series(pd.NA, index=col.index, dtype="boolean")
+    if pd.api.types.is_bool_dtype(col):
+        return col.astype("boolean")
+    if pd.api.types.is_numeric_dtype(col):
+        val[col == 1] = True
+        val[col == 0] = False
+        return val
+    s = col.astype("string").str.strip().str.lower()
+    val[s.isin(TRUE_STRINGS).fillna(False)] = True
+    val[s.isin(FALSE_STRINGS).fillna(False)] = False
+    return val
 
 
 def _null_series(typ: str, index) -> pd.Series:
