@@ -37,7 +37,8 @@ class Band:
 
 
 def tmerc(lon_0: float, lat_0: float = 0.0) -> str:
-    return f"+proj=tmerc +lat_0={lat_0:.6f} +lon_0={lon_0:.6f} +k=1 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
+    return (f"+proj=tmerc +lat_0={lat_0:.6f} +lon_0={lon_0:.6f} +k=1 +x_0=0 +y_0=0 "
+            "+datum=WGS84 +units=m +no_defs")
 
 
 def bands_of(lon: np.ndarray, lat: np.ndarray) -> Iterator[Band]:

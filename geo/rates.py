@@ -16,7 +16,8 @@ def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.
     """Per (county, township, indicator) and per (county, indicator) with township empty.
 
     ``rate`` = met / assessed; ``shortfall`` = villages still to fix to reach the target.
-    ``gaps`` carries ``_v``, each row's position in ``villages``. Villages with no county or township are grouped under an empty name.
+    ``gaps`` carries ``_v``, each row's position in ``villages``. Villages with no county or
+    township are grouped under an empty name.
     """
     pos = gaps["_v"].to_numpy()
     g = pd.DataFrame({

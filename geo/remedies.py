@@ -40,7 +40,8 @@ def _quantity(rem: Remedy, distance_m: np.ndarray, households: np.ndarray
 def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """One row per missing (village, indicator), ranked by priority, exit year and place.
 
-    ``gaps`` carries ``_v``, each row's position in ``villages``. ``action`` is ``upgrade`` where a non-qualifying feature already satisfies the rule and the
+    ``gaps`` carries ``_v``, each row's position in ``villages``. ``action`` is ``upgrade``
+    where a non-qualifying feature already satisfies the rule and the
     profile defines an upgrade (e.g. a clinic to standardize), else ``build``. Quantities from
     distance use the straight-line distance to the nearest qualifying feature; where none
     exists the profile's ``default_quantity`` is used and ``quantity_basis`` says so.
