@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Buque setup: system packages (when run as root on Debian/Ubuntu), then the Python package
+# with its test extras. Idempotent; safe to re-run. Works offline once packages are cached.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+SYSTEM_PACKAGES=(chromium fonts-noto-cjk poppler-utils)
+
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  for p in "${SYSTEM_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+else
+  echo "setup: not root or no apt-get; make sure these are installed: ${SYSTEM_PACKAGES[*]}"
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+echo "setup: done. Run 'buque demo' (or 'buque --help')."
