@@ -2,6 +2,10 @@
 
 A run directory holds exactly the files of the contract (manifest.json, gaps.parquet,
 villages.gpkg, projects.csv, summary.csv, rejected.csv) plus warnings.csv and unlocated.csv.
+The feature layers the run used are kept beside them as GeoParquet (``layers/<kind>.parquet``,
+EPSG:4326, canonical fields plus ``evidence_<indicator>`` = pass/fail/unknown per indicator that
+reads the layer), so maps, tiles and exports need nothing but the run.
+
 It is written into a temporary sibling directory and renamed into place, so a failed run never
 leaves a half-written directory and never touches an earlier run.
 """
@@ -15,7 +19,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ import pyogrio
 MANIFEST = "manifest.json"
 FILES = ("manifest.json", "gaps.parquet", "villages.gpkg", "projects.csv", "summary.csv",
          "rejected.csv", "warnings.csv", "unlocated.csv")
+LAYERS_DIR = "layers"
 CSV_ENCODING = "utf-8-sig"  # with BOM, so Excel opens Chinese text correctly
 
 
@@ -66,6 +71,7 @@ class RunTables:
     rejected: pd.DataFrame
     warnings: pd.DataFrame
     unlocated: pd.DataFrame
+    layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
 
 
 def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
@@ -91,6 +97,10 @@ def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
                          ("rejected.csv", tables.rejected), ("warnings.csv", tables.warnings),
                          ("unlocated.csv", tables.unlocated)):
             write_csv(df, step(name))
+        if tables.layers:
+            (tmp / LAYERS_DIR).mkdir()
+        for kind, gdf in tables.layers.items():
+            gdf.to_parquet(step(f"{LAYERS_DIR}/{kind}.parquet"), index=False)
         with open(step(MANIFEST), "w", encoding="utf-8") as f:
             json.dump(manifest, f, ensure_ascii=False, indent=2, default=str)
         _replace_dir(tmp, out)
@@ -158,4 +168,12 @@ def read_run(run: Path) -> RunTables:
                      villages=pyogrio.read_dataframe(run / "villages.gpkg"),
                      projects=csv("projects.csv"), summary=csv("summary.csv"),
                      rejected=csv("rejected.csv"), warnings=csv("warnings.csv"),
-                     unlocated=csv("unlocated.csv"))
+                     unlocated=csv("unlocated.csv"), layers=read_layers(run))
+
+
+def read_layers(run: Path) -> dict[str, gpd.GeoDataFrame]:
+    """The feature layers archived with a run (empty for runs without them)."""
+    folder = Path(run) / LAYERS_DIR
+    if not folder.is_dir():
+        return {}
+    return {p.stem: gpd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))}

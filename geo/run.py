@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from geo.archive import RunTables, hash_input, sha256_file, write_run
+from geo.evidence import evaluate_all
 from geo.gaps import assess
 from geo.metric import bands_of
 from geo.rates import summary
@@ -247,12 +248,28 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         "attribution": _attribution(inputs),
     }
     tables = RunTables(gaps=gaps.drop(columns="_v"), villages=vt, projects=projects, summary=summ,
-                       rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc)
+                       rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc,
+                       layers=archived_layers(feature_layers, profile))
     mark("prepare_write")
     write_run(Path(out), tables, manifest, fault=fault)
     mark("write")
     manifest["timings_s"] = timings
     return RunResult(out=Path(out).resolve(), manifest=manifest, tables=tables)
+
+
+def archived_layers(layers: dict[str, gpd.GeoDataFrame], profile: Profile
+                    ) -> dict[str, gpd.GeoDataFrame]:
+    """Feature layers as archived: canonical fields, plus each reading indicator's evidence class."""
+    out = {}
+    for kind, gdf in layers.items():
+        g = gdf.drop(columns=[ROW, FILE], errors="ignore").copy()
+        for key, ind in profile.indicators.items():
+            if ind.layer == kind:
+                cls = evaluate_all(gdf, ind.evidence)
+                g[f"evidence_{key}"] = pd.array(np.select([cls == 1, cls == 0], ["pass", "fail"],
+                                                          "unknown"), dtype="string")
+        out[kind] = g
+    return out
 
 
 def _attribution(inputs: list[dict[str, Any]]) -> list[str]:
