@@ -19,7 +19,7 @@ import pandas as pd
 import shapely
 
 from geo.evidence import FAIL, PASS, UNKNOWN, evaluate, evaluate_all
-from geo.metric import Band, bands_of, in_lon_range, project
+from geo.metric import Band, bands_of, in_lon_range, project, transform_xy
 from geo.nearest import FeatureIndex
 from layers.profile import Indicator, Profile
 
@@ -42,6 +42,9 @@ REASONS = {
 }
 
 Progress = Callable[[str, int], None]
+_STATUS = np.array(["met", "missing", "unknown"], dtype=object)
+_REASON = np.array(list(REASONS), dtype=object)
+_R = {r: np.int8(i) for i, r in enumerate(REASONS)}
 
 
 @dataclass
@@ -52,8 +55,8 @@ class _Result:
 
     def __post_init__(self) -> None:
         n = self.n
-        self.status = np.full(n, "unknown", dtype=object)
-        self.reason = np.full(n, "layer_not_provided", dtype=object)
+        self.status = np.full(n, 2, dtype=np.int8)  # codes into _STATUS
+        self.reason = np.full(n, _R["layer_not_provided"], dtype=np.int8)  # codes into _REASON
         self.dist = np.full(n, np.nan)
         self.evid = np.full(n, -1, dtype=np.int64)
         self.cand = np.full(n, -1, dtype=np.int64)
@@ -93,7 +96,7 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     n = len(villages)
     lon = villages["ref_lon"].to_numpy(dtype=float)
     lat = villages["ref_lat"].to_numpy(dtype=float)
-    ref = shapely.points(lon, lat)
+    lonlat = np.column_stack([lon, lat])
     vgeom = villages.geometry.to_numpy()
     is_poly = shapely.get_dimensions(vgeom) == 2
     inds = list(profile.indicators.values())
@@ -101,7 +104,7 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     classes = {i.key: evaluate_all(layers[i.layer], i.evidence) for i in inds if i.layer in layers}
     results = {i.key: _Result(n) for i in inds}
     for z in bands if bands is not None else bands_of(lon, lat):
-        ref_p = project(ref[z.members], z.crs)
+        ref_p = shapely.points(transform_xy(lonlat[z.members], z.crs))
         zone_polys: np.ndarray | None = None
         windows: dict[str, tuple[np.ndarray, FeatureIndex]] = {}
         for ind in inds:
@@ -182,19 +185,19 @@ def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np
         near_i[c] = np.where(i >= 0, win[np.maximum(i, 0)], -1)
         todo &= ~s
     met, unk, fail = sat[PASS], ~sat[PASS] & sat[UNKNOWN], ~sat[PASS] & ~sat[UNKNOWN] & sat[FAIL]
-    status = np.where(met, "met", np.where(unk, "unknown", "missing")).astype(object)
-    met_reason = {"within_distance": "within_threshold", "inside_village": "inside_village",
-                  "coverage": "covered"}[ind.rule]
+    status = np.where(met, 0, np.where(unk, 2, 1)).astype(np.int8)
     if ind.rule == "inside_village":
-        met_reason = np.where(is_poly, "inside_village", "within_threshold")
+        met_reason = np.where(is_poly, _R["inside_village"], _R["within_threshold"])
+    else:
+        met_reason = _R["within_threshold" if ind.rule == "within_distance" else "covered"]
     reason = np.select(
         [met, unk, fail, np.isfinite(near_d[PASS])],
-        [met_reason, "unverified_nearby", "non_qualifying_nearby", "none_within_threshold"],
-        "no_qualifying_feature").astype(object)
+        [met_reason, _R["unverified_nearby"], _R["non_qualifying_nearby"],
+         _R["none_within_threshold"]], _R["no_qualifying_feature"]).astype(np.int8)
     if ind.rule == "inside_village" and ind.fallback_threshold_m is None:
         undecidable = ~is_poly & ~met
-        status[undecidable] = "unknown"
-        reason[undecidable] = "rule_needs_polygon"
+        status[undecidable] = 2
+        reason[undecidable] = _R["rule_needs_polygon"]
     res.status[gidx] = status
     res.reason[gidx] = reason
     res.dist[gidx] = near_d[PASS]
@@ -207,29 +210,25 @@ def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np
 
 def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds: list[Indicator],
               masks: dict[str, np.ndarray], results: dict[str, _Result]) -> pd.DataFrame:
-    codes = villages["code"].astype("string").to_numpy()
-    level = villages["level"].to_numpy()
+    codes = villages["code"].to_numpy(dtype=object, na_value=None)
+    level = villages["level"].to_numpy(dtype=object)
     parts = []
     for ind in inds:
         rows = np.flatnonzero(masks[ind.key])
         res = results[ind.key]
-        ids = (layers[ind.layer]["id"].astype("string").to_numpy()
-               if ind.layer in layers else np.array([], dtype=object))
-
-        def lookup(ix: np.ndarray, ids: np.ndarray = ids) -> pd.Series:
-            out = pd.Series(pd.NA, index=range(len(ix)), dtype="string")
-            ok = ix >= 0
-            out[ok] = ids[ix[ok]]
-            return out
+        ids = (layers[ind.layer]["id"].to_numpy(dtype=object, na_value=None)
+               if ind.layer in layers else np.array([None], dtype=object))
+        ids = np.append(ids, None)  # index -1 -> None
 
         parts.append(pd.DataFrame({
             "village_code": codes[rows], "level": level[rows], "indicator": ind.key,
-            "status": res.status[rows], "distance_m": res.dist[rows],
-            "evidence_id": lookup(res.evid[rows]), "candidate_id": lookup(res.cand[rows]),
-            "candidate_distance_m": res.cand_dist[rows], "reason": res.reason[rows],
+            "status": _STATUS[res.status[rows]], "distance_m": res.dist[rows],
+            "evidence_id": ids[res.evid[rows]], "candidate_id": ids[res.cand[rows]],
+            "candidate_distance_m": res.cand_dist[rows], "reason": _REASON[res.reason[rows]],
             "_v": rows}))
     out = (pd.concat(parts, ignore_index=True) if parts
            else pd.DataFrame(columns=[*GAP_COLUMNS, "_v"]))
-    for c in ("village_code", "level", "indicator", "status", "reason"):
+    for c in ("village_code", "level", "indicator", "status", "evidence_id", "candidate_id",
+              "reason"):
         out[c] = out[c].astype("string")
     return out[[*GAP_COLUMNS, "_v"]]

@@ -1,0 +1,169 @@
+"""Province-scale benchmark: ``buque run`` side by side with the naive GeoPandas approach.
+
+    python -m bench.run_province [--data DIR] [--reps 3] [--write docs/benchmarks.md]
+
+Generates the synthetic province if DIR has none (bench/synth.py), then, alternating the order
+in every repetition so both see the same machine state:
+
+1. end to end, each in a fresh process: ``buque run`` (read, assess, remedies, rates, write the
+   whole archive) vs ``python -m bench.naive`` (read, one ``sjoin_nearest`` per indicator,
+   statuses; it writes nothing);
+2. the engine alone, in one process on layers already in memory: ``geo.gaps.assess`` vs
+   ``bench.naive.naive_assess`` (both include projecting to metres).
+
+Reports medians, peak RSS (of each fresh process) and the ratios. Times vary with the machine's
+load: compare ratios from one run, not absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = Path(tempfile.gettempdir()) / "buque-province"
+MARK_BEGIN = "<!-- bench:province:begin -->"
+MARK_END = "<!-- bench:province:end -->"
+
+_MEASURE = """
+import resource, subprocess, sys, time
+t = time.perf_counter()
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+wall = time.perf_counter() - t
+if r.returncode:
+    sys.stderr.write(r.stderr); sys.exit(r.returncode)
+print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def measure(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of ``cmd`` run in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True,
+                         cwd=REPO, check=True).stdout.split()
+    return float(out[0]), float(out[1]) / 1024
+
+
+def end_to_end(data: Path, reps: int) -> dict[str, list[tuple[float, float]]]:
+    project = data / "project.toml"
+    res: dict[str, list[tuple[float, float]]] = {"buque": [], "naive": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        cmds = {"buque": [sys.executable, "-m", "api.cli", "run", str(project), "--out",
+                          str(Path(tmp) / "run")],
+                "naive": [sys.executable, "-m", "bench.naive", str(data)]}
+        for r in range(reps):
+            for name in (("buque", "naive") if r % 2 == 0 else ("naive", "buque")):
+                res[name].append(measure(cmds[name]))
+                print(f"  end-to-end {name:5s} rep {r + 1}: {res[name][-1][0]:.2f} s, "
+                      f"{res[name][-1][1]:.0f} MiB", flush=True)
+    return res
+
+
+def engine(data: Path, reps: int) -> dict[str, list[float]]:
+    from bench.naive import naive_assess, read_layers
+    from geo.gaps import assess
+    from geo.run import load_layers, prepare_villages
+    from layers.errors import Report
+    from layers.profile import load_profile
+    from layers.project import load_project
+    from layers.schema import VILLAGE_LAYERS
+
+    project = load_project(data / "project.toml")
+    profile = load_profile(project.standard)
+    report = Report()
+    layers, _ = load_layers(project, report)
+    villages = prepare_villages(layers, report)
+    features = {k: g for k, g in layers.items() if k not in VILLAGE_LAYERS}
+    naive_layers = read_layers(data)
+    res: dict[str, list[float]] = {"buque": [], "naive": []}
+    runs = {"buque": lambda: assess(villages, features, profile),
+            "naive": lambda: naive_assess(naive_layers)}
+    for r in range(reps):
+        for name in (("buque", "naive") if r % 2 == 0 else ("naive", "buque")):
+            t = time.perf_counter()
+            runs[name]()
+            res[name].append(time.perf_counter() - t)
+            print(f"  engine     {name:5s} rep {r + 1}: {res[name][-1]:.2f} s", flush=True)
+    return res
+
+
+def counts(data: Path) -> dict[str, int]:
+    import pyogrio
+
+    return {p.stem: int(pyogrio.read_info(p)["features"]) for p in sorted(data.glob("*.gpkg"))}
+
+
+def table(e2e: dict, eng: dict, n: dict[str, int]) -> str:
+    med = statistics.median
+    b_wall, n_wall = med(w for w, _ in e2e["buque"]), med(w for w, _ in e2e["naive"])
+    b_rss, n_rss = max(m for _, m in e2e["buque"]), max(m for _, m in e2e["naive"])
+    b_eng, n_eng = med(eng["buque"]), med(eng["naive"])
+    sizes = ", ".join(f"{k} {v:,}" for k, v in n.items())
+    return "\n".join([
+        f"Synthetic province ({sizes}); {platform.processor() or platform.machine()}, "
+        f"{_cores()} cores; medians of {len(eng['buque'])} alternating repetitions, "
+        f"{time.strftime('%Y-%m-%d')}.",
+        "",
+        "| measure | Buque | naive GeoPandas | naive / Buque |",
+        "|---|---|---|---|",
+        f"| end to end, wall (s) | {b_wall:.2f} | {n_wall:.2f} | {n_wall / b_wall:.2f}× |",
+        f"| end to end, peak RSS (MiB) | {b_rss:.0f} | {n_rss:.0f} | |",
+        f"| engine only, layers in memory (s) | {b_eng:.2f} | {n_eng:.2f} | "
+        f"{n_eng / b_eng:.2f}× |",
+        "",
+        "End to end, Buque also writes the whole run archive (GeoPackage, Parquet, CSVs, "
+        "GeoParquet layers); the naive script writes nothing. The naive engine computes only "
+        "the nearest qualifying feature per indicator; Buque's also classifies unverified and "
+        "non-qualifying features (unknown status, upgrade remedies) and coverage radii.",
+    ])
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def write_doc(path: Path, text: str) -> None:
+    body = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if MARK_BEGIN in old:
+        pre, rest = old.split(MARK_BEGIN, 1)
+        new = pre + body + rest.split(MARK_END, 1)[1]
+    else:
+        new = old.rstrip() + "\n\n## Province: `buque run` vs naive GeoPandas\n\n" + body + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                    help=f"synthetic province folder (generated if absent; default {DEFAULT_DATA})")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of each measure (default 3)")
+    ap.add_argument("--write", type=Path, default=None, help="update this Markdown file's table")
+    a = ap.parse_args(argv)
+    if not (a.data / "project.toml").is_file():
+        print(f"generating the synthetic province in {a.data} …", flush=True)
+        subprocess.run([sys.executable, "-m", "bench.synth", str(a.data)], cwd=REPO, check=True)
+    print("end to end (fresh processes):", flush=True)
+    e2e = end_to_end(a.data, a.reps)
+    print("engine only (in process):", flush=True)
+    eng = engine(a.data, a.reps)
+    text = table(e2e, eng, counts(a.data))
+    print()
+    print(text)
+    print(json.dumps({"end_to_end": e2e, "engine": eng}))
+    if a.write:
+        write_doc(a.write, text)
+
+
+if __name__ == "__main__":
+    main()
