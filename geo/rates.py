@@ -20,18 +20,26 @@ def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.
     township are grouped under an empty name.
     """
     pos = gaps["_v"].to_numpy()
-    g = pd.DataFrame({
-        "county": villages["county"].astype("string").fillna(UNASSIGNED).to_numpy()[pos],
-        "township": villages["township"].astype("string").fillna(UNASSIGNED).to_numpy()[pos],
-        "indicator": gaps["indicator"].to_numpy(), "status": gaps["status"].to_numpy()})
-    counts = pd.crosstab([g["county"], g["township"], g["indicator"]], g["status"])
-    for s in ("met", "missing", "unknown"):
-        if s not in counts:
-            counts[s] = 0
-    town = counts.reset_index()
-    county = counts.groupby(level=["county", "indicator"]).sum().reset_index()
-    county["township"] = UNASSIGNED
-    out = pd.concat([county, town], ignore_index=True)
+    county = villages["county"].astype("string").fillna(UNASSIGNED).to_numpy(dtype=object)[pos]
+    town = villages["township"].astype("string").fillna(UNASSIGNED).to_numpy(dtype=object)[pos]
+    keys = list(profile.indicators)
+    ind = pd.Categorical(gaps["indicator"].to_numpy(dtype=object), categories=keys).codes
+    status = pd.Categorical(gaps["status"].to_numpy(dtype=object),
+                            categories=["met", "missing", "unknown"]).codes
+    place, uniques = pd.factorize(pd.MultiIndex.from_arrays([county, town]), sort=True)
+    n_place, n_ind = len(uniques), len(keys)
+    flat = (place * n_ind + ind) * 3 + status
+    counts = np.bincount(flat, minlength=n_place * n_ind * 3).reshape(n_place * n_ind, 3)
+    town_rows = pd.DataFrame({
+        "county": np.repeat(uniques.get_level_values(0).to_numpy(dtype=object), n_ind),
+        "township": np.repeat(uniques.get_level_values(1).to_numpy(dtype=object), n_ind),
+        "indicator": np.tile(np.array(keys, dtype=object), n_place),
+        "met": counts[:, 0], "missing": counts[:, 1], "unknown": counts[:, 2]})
+    town_rows = town_rows[counts.sum(axis=1) > 0]
+    county_rows = (town_rows.groupby(["county", "indicator"], sort=False)[
+        ["met", "missing", "unknown"]].sum().reset_index())
+    county_rows["township"] = UNASSIGNED
+    out = pd.concat([county_rows, town_rows], ignore_index=True)
     out["assessed"] = out[["met", "missing", "unknown"]].sum(axis=1)
     out["rate"] = np.round(out["met"] / out["assessed"].where(out["assessed"] > 0), 4)
     target = {k: i.target_rate for k, i in profile.indicators.items()}

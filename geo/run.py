@@ -151,9 +151,9 @@ def village_table(v: gpd.GeoDataFrame, gaps: pd.DataFrame, profile: Profile) -> 
     ind = gaps["indicator"].to_numpy()
     status = gaps["status"].to_numpy(dtype=object, na_value=None)
     dist = gaps["distance_m"].to_numpy(dtype=float, na_value=np.nan)
-    missing = np.full(n, "", dtype=object)
-    n_missing = np.zeros(n, dtype=np.int64)
-    for k in profile.indicators:
+    bits = np.zeros(n, dtype=np.int64)
+    keys = list(profile.indicators)
+    for j, k in enumerate(keys):
         sel = ind == k
         st = np.full(n, None, dtype=object)
         st[pos[sel]] = status[sel]
@@ -161,12 +161,13 @@ def village_table(v: gpd.GeoDataFrame, gaps: pd.DataFrame, profile: Profile) -> 
         d[pos[sel]] = dist[sel]
         out[k] = pd.array(st, dtype="string")
         out[f"{k}_distance_m"] = d
-        is_missing = st == "missing"
-        n_missing += is_missing
-        # comma-joined keys, one vectorised step per indicator
-        missing = np.where(is_missing, np.where(missing == "", k, missing + "," + k), missing)
-    out["n_missing"] = n_missing
-    out["missing"] = pd.array(missing, dtype="string")
+        bits |= (st == "missing").astype(np.int64) << j
+    # ``missing``: comma-joined keys, one string per distinct combination (no loop over villages)
+    combos, inverse = np.unique(bits, return_inverse=True)
+    text = np.array([",".join(k for j, k in enumerate(keys) if c >> j & 1) for c in combos],
+                    dtype=object)
+    out["n_missing"] = np.array([int(c).bit_count() for c in combos], dtype=np.int64)[inverse]
+    out["missing"] = pd.array(text[inverse], dtype="string")
     return gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
 
 

@@ -148,11 +148,7 @@ def _records(props: pd.DataFrame) -> list[dict]:
     cols = {}
     for c in props.columns:
         s = props[c]
-        if pd.api.types.is_bool_dtype(s):
-            cols[c] = s.astype(object).where(s.notna(), None).tolist()
-        elif pd.api.types.is_integer_dtype(s):
-            cols[c] = s.astype(object).where(s.notna(), None).tolist()
-        elif pd.api.types.is_float_dtype(s):
+        if pd.api.types.is_float_dtype(s):
             cols[c] = [None if v != v else round(v, 1) for v in s.to_numpy(dtype=float)]
         else:
             cols[c] = s.astype(object).where(s.notna(), None).tolist()
