@@ -4,8 +4,8 @@ A :class:`TileLayer` is built once per layer (Web Mercator coordinates, an STRtr
 thinning) and then renders any tile with bulk shapely operations: one tree query for the tile
 (plus buffer), clipping and simplification of all hits at once, grid thinning of points at low
 zoom (the highest-ranked point per cell survives, so villages with more gaps stay visible), and
-one affine transform into tile coordinates. Only the final protobuf encoding
-(``mapbox_vector_tile``) handles features one by one, and thinning caps how many reach it.
+one affine transform into tile coordinates, then the vectorised encoder of :mod:`geo.mvt`
+(polygons fall back to ``mapbox_vector_tile``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import mapbox_vector_tile
 import numpy as np
 import pandas as pd
 import shapely
+
+from geo.mvt import PropertyTable, encode_layer
 
 EXTENT = 4096
 BUFFER = 64  # tile units of buffer around each tile (MapLibre's default clipping margin)
@@ -71,6 +73,7 @@ class TileLayer:
         r = np.zeros(len(gdf)) if rank is None else np.asarray(rank, dtype=float)
         layer = cls(name=name, geoms=geoms, props=props, rank=r, minzoom=minzoom, maxzoom=maxzoom)
         layer._tree = shapely.STRtree(geoms)
+        layer._table = PropertyTable(props)
         layer._is_point = shapely.get_type_id(geoms) == 0
         b = shapely.total_bounds(geoms) if len(geoms) else np.array([np.nan] * 4)
         layer.bounds_mercator = tuple(float(v) for v in b)
@@ -115,7 +118,7 @@ class TileLayer:
     def _thin(self, idx: np.ndarray, geoms: np.ndarray, pts: np.ndarray, z: int, minx: float,
               maxy: float, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Keep the highest-ranked point per grid cell (cells shrink as zoom grows)."""
-        cell = max(2, 32 >> max(0, z - 6)) * (EXTENT / 256)  # in tile units: 32 px at z<=6
+        cell = max(2, 16 >> max(0, (z - 7) // 2)) * (EXTENT / 256)  # 16 px up to z8, then finer
         xy = shapely.get_coordinates(geoms[pts])
         cx = np.floor((xy[:, 0] - minx) * scale / cell).astype(np.int64)
         cy = np.floor((maxy - xy[:, 1]) * scale / cell).astype(np.int64)
@@ -133,14 +136,19 @@ class TileLayer:
         idx, geoms = self.select(z, x, y)
         if len(idx) == 0:
             return b""
-        props = self.props.iloc[idx]
-        records = _records(props)
-        feats = [{"geometry": g, "properties": p, "id": int(i)}
-                 for g, p, i in zip(geoms, records, idx, strict=True)]
-        return mapbox_vector_tile.encode(
-            [{"name": self.name, "features": feats}],
-            default_options={"extents": EXTENT, "y_coord_down": True, "quantize_bounds": None,
-                             "check_winding_order": True})
+        if not np.isin(shapely.get_type_id(geoms), (0, 1, 5)).all():
+            return _encode_generic(self.name, geoms, self.props.iloc[idx], idx)
+        return encode_layer(self.name, geoms, self._table, ids=idx, extent=EXTENT, rows=idx)
+
+
+def _encode_generic(name: str, geoms: np.ndarray, props: pd.DataFrame, idx: np.ndarray) -> bytes:
+    """Polygons and mixed layers go through ``mapbox_vector_tile`` (winding order, rings)."""
+    feats = [{"geometry": g, "properties": p, "id": int(i)}
+             for g, p, i in zip(geoms, _records(props), idx, strict=True)]
+    return mapbox_vector_tile.encode(
+        [{"name": name, "features": feats}],
+        default_options={"extents": EXTENT, "y_coord_down": True, "quantize_bounds": None,
+                         "check_winding_order": True})
 
 
 def _records(props: pd.DataFrame) -> list[dict]:
