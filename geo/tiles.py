@@ -25,6 +25,7 @@ EXTENT = 4096
 BUFFER = 64  # tile units of buffer around each tile (MapLibre's default clipping margin)
 WEB_MERCATOR_HALF = 20037508.342789244
 MAX_FEATURES = 4000  # per tile and layer, after thinning
+MIN_SIZE_PX = 2.0  # lines shorter (areas smaller) than this many pixels are left out
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -75,6 +76,7 @@ class TileLayer:
         layer._tree = shapely.STRtree(geoms)
         layer._table = PropertyTable(props)
         layer._is_point = shapely.get_type_id(geoms) == 0
+        layer._size = np.maximum(shapely.length(geoms), np.sqrt(shapely.area(geoms)))
         b = shapely.total_bounds(geoms) if len(geoms) else np.array([np.nan] * 4)
         layer.bounds_mercator = tuple(float(v) for v in b)
         return layer
@@ -97,6 +99,9 @@ class TileLayer:
         idx = np.sort(self._tree.query(shapely.box(*box)))
         if len(idx) == 0:
             return idx, np.zeros(0, dtype=object)
+        # lines and areas smaller than MIN_SIZE_PX pixels vanish at this zoom: drop them first
+        visible = self._is_point[idx] | (self._size[idx] * scale >= MIN_SIZE_PX * EXTENT / 256)
+        idx = idx[visible]
         geoms = self.geoms[idx]
         pts = self._is_point[idx]
         if (~pts).any():
