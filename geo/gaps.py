@@ -21,15 +21,17 @@ import shapely
 from geo.evidence import FAIL, PASS, UNKNOWN, evaluate, evaluate_all
 from geo.metric import Band, bands_of, in_lon_range, project, transform_xy
 from geo.nearest import FeatureIndex
+from geo.network import RoadGraph
 from layers.profile import Indicator, Profile
 
 GAP_COLUMNS = ["village_code", "level", "indicator", "status", "distance_m", "evidence_id",
-               "candidate_id", "candidate_distance_m", "reason"]
+               "candidate_id", "candidate_distance_m", "network_m", "reason"]
 STATUSES = ("met", "missing", "unknown")
 
 #: reason codes written to gaps.parquet, and what they mean
 REASONS = {
     "within_threshold": "a qualifying feature lies within the threshold",
+    "within_network_threshold": "a qualifying feature lies within the threshold along the roads",
     "inside_village": "a qualifying feature lies inside the village polygon",
     "covered": "inside a qualifying coverage area / within a feature's radius",
     "unverified_nearby": "only features whose attributes are unknown satisfy the rule",
@@ -61,6 +63,7 @@ class _Result:
         self.evid = np.full(n, -1, dtype=np.int64)
         self.cand = np.full(n, -1, dtype=np.int64)
         self.cand_dist = np.full(n, np.nan)
+        self.net = np.full(n, np.nan)
 
 
 def applicable(villages: pd.DataFrame, ind: Indicator) -> np.ndarray:
@@ -107,6 +110,7 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
         ref_p = shapely.points(transform_xy(lonlat[z.members], z.crs))
         zone_polys: np.ndarray | None = None
         windows: dict[str, tuple[np.ndarray, FeatureIndex]] = {}
+        graphs: dict[str, RoadGraph] = {}
         for ind in inds:
             if progress:
                 progress(ind.key, 0)
@@ -115,6 +119,15 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
             res = results[ind.key]
             if ind.layer not in layers or len(gidx) == 0:
                 continue
+            graph = None
+            if ind.rule == "within_network_distance":
+                if ind.network_layer not in layers:
+                    continue  # unknown: the road network was not provided
+                if ind.network_layer not in graphs:
+                    roads = layers[ind.network_layer].geometry.to_numpy()
+                    roads = roads[in_lon_range(roads, z.lon_range)]
+                    graphs[ind.network_layer] = RoadGraph.build(project(roads, z.crs))
+                graph = graphs[ind.network_layer]
             lyr = layers[ind.layer]
             if ind.layer not in windows:
                 lgeoms = lyr.geometry.to_numpy()
@@ -129,7 +142,7 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
             radius = (feature_radius(layers[ind.layer].iloc[win], ind.default_radius_m or 0.0)
                       if ind.rule == "coverage" else None)
             _assess_zone(ind, ref_p[sel], is_poly[gidx], polys, layer_index, win,
-                         classes[ind.key][win], radius, res, gidx)
+                         classes[ind.key][win], radius, res, gidx, graph)
             if progress:
                 progress(ind.key, len(gidx))
     return _to_table(villages, layers, inds, masks, results)
@@ -137,17 +150,19 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
 
 def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np.ndarray | None,
                  layer_index: FeatureIndex, win: np.ndarray, cls: np.ndarray, radius: np.ndarray | None,
-                 res: _Result, gidx: np.ndarray) -> None:
+                 res: _Result, gidx: np.ndarray, graph: RoadGraph | None = None) -> None:
     """Fill ``res`` at ``gidx`` for one indicator in one band (all villages at once).
 
     ``pts`` and ``polys`` are projected to the band's CRS; ``layer_index`` indexes the layer's
-    features near the band, ``win`` their positions in the layer.
+    features near the band, ``win`` their positions in the layer; ``graph`` is the band's road
+    graph for the network rule.
     """
     m = len(pts)
     sat: dict[np.int8, np.ndarray] = {}
     near_d: dict[np.int8, np.ndarray] = {}
     near_i: dict[np.int8, np.ndarray] = {}
     todo = np.ones(m, dtype=bool)  # villages still undecided: later classes only look at them
+    net = np.full(m, np.nan)
     for c in (PASS, UNKNOWN, FAIL):
         member = cls == c
         sub = np.flatnonzero(member)
@@ -164,6 +179,16 @@ def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np
             d[q], i[q] = dq, iq
             if ind.rule == "within_distance":
                 s[q] = dq <= ind.threshold_m
+            elif ind.rule == "within_network_distance":
+                nd, ni = graph.distance_to_nearest(
+                    shapely.get_coordinates(pts[q]), index.anchor_xy,
+                    max_distance=None if c == PASS else ind.threshold_m)
+                s[q] = nd <= ind.threshold_m
+                if c == PASS:
+                    net[q] = nd
+                else:  # the candidate is the feature reached along the roads
+                    d[q] = nd
+                    i[q] = np.where(ni >= 0, sub[np.maximum(ni, 0)], -1)
             elif ind.rule == "inside_village":
                 pq = is_poly[q]
                 if pq.any():
@@ -189,7 +214,8 @@ def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np
     if ind.rule == "inside_village":
         met_reason = np.where(is_poly, _R["inside_village"], _R["within_threshold"])
     else:
-        met_reason = _R["within_threshold" if ind.rule == "within_distance" else "covered"]
+        met_reason = _R[{"within_distance": "within_threshold", "coverage": "covered",
+                         "within_network_distance": "within_network_threshold"}[ind.rule]]
     reason = np.select(
         [met, unk, fail, np.isfinite(near_d[PASS])],
         [met_reason, _R["unverified_nearby"], _R["non_qualifying_nearby"],
@@ -206,6 +232,7 @@ def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np
     cand_d = np.where(unk, near_d[UNKNOWN], np.where(fail, near_d[FAIL], np.nan))
     res.cand[gidx] = cand
     res.cand_dist[gidx] = cand_d
+    res.net[gidx] = net
 
 
 def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds: list[Indicator],
@@ -224,7 +251,8 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
             "village_code": codes[rows], "level": level[rows], "indicator": ind.key,
             "status": _STATUS[res.status[rows]], "distance_m": res.dist[rows],
             "evidence_id": ids[res.evid[rows]], "candidate_id": ids[res.cand[rows]],
-            "candidate_distance_m": res.cand_dist[rows], "reason": _REASON[res.reason[rows]],
+            "candidate_distance_m": res.cand_dist[rows], "network_m": res.net[rows],
+            "reason": _REASON[res.reason[rows]],
             "_v": rows}))
     out = (pd.concat(parts, ignore_index=True) if parts
            else pd.DataFrame(columns=[*GAP_COLUMNS, "_v"]))

@@ -69,6 +69,11 @@ class FeatureIndex:
         return project(self.geoms, self.crs)
 
     @cached_property
+    def anchor_xy(self) -> np.ndarray:
+        """One projected point per feature (the point itself, else a point on its surface)."""
+        return transform_xy(shapely.get_coordinates(shapely.point_on_surface(self.geoms)), self.crs)
+
+    @cached_property
     def tree(self) -> STRtree:
         """STRtree over all projected features (intersects / within-radius / fallbacks)."""
         return STRtree(self.projected)

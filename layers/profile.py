@@ -19,7 +19,7 @@ from layers.errors import BuqueInputError
 from layers.schema import FEATURE_LAYERS
 
 STANDARDS_DIR = Path(__file__).parent / "standards"
-RULES = ("within_distance", "inside_village", "coverage")
+RULES = ("within_distance", "inside_village", "coverage", "within_network_distance")
 LEVELS = ("admin", "natural")
 OPS = ("in", "not_in", "eq", "min", "max")
 QUANTITIES = ("distance_km", "count", "households")
@@ -65,6 +65,7 @@ class Indicator:
     fallback_threshold_m: float | None = None
     default_radius_m: float | None = None
     upgrade: Remedy | None = None
+    network_layer: str = "roads"
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -106,13 +107,33 @@ def resolve_profile_path(name_or_path: str | Path, base: Path | None = None) -> 
 
 
 def load_profile(name_or_path: str | Path, base: Path | None = None) -> Profile:
+    """Load a profile; ``extends = "NAME|PATH"`` merges it over a base profile, indicator by
+    indicator and key by key. The content hash covers the file and its bases."""
+    data, raws, path = _load_raw(name_or_path, base, seen=())
+    digest = hashlib.sha256(b"\0".join(raws)).hexdigest()
+    return parse_profile(data, path=str(path), content_hash=digest)
+
+
+def _load_raw(name_or_path: str | Path, base: Path | None, seen: tuple[Path, ...]
+              ) -> tuple[dict, list[bytes], Path]:
     path = resolve_profile_path(name_or_path, base)
+    if path in seen:
+        raise BuqueInputError(str(path), "profile 'extends' chain loops back to itself",
+                              field="extends")
     raw = path.read_bytes()
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise BuqueInputError(str(path), f"not a valid TOML profile: {e}") from e
-    return parse_profile(data, path=str(path), content_hash=hashlib.sha256(raw).hexdigest())
+    if "extends" not in data:
+        return data, [raw], path
+    parent, raws, _ = _load_raw(data.pop("extends"), path.parent, (*seen, path))
+    merged = {**parent, **{k: v for k, v in data.items() if k != "indicators"}}
+    inds = {k: dict(v) for k, v in parent.get("indicators", {}).items()}
+    for key, over in data.get("indicators", {}).items():
+        inds[key] = {**inds.get(key, {}), **over}
+    merged["indicators"] = inds
+    return merged, [*raws, raw], path
 
 
 def _require(d: dict, key: str, where: str, path: str) -> Any:
@@ -176,9 +197,8 @@ def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = ""
         rule = _require(d, "rule", w, path)
         if rule not in RULES:
             raise BuqueInputError(path, f"{w}: rule must be one of {RULES}", field="rule")
-        if rule == "within_distance" and "threshold_m" not in d:
-            raise BuqueInputError(path, f"{w}: rule within_distance needs threshold_m",
-                                  field="threshold_m")
+        if rule in ("within_distance", "within_network_distance") and "threshold_m" not in d:
+            raise BuqueInputError(path, f"{w}: rule {rule} needs threshold_m", field="threshold_m")
         if rule == "coverage" and "default_radius_m" not in d:
             raise BuqueInputError(path, f"{w}: rule coverage needs default_radius_m",
                                   field="default_radius_m")
@@ -200,6 +220,7 @@ def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = ""
             applies=applies, threshold_m=d.get("threshold_m"),
             fallback_threshold_m=d.get("fallback_threshold_m"),
             default_radius_m=d.get("default_radius_m"),
+            network_layer=d.get("network_layer", "roads"),
             sources={k: v for k, v in d.items() if k.endswith("_source")},
         )
     return Profile(name=str(_require(data, "name", "profile", path)),
