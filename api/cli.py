@@ -157,6 +157,8 @@ def standards_show(name: Annotated[str, typer.Argument(help="Bundled name or TOM
     for key, i in p.indicators.items():
         t = Table(show_header=False, title=f"{key} · {i.label_zh} / {i.label_en} ({i.sector})",
                   title_justify="left")
+        t.add_column(no_wrap=True)
+        t.add_column(overflow="fold")
         t.add_row("layer", i.layer)
         t.add_row("levels", ", ".join(i.levels))
         for lvl, c in i.applies.items():
@@ -180,6 +182,53 @@ def standards_show(name: Annotated[str, typer.Argument(help="Bundled name or TOM
 def _cond(c) -> str:
     null = c.if_null if isinstance(c.if_null, str) else f"({_cond(c.if_null)})"
     return f"{c.field} {c.op} {c.value!r}; if null: {null}"
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="A run directory, or a folder of runs (newest).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (a folder with "
+                                      "--bundle for several counties).")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-f", help="png | pdf | html | xlsx | gpkg | geojson | csv | shp "
+        "(default: from --out's suffix).")] = None,
+    county: Annotated[list[str] | None, typer.Option(help="County name(s); repeat or "
+                                                      "comma-separate.")] = None,
+    township: Annotated[list[str] | None, typer.Option(help="Township name(s).")] = None,
+    indicator: Annotated[list[str] | None, typer.Option(help="Indicator key(s), e.g. road.")
+                         ] = None,
+    paper: Annotated[str, typer.Option(help="Map paper: A4 | A3.")] = "A4",
+    orientation: Annotated[str, typer.Option(help="landscape | portrait.")] = "landscape",
+    lang: Annotated[str, typer.Option(help="zh | en.")] = "zh",
+    dpi: Annotated[int, typer.Option(help="PNG/PDF raster resolution.")] = 300,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding for shp/csv, e.g. GBK "
+                                                 "(default UTF-8).")] = None,
+    per_county: Annotated[bool, typer.Option("--per-county", help="One file per county (PDF: "
+                                             "one page per county).")] = False,
+    bundle: Annotated[bool, typer.Option("--bundle", help="Zip each county's map, ledger and "
+                                         "GeoPackage.")] = False,
+) -> None:
+    """Export report-ready maps (PNG/PDF/HTML), the ledger (XLSX) and GIS files of a run."""
+    from geo.report import ExportError, ExportOptions, FontError, Selection, export, export_bundle, format_of
+
+    try:
+        fmt = fmt or ("pdf" if bundle else format_of(out))
+        if fmt is None:
+            raise ExportError("--format", f"cannot tell the format from {out.name!r}; give "
+                              "--format")
+        opts = ExportOptions(fmt=fmt.lower(), selection=Selection.parse(county, township,
+                                                                         indicator),
+                             paper=paper.upper(), orientation=orientation.lower(),
+                             lang=lang.lower(), dpi=dpi, encoding=encoding, per_county=per_county)
+        with console.status("exporting", spinner="dots"):
+            result = (export_bundle if bundle else export)(run, out, opts)
+    except (ExportError, FontError, BuqueInputError, FileNotFoundError, FileExistsError) as e:
+        _fail(e)
+    for f in result.files:
+        Console().print(f"{f}  ({f.stat().st_size / 1024:,.0f} KiB)", highlight=False)
+    for n in result.notes:
+        console.print(f"[yellow]note:[/] {n}", highlight=False)
+    console.log(f"exported {len(result.files)} file(s) in {result.seconds:.2f} s")
 
 
 def main() -> None:

@@ -103,6 +103,7 @@ def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
             gdf.to_parquet(step(f"{LAYERS_DIR}/{kind}.parquet"), index=False)
         with open(step(MANIFEST), "w", encoding="utf-8") as f:
             json.dump(manifest, f, ensure_ascii=False, indent=2, default=str)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; a run is for everyone to read
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -123,6 +124,9 @@ def _replace_dir(new: Path, out: Path) -> None:
     if not out.exists():
         os.rename(new, out)
         return
+    if not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is a file, not a run directory; refusing to "
+                              "replace it")
     if not (out / MANIFEST).is_file() and any(out.iterdir()):
         raise FileExistsError(f"{out}: exists and is not a Buque run; refusing to replace it")
     old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")

@@ -199,9 +199,7 @@ def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np
                 cov, ci = index.covered(pts[q], radius[sub])
                 ci = np.where(cov, sub[np.maximum(ci, 0)], -1)
                 s[q] = cov
-                if c == PASS:
-                    i[q] = np.where(cov, ci, iq)
-                else:
+                if c != PASS:  # for PASS the evidence stays the nearest qualifying feature
                     i[q] = ci
                     d[q] = np.where(cov, shapely.distance(
                         pts[q], layer_index.projected[np.maximum(ci, 0)]), np.nan)

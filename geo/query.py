@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from shapely import STRtree
 
@@ -45,6 +48,7 @@ STATUS_CODE = {"met": 1, "missing": 2, "unknown": 3}
 BASE_PROPERTIES = ("code", "name", "level", "county", "township", "village_code", "population",
                    "households", "poor", "exit_year", "ref_lon", "ref_lat")
 MAX_TEXT = 200          # longest text search accepted
+MAX_ITEMS = 100         # most values of a parameter that takes known values (indicators, ...)
 
 
 class QueryError(ValueError):
@@ -64,8 +68,19 @@ def split_list(value: str | None, param: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s.strip() for s in str(value).split(",") if s.strip()))
 
 
-def choices(value: str | None, param: str, allowed: Sequence[str]) -> tuple[str, ...]:
+def _given(value: str | None, param: str) -> tuple[str, ...]:
+    """Items of a list parameter that only takes known values; given but empty is an error."""
     items = split_list(value, param)
+    if value is not None and not items:
+        raise QueryError(param, "no value given")
+    if value is not None and str(value).count(",") >= MAX_ITEMS:
+        raise QueryError(param, f"at most {MAX_ITEMS} values")
+    return items
+
+
+def choices(value: str | None, param: str, allowed: Sequence[str]) -> tuple[str, ...]:
+    """Comma-separated values that must each be one of ``allowed``."""
+    items = _given(value, param)
     bad = [s for s in items if s not in allowed]
     if bad:
         raise QueryError(param, f"unknown value(s) {', '.join(map(repr, bad))}; "
@@ -75,7 +90,7 @@ def choices(value: str | None, param: str, allowed: Sequence[str]) -> tuple[str,
 
 def _ints(value: str | None, param: str, lo: int, hi: int) -> tuple[int, ...]:
     out = []
-    for s in split_list(value, param):
+    for s in _given(value, param):
         try:
             n = int(s)
         except ValueError:
@@ -165,7 +180,7 @@ class VillageFilter:
               bbox: str | None = None) -> VillageFilter:
         """Validate filter values given as text; indicator keys must be among ``indicators``."""
         keys = tuple(indicators)
-        miss_raw = split_list(missing, "missing")
+        miss_raw = _given(missing, "missing")
         missing_any = "any" in miss_raw and "any" not in keys
         miss = tuple(k for k in miss_raw if not (missing_any and k == "any"))
         if q is not None:
@@ -173,7 +188,7 @@ class VillageFilter:
             if len(q) > MAX_TEXT:
                 raise QueryError("q", f"at most {MAX_TEXT} characters")
         return cls(
-            missing=choices(",".join(miss), "missing", keys), missing_any=missing_any,
+            missing=choices(",".join(miss) or None, "missing", keys), missing_any=missing_any,
             met=choices(met, "met", keys),
             county=split_list(county, "county"), township=split_list(township, "township"),
             level=choices(level, "level", LEVELS), poor=parse_bool(poor, "poor"),
@@ -275,8 +290,14 @@ class VillageIndex:
         p = self.properties["poor"]
         self._poor = np.where(p.isna().to_numpy(), -1, p.fillna(False).to_numpy(bool).astype(np.int8))
         self._exit_year = self.properties["exit_year"].to_numpy(dtype=float, na_value=np.nan)
-        self._name = self.properties["name"].astype("string[pyarrow]")
-        self._code = self.properties["code"].astype("string[pyarrow]")
+        # text search: "name\x1fcode" per village, lower-cased, as one string (rows split by
+        # newlines) for fast str.count/finditer, and as an Arrow array for per-row matching
+        parts = [f"{n}\x1f{c}".lower() for n, c in zip(
+            self.properties["name"].fillna("").astype(str), self.properties["code"].astype(str),
+            strict=True)]
+        self._text = "\n".join(parts)
+        self._starts = np.cumsum([0] + [len(x) + 1 for x in parts])[:-1]
+        self._text_arrow = pa.array(parts, type=pa.large_string())
         self._pos = pd.Index(self.properties["code"].astype("object"))
         if len(self.geometry):
             b = shapely.total_bounds(self.geometry)
@@ -329,11 +350,20 @@ class VillageIndex:
             m &= hit
         idx = np.flatnonzero(m)
         if f.q and len(idx):
-            q = f.q
-            name = self._name.iloc[idx].str.contains(q, case=False, regex=False)
-            code = self._code.iloc[idx].str.contains(q, case=False, regex=False)
-            idx = idx[(name.fillna(False) | code.fillna(False)).to_numpy(bool)]
+            idx = self._search(idx, f.q)
         return idx
+
+    def _search(self, idx: np.ndarray, q: str) -> np.ndarray:
+        """Rows of ``idx`` whose name or code contains ``q`` (case-insensitive)."""
+        q = q.lower().replace("\n", " ").replace("\x1f", " ")
+        # few candidates, or a pattern found nearly everywhere: match the candidate rows
+        if len(idx) < self.n // 4 or self._text.count(q) > 20_000:
+            hit = pc.match_substring(self._text_arrow.take(pa.array(idx)), q)
+            return idx[hit.to_numpy(zero_copy_only=False).astype(bool)]
+        pos = np.fromiter((m.start() for m in re.finditer(re.escape(q), self._text)),
+                          dtype=np.int64)
+        rows = np.unique(np.searchsorted(self._starts, pos, side="right") - 1)
+        return np.intersect1d(idx, rows, assume_unique=True)
 
     def _any_status(self, keys: Iterable[str], codes: tuple[int, ...]) -> np.ndarray:
         m = np.zeros(self.n, dtype=bool)
@@ -387,49 +417,110 @@ class ProjectFilter:
                    village=split_list(village, "village"))
 
 
+PROJECT_KEYS = ("county", "township", "indicator", "level", "action", "unit", "village_code")
+
+
+class ProjectIndex:
+    """The remedy list with precomputed codes, so that selecting and totalling rows takes
+    numpy masks and ``np.bincount`` instead of pandas operations per request.
+
+    ``table`` is the normalised list (see :func:`normalise_projects`) in rank order.
+    """
+
+    def __init__(self, projects: pd.DataFrame) -> None:
+        self.table = normalise_projects(projects)
+        self.n = len(self.table)
+        self._codes: dict[str, np.ndarray] = {}
+        self._lookup: dict[str, dict[str, int]] = {}
+        self._labels: dict[str, np.ndarray] = {}
+        for col in PROJECT_KEYS:
+            values = self.table[col] if col in self.table else pd.Series([None] * self.n,
+                                                                          dtype="string")
+            codes, lookup = _codes(values)
+            self._codes[col], self._lookup[col] = codes, lookup
+            labels = np.empty(len(lookup) + 1, dtype=object)
+            labels[0] = None                                # code -1 (null) -> label None
+            for label, c in lookup.items():
+                labels[c + 1] = label
+            self._labels[col] = labels
+
+        def num(col: str) -> np.ndarray:
+            if col not in self.table:
+                return np.full(self.n, np.nan)
+            return pd.to_numeric(self.table[col], errors="coerce").to_numpy(float, na_value=np.nan)
+
+        self._priority = num("priority")
+        self._quantity = np.nan_to_num(num("quantity"))
+        self._cost = np.nan_to_num(num("cost"))
+
+    def select(self, f: ProjectFilter) -> np.ndarray:
+        """Ascending row positions (rank order) of the rows matching ``f``."""
+        m = np.ones(self.n, dtype=bool)
+        for col, values in (("county", f.county), ("township", f.township),
+                            ("indicator", f.indicator), ("level", f.level),
+                            ("action", f.action), ("village_code", f.village)):
+            if values:
+                wanted = [self._lookup[col][v] for v in values if v in self._lookup[col]]
+                m &= np.isin(self._codes[col], wanted) if wanted else False
+        if f.priority:
+            m &= np.isin(self._priority, np.array(f.priority, dtype=float))
+        return np.flatnonzero(m)
+
+    def group(self, idx: np.ndarray, keys: Sequence[str], quantity: bool = True) -> pd.DataFrame:
+        """Per group of ``keys`` among rows ``idx`` (first-seen order): rows, distinct villages,
+        quantity (optional) and cost."""
+        keys = list(keys)
+        cols = [*keys, "rows", "villages", *(["quantity"] if quantity else []), "cost"]
+        if len(idx) == 0:
+            return pd.DataFrame({c: [] for c in cols})
+        combo = np.zeros(len(idx), dtype=np.int64)      # mixed-radix key of the code tuple
+        for k in keys:
+            combo = combo * len(self._labels[k]) + (self._codes[k][idx] + 1)
+        first, inv = np.unique(combo, return_index=True, return_inverse=True)[1:]
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        gid = rank[inv.ravel()]
+        n = len(order)
+        rep = idx[first[order]]                           # one row per group, first seen
+        out: dict[str, Any] = {k: self._labels[k][self._codes[k][rep] + 1] for k in keys}
+        out["rows"] = np.bincount(gid, minlength=n).astype("int64")
+        vc = self._codes["village_code"][idx].astype(np.int64) + 1
+        width = int(vc.max()) + 1
+        pairs = np.unique(gid.astype(np.int64) * width + vc)
+        out["villages"] = np.bincount(pairs // width, minlength=n).astype("int64")
+        if quantity:
+            out["quantity"] = np.round(np.bincount(gid, self._quantity[idx], minlength=n), 3)
+        out["cost"] = np.round(np.bincount(gid, self._cost[idx], minlength=n), 2)
+        return pd.DataFrame(out, columns=cols)
+
+    def totals(self, idx: np.ndarray) -> dict[str, pd.DataFrame]:
+        """``by_indicator``: rows, villages, quantity and cost per (indicator, action, unit);
+        ``by_county``: the same per (county, indicator, unit), by county name;
+        ``by_county_total``: rows, villages and cost per county; ``total``: one row."""
+        by_county = self.group(idx, ["county", "indicator", "unit"])
+        county_total = self.group(idx, ["county"], quantity=False)
+        if len(idx):
+            by_county = by_county.sort_values("county", kind="stable", na_position="last")
+            county_total = county_total.sort_values("county", kind="stable", na_position="last")
+        villages = len(np.unique(self._codes["village_code"][idx])) if len(idx) else 0
+        total = pd.DataFrame({"rows": [len(idx)], "villages": [villages],
+                              "cost": [round(float(self._cost[idx].sum()), 2)]})
+        return {"by_indicator": self.group(idx, ["indicator", "action", "unit"]),
+                "by_county": by_county.reset_index(drop=True),
+                "by_county_total": county_total.reset_index(drop=True), "total": total}
+
+
 def filter_projects(projects: pd.DataFrame, f: ProjectFilter) -> pd.DataFrame:
     """Rows of the remedy list matching every given filter, in rank order."""
-    m = np.ones(len(projects), dtype=bool)
-    for col, values in (("county", f.county), ("township", f.township),
-                        ("indicator", f.indicator), ("level", f.level), ("action", f.action),
-                        ("village_code", f.village)):
-        if values:
-            m &= projects[col].isin(values).fillna(False).to_numpy(bool)
-    if f.priority:
-        m &= projects["priority"].isin(f.priority).fillna(False).to_numpy(bool)
-    return projects.loc[m]
+    ix = ProjectIndex(projects)
+    return ix.table.iloc[ix.select(f)]
 
 
 def project_totals(projects: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Totals of a (filtered) remedy list.
-
-    ``by_indicator``: rows, villages, quantity and cost per (indicator, action, unit);
-    ``by_county``: the same per (county, indicator, unit); ``by_county_total``: rows,
-    villages and cost per county; ``total``: one row.
-    """
-    p = projects.assign(county=projects["county"].fillna(""))
-
-    def agg(keys: list[str], quantity: bool = True) -> pd.DataFrame:
-        if p.empty:
-            cols = keys + ["rows", "villages"] + (["quantity"] if quantity else []) + ["cost"]
-            return pd.DataFrame({c: [] for c in cols})
-        g = p.groupby(keys, sort=False, dropna=False)
-        out = g.agg(rows=("village_code", "size"), villages=("village_code", "nunique"),
-                    **({"quantity": ("quantity", "sum")} if quantity else {}),
-                    cost=("cost", "sum")).reset_index()
-        if quantity:
-            out["quantity"] = out["quantity"].round(3)
-        out["cost"] = out["cost"].round(2)
-        return out
-
-    by_ind = agg(["indicator", "action", "unit"])
-    by_county = agg(["county", "indicator", "unit"]).sort_values(["county"], kind="stable")
-    county_total = agg(["county"], quantity=False).sort_values("county", kind="stable")
-    total = pd.DataFrame({"rows": [len(p)], "villages": [int(p["village_code"].nunique())],
-                          "cost": [round(float(p["cost"].sum()), 2) if len(p) else 0.0]})
-    return {"by_indicator": by_ind.reset_index(drop=True),
-            "by_county": by_county.reset_index(drop=True),
-            "by_county_total": county_total.reset_index(drop=True), "total": total}
+    """Totals of a (filtered) remedy list (see :meth:`ProjectIndex.totals`)."""
+    ix = ProjectIndex(projects)
+    return ix.totals(np.arange(ix.n))
 
 
 # --------------------------------------------------------------------------- summary
@@ -494,13 +585,17 @@ class RunData:
     manifest: dict[str, Any]
     tables: RunTables
     index: VillageIndex
-    projects: pd.DataFrame
+    project_index: ProjectIndex
     _inputs: dict[str, gpd.GeoDataFrame] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def indicators(self) -> list[str]:
         return self.index.indicators
+
+    @property
+    def projects(self) -> pd.DataFrame:
+        return self.project_index.table
 
     @property
     def gaps(self) -> pd.DataFrame:
@@ -511,15 +606,21 @@ class RunData:
         return self.tables.summary
 
     def input_layers(self) -> list[str]:
-        """Kinds of the run's non-village inputs (roads, power, ...) named in its manifest."""
+        """Kinds of the run's feature layers (roads, power, ...): those archived with the run,
+        else (older runs) the non-village inputs named in its manifest."""
+        if self.tables.layers:
+            return list(self.tables.layers)
         return input_layer_kinds(self.manifest)
 
     def input_layer(self, kind: str) -> gpd.GeoDataFrame:
-        """One of the run's input layers, re-read from its source once and cached.
+        """One of the run's feature layers: the copy archived with the run, or for older runs
+        re-read from its source once and cached.
 
-        Raises :class:`InputChanged` when the source no longer has the hash recorded in the
-        manifest (the layer served must be the layer the run assessed).
+        Raises :class:`InputChanged` when a source to re-read no longer has the hash recorded
+        in the manifest (the layer served must be the layer the run assessed).
         """
+        if kind in self.tables.layers:
+            return self.tables.layers[kind]
         with self._lock:
             if kind not in self._inputs:
                 self._inputs[kind] = load_input_layer(self.manifest, kind)
@@ -533,7 +634,7 @@ def load_run_data(path: str | Path) -> RunData:
     tables = read_run(path)
     return RunData(run_id=str(manifest.get("run_id") or path.name), path=path, manifest=manifest,
                    tables=tables, index=VillageIndex(tables.villages),
-                   projects=normalise_projects(tables.projects))
+                   project_index=ProjectIndex(tables.projects))
 
 
 class InputChanged(RuntimeError):

@@ -197,7 +197,8 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         unloc = unlocated(official, v["code"])
         inputs.append({"layer": "official", "path": str(project.official.path), "source": "file",
                        "rows": official_rows, "sha256": sha256_file(project.official.path)})
-        listed = v["code"].isin(set(official["code"]))
+        # the NBS list holds administrative villages only; natural villages are not in it
+        listed = v["code"].isin(set(official["code"])) | (v["level"] != "admin")
         if (~listed).any():
             report.warn("", "villages", v.loc[~listed, ROW].to_numpy(),
                         "code not in the official village list",

@@ -142,6 +142,18 @@ def _require(d: dict, key: str, where: str, path: str) -> Any:
     return d[key]
 
 
+def _number(d: dict, key: str, where: str, path: str, default: float | None = None
+            ) -> float | None:
+    """A non-negative number from the profile, or ``default`` when absent."""
+    if key not in d:
+        return default
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        raise BuqueInputError(path, f"{where}: {key} must be a non-negative number, got {v!r}",
+                              field=key)
+    return float(v)
+
+
 def _condition(d: Any, where: str, path: str) -> Condition:
     if not isinstance(d, dict):
         raise BuqueInputError(path, f"{where}: a condition must be a table, got {d!r}")
@@ -175,10 +187,19 @@ def _remedy(d: Any, where: str, path: str) -> Remedy:
     q = _require(d, "quantity", where, path)
     if q not in QUANTITIES:
         raise BuqueInputError(path, f"{where}: quantity must be one of {QUANTITIES}", field="quantity")
+    _require(d, "unit_cost", where, path)
     return Remedy(item=_require(d, "item", where, path), item_en=d.get("item_en", ""),
                   unit=_require(d, "unit", where, path), quantity=q,
-                  unit_cost=float(_require(d, "unit_cost", where, path)),
-                  default_quantity=d.get("default_quantity"))
+                  unit_cost=_number(d, "unit_cost", where, path) or 0.0,
+                  default_quantity=_number(d, "default_quantity", where, path))
+
+
+def _target(d: dict, where: str, path: str) -> float:
+    t = _number(d, "target_rate", where, path, default=1.0)
+    if t is None or t > 1:
+        raise BuqueInputError(path, f"{where}: target_rate must be between 0 and 1",
+                              field="target_rate")
+    return t
 
 
 def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = "") -> Profile:
@@ -214,12 +235,12 @@ def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = ""
             sector=d.get("sector", ""), layer=layer, levels=levels, rule=rule,
             evidence=tuple(_condition(c, f"{w}.evidence[{i}]", path)
                            for i, c in enumerate(d.get("evidence", []))),
-            deadline=deadline, target_rate=float(d.get("target_rate", 1.0)),
+            deadline=deadline, target_rate=_target(d, w, path),
             remedy=_remedy(_require(d, "remedy", w, path), f"{w}.remedy", path),
             upgrade=_remedy(d["upgrade"], f"{w}.upgrade", path) if "upgrade" in d else None,
-            applies=applies, threshold_m=d.get("threshold_m"),
-            fallback_threshold_m=d.get("fallback_threshold_m"),
-            default_radius_m=d.get("default_radius_m"),
+            applies=applies, threshold_m=_number(d, "threshold_m", w, path),
+            fallback_threshold_m=_number(d, "fallback_threshold_m", w, path),
+            default_radius_m=_number(d, "default_radius_m", w, path),
             network_layer=d.get("network_layer", "roads"),
             sources={k: v for k, v in d.items() if k.endswith("_source")},
         )

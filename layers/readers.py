@@ -77,8 +77,43 @@ def _read_vector(spec: LayerSpec) -> gpd.GeoDataFrame:
     return gdf
 
 
+def _looks_misdecoded(values: pd.Series) -> str | None:
+    """The encoding that Latin-1-decoded text really is in (GBK, UTF-8), if it looks like CJK."""
+    s = values.dropna().astype(str).unique()
+    s = [v for v in s if any("\x80" <= ch <= "\xff" for ch in v)][:200]
+    if not s:
+        return None
+    for enc in ("utf-8", "gbk"):
+        try:
+            fixed = [v.encode("latin-1").decode(enc) for v in s]
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        if any("\u4e00" <= ch <= "\u9fff" for v in fixed for ch in v):
+            return enc.upper()
+    return None
+
+
 def _check_decoding(df: pd.DataFrame, spec: LayerSpec) -> None:
-    """Legacy DBFs in GBK read as UTF-8 give replacement characters: say which encoding to set."""
+    """Say which encoding to set when text did not decode, instead of writing mojibake.
+
+    Two cases: replacement characters (bytes that are not valid in the assumed encoding), and
+    a Shapefile with neither a .cpg nor a declared encoding, read as Latin-1 (GDAL's fallback),
+    whose text turns out to be GBK or UTF-8 Chinese.
+    """
+    legacy = (spec.encoding is None and spec.path.suffix.lower() in (".shp", ".dbf")
+              and not spec.path.with_suffix(".cpg").exists()
+              and not spec.path.with_suffix(".CPG").exists())
+    if legacy:
+        for col in df.columns:
+            if col == "geometry" or not (df[col].dtype == object
+                                         or pd.api.types.is_string_dtype(df[col])):
+                continue
+            enc = _looks_misdecoded(df[col])
+            if enc:
+                raise BuqueInputError(
+                    str(spec.path), f"the Shapefile has no .cpg and its text looks like {enc} "
+                    f"read as Latin-1; set encoding = \"{enc}\" for this layer in the project",
+                    field=str(col))
     for col in df.columns:
         if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
             s = df[col].dropna().astype(str)

@@ -1,0 +1,191 @@
+"""Chinese fonts for matplotlib maps, embeddable in PDF.
+
+The installed CJK fonts (fonts-noto-cjk) are OpenType/CFF collections (.ttc). Matplotlib embeds
+a CFF font as if it were TrueType (``/FontFile2`` holding CFF data: a malformed PDF that strict
+readers reject). So each export subsets the font to the characters it draws and converts the
+subset's outlines to TrueType (quadratic) with fontTools, which matplotlib embeds as a valid
+CID TrueType (Type 42) font. Subsets are cached on disk by character set, about a second to
+make for a few hundred characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from fontTools import subset
+from fontTools.pens.cu2quPen import Cu2QuPen
+from fontTools.pens.ttGlyphPen import TTGlyphPen
+from fontTools.ttLib import TTFont, newTable
+from matplotlib import font_manager
+
+#: preferred Chinese families, best first (Simplified Chinese forms)
+CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Zen Hei",
+                "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC", "Noto Sans SC",
+                "Noto Sans CJK JP", "Noto Sans CJK TC")
+FALLBACK = "DejaVu Sans"
+BASE_CHARS = "".join(chr(c) for c in range(0x20, 0x7F)) + "".join(chr(c) for c in range(0xA0, 0x180)) \
+    + "·—–‘’“”…‰′″→←↑↓≥≤×÷°±©、。，：；！？（）《》【】「」〔〕－～·¥"
+_lock = threading.Lock()
+_registered: dict[str, str] = {}
+
+
+class FontError(RuntimeError):
+    """No font can draw the text (e.g. no Chinese font installed)."""
+
+
+@dataclass(frozen=True)
+class FontSource:
+    path: str
+    index: int
+    family: str
+
+
+def find_cjk_font(bold: bool = False) -> FontSource | None:
+    """The installed Chinese font to use (regular or bold face), or None."""
+    want = 700 if bold else 400
+    entries = font_manager.fontManager.ttflist
+    for fam in CJK_FAMILIES:
+        faces = [e for e in entries if e.name == fam and e.style == "normal"]
+        if not faces:
+            continue
+        best = min(faces, key=lambda e: abs(_weight(e.weight) - want))
+        return FontSource(best.fname, int(getattr(best, "index", 0) or 0), fam)
+    return None
+
+
+def _weight(w: int | str) -> int:
+    if isinstance(w, int):
+        return w
+    return font_manager.weight_dict.get(str(w), 400)
+
+
+def cache_dir() -> Path:
+    """Where converted font subsets are kept ($BUQUE_CACHE or ~/.cache/buque, else a temp dir)."""
+    base = os.environ.get("BUQUE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "buque")
+    d = Path(base) / "fonts"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if os.access(d, os.W_OK):
+            return d
+    except OSError:
+        pass
+    d = Path(tempfile.gettempdir()) / f"buque-fonts-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def truetype_subset(src: FontSource, chars: str, family: str, out: Path) -> Path:
+    """Write ``src`` cut down to ``chars`` with TrueType outlines, renamed to ``family``."""
+    opts = subset.Options()
+    opts.font_number = src.index
+    opts.notdef_outline = True
+    opts.name_IDs = ["*"]
+    opts.name_languages = ["*"]
+    opts.drop_tables += ["VORG", "vhea", "vmtx"]
+    font = subset.load_font(src.path, opts)
+    try:
+        sub = subset.Subsetter(opts)
+        sub.populate(text=chars)
+        sub.subset(font)
+        if "CFF " in font:
+            _cff_to_glyf(font)
+        _rename(font, family)
+        font.recalcBBoxes = True
+        tmp = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        font.save(tmp)
+    finally:
+        font.close()
+    os.replace(tmp, out)
+    return out
+
+
+def _cff_to_glyf(font: TTFont) -> None:
+    """Replace CFF outlines by quadratic TrueType outlines (as fontTools' otf2ttf snippet)."""
+    order = font.getGlyphOrder()
+    glyph_set = font.getGlyphSet()
+    glyf = newTable("glyf")
+    glyf.glyphOrder = order
+    glyf.glyphs = {}
+    for name in order:  # glyphs of the subset: a few hundred
+        pen = TTGlyphPen(glyph_set)
+        glyph_set[name].draw(Cu2QuPen(pen, 1.0, reverse_direction=True))
+        glyf.glyphs[name] = pen.glyph()
+    font["loca"] = newTable("loca")
+    font["glyf"] = glyf
+    del font["CFF "]
+    font.recalcBBoxes = True
+    glyf.compile(font)
+    hmtx = font["hmtx"]
+    for name in order:
+        hmtx[name] = (hmtx[name][0], getattr(glyf[name], "xMin", 0))
+    maxp = newTable("maxp")
+    maxp.tableVersion = 0x00010000
+    maxp.numGlyphs = len(order)
+    for attr in ("maxPoints", "maxContours", "maxCompositePoints", "maxCompositeContours",
+                 "maxTwilightPoints", "maxStorage", "maxFunctionDefs", "maxInstructionDefs",
+                 "maxStackElements", "maxSizeOfInstructions", "maxComponentElements",
+                 "maxComponentDepth"):
+        setattr(maxp, attr, 0)
+    maxp.maxZones = 1
+    font["maxp"] = maxp
+    maxp.recalc(font)
+    font["head"].glyphDataFormat = 0
+    post = font["post"]
+    post.formatType = 2.0
+    post.extraNames = []
+    post.mapping = {}
+    post.glyphOrder = order
+    font.sfntVersion = "\x00\x01\x00\x00"
+
+
+def _rename(font: TTFont, family: str) -> None:
+    """Give the subset its own family name, so it never shadows the installed font.
+
+    The PostScript name (what a PDF lists) stays the original's, e.g. NotoSansCJKsc-Regular.
+    """
+    name = font["name"]
+    sub = "Bold" if font["OS/2"].usWeightClass >= 600 else "Regular"
+    for rec in list(name.names):
+        if rec.nameID in (1, 16):
+            rec.string = family
+        elif rec.nameID in (2, 17):
+            rec.string = sub
+        elif rec.nameID == 4:
+            rec.string = f"{family} {sub}"
+
+
+def map_family(text: str) -> list[str]:
+    """Register fonts able to draw ``text`` with matplotlib; the ``font.family`` list to use.
+
+    Chinese (or other non-Latin) text needs an installed CJK font; without one a
+    :class:`FontError` says which package to install.
+    """
+    chars = "".join(sorted(set(text) | set(BASE_CHARS)))
+    regular = find_cjk_font(False)
+    if regular is None:
+        if any(ord(c) > 0x24F for c in text):
+            raise FontError("no Chinese font installed: install fonts-noto-cjk (Debian/Ubuntu) "
+                            "or another CJK font for Chinese text on maps")
+        return [FALLBACK]
+    bold = find_cjk_font(True) or regular
+    digest = hashlib.sha1((regular.path + str(regular.index) + bold.path + str(bold.index)
+                           + chars).encode()).hexdigest()[:10]
+    family = f"Buque CJK {digest}"
+    with _lock:
+        if family not in _registered:
+            d = cache_dir()
+            for src, tag in ((regular, "regular"), (bold, "bold")):
+                out = d / f"buque-cjk-{digest}-{tag}.ttf"
+                if not out.is_file():
+                    truetype_subset(src, chars, family, out)
+                font_manager.fontManager.addfont(str(out))
+                if src is bold:
+                    break
+            _registered[family] = family
+    return [family, FALLBACK]

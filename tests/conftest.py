@@ -1,0 +1,84 @@
+"""Shared fixtures: the synthetic project (tests/synth_world.py) and the real Andorra demo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from synth_world import DEMO_TOML, REPO, CliRun, Synth, build_synth, run_cli
+
+
+@dataclass
+class DemoRun:
+    out: Path
+    manifest: dict
+    proc: object
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory) -> Synth:
+    """The synthetic project folder (read-only for tests: copy it before changing anything)."""
+    return build_synth(tmp_path_factory.mktemp("synth"))
+
+
+@pytest.fixture(scope="session")
+def synth_cli_run(synth, tmp_path_factory) -> CliRun:
+    """``buque run project.toml --out DIR`` on the synthetic project, through the real CLI."""
+    out = tmp_path_factory.mktemp("runs") / "synth-run"
+    proc = run_cli("run", synth.project, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return CliRun(out=out, proc=proc)
+
+
+@pytest.fixture(scope="session")
+def synth_points_run(synth, tmp_path_factory):
+    """The synthetic project with point administrative villages (in-process)."""
+    from geo.run import run_project
+
+    return run_project(synth.points_project, tmp_path_factory.mktemp("runs") / "points-run")
+
+
+@pytest.fixture(scope="session")
+def andorra_run(tmp_path_factory) -> DemoRun:
+    """``buque demo --no-serve`` (the bundled real OpenStreetMap data of Andorra), once."""
+    data = tmp_path_factory.mktemp("demo-data")
+    proc = run_cli("demo", "--no-serve", "--data", data, cwd=data)
+    assert proc.returncode == 0, proc.stderr
+    runs = [p for p in data.iterdir() if not p.name.startswith(".")]
+    assert len(runs) == 1, runs
+    manifest = json.loads((runs[0] / "manifest.json").read_text("utf-8"))
+    return DemoRun(out=runs[0], manifest=manifest, proc=proc)
+
+
+@pytest.fixture(scope="session")
+def andorra_layers():
+    """Every layer Buque derives from the Andorra extract (what the demo run assessed)."""
+    from layers.errors import Report
+    from layers.osm import DERIVABLE, derive_layers
+    from layers.project import load_project
+
+    project = load_project(DEMO_TOML)
+    report = Report()
+    layers = derive_layers(project.osm, DERIVABLE, report)
+    return layers, report
+
+
+@pytest.fixture(scope="session")
+def national_toml() -> dict:
+    return tomllib.loads((REPO / "layers" / "standards" / "national.toml").read_text("utf-8"))
+
+
+@pytest.fixture
+def copy_synth(synth, tmp_path):
+    """A private copy of the synthetic folder (for tests that change a file or the project)."""
+
+    def make(name: str = "proj") -> Path:
+        d = tmp_path / name
+        shutil.copytree(synth.dir, d)
+        return d
+
+    return make
