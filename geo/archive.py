@@ -169,10 +169,22 @@ def read_run(run: Path) -> RunTables:
                                   "township": "string"}, keep_default_na=False, na_values=[""])
 
     return RunTables(gaps=pd.read_parquet(run / "gaps.parquet"),
-                     villages=pyogrio.read_dataframe(run / "villages.gpkg"),
+                     villages=_village_dtypes(pyogrio.read_dataframe(run / "villages.gpkg",
+                                                                      use_arrow=True)),
                      projects=csv("projects.csv"), summary=csv("summary.csv"),
                      rejected=csv("rejected.csv"), warnings=csv("warnings.csv"),
                      unlocated=csv("unlocated.csv"), layers=read_layers(run))
+
+
+def _village_dtypes(v: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Nullable dtypes for the village columns that GeoPackage stores as bool / integer."""
+    for c in ("poor",):
+        if c in v:
+            v[c] = v[c].astype("boolean")
+    for c in ("population", "households", "exit_year", "n_missing"):
+        if c in v:
+            v[c] = v[c].astype("Int64")
+    return v
 
 
 def read_layers(run: Path) -> dict[str, gpd.GeoDataFrame]:

@@ -168,3 +168,33 @@ def _records(props: pd.DataFrame) -> list[dict]:
     names = list(cols)
     return [{k: v for k, v in zip(names, row, strict=True) if v is not None}
             for row in zip(*cols.values(), strict=True)] if names else [{} for _ in range(len(props))]
+
+
+#: properties carried by each gap-map layer (those present in the run are used)
+VILLAGE_PROPS = ["code", "name", "level", "county", "township", "population", "households",
+                 "poor", "exit_year", "missing", "n_missing"]
+LAYER_PROPS = {
+    "roads": ["id", "name", "surface", "width_m", "highway"],
+    "power": ["id", "kind", "voltage"],
+    "water": ["id", "name", "kind", "safe"],
+    "clinics": ["id", "name", "kind", "standardized"],
+    "broadband": ["id", "name", "kind", "radius_m"],
+}
+
+
+def gap_tile_layers(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame],
+                    indicators: list[str]) -> dict[str, TileLayer]:
+    """The gap map's layers: villages at their reference points (ranked by number of gaps, then
+    population, so thinning keeps the villages that lack most) and each archived input layer."""
+    pts = gpd.GeoDataFrame(villages.drop(columns=villages.geometry.name),
+                           geometry=gpd.points_from_xy(villages["ref_lon"], villages["ref_lat"]),
+                           crs="EPSG:4326")
+    cols = VILLAGE_PROPS + [c for k in indicators for c in (k, f"{k}_distance_m")]
+    rank = (pts["n_missing"].fillna(0).to_numpy(dtype=float) * 1e9
+            + pts["population"].astype("Float64").fillna(0).to_numpy(dtype=float))
+    out = {"villages": TileLayer.from_frame("villages", pts, cols, rank=rank)}
+    for kind, gdf in layers.items():
+        cols = LAYER_PROPS.get(kind, ["id"]) + [c for c in gdf.columns if c.startswith("evidence_")]
+        size = np.maximum(shapely.length(gdf.geometry.to_numpy()), 1.0)
+        out[kind] = TileLayer.from_frame(kind, gdf, cols, rank=size)
+    return out
