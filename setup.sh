@@ -4,11 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-SYSTEM_PACKAGES=(chromium fonts-noto-cjk poppler-utils)
+SYSTEM_PACKAGES=(chromium fonts-noto-cjk poppler-utils nodejs npm)
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${SYSTEM_PACKAGES[@]}"; do
+    case "$p" in  # node and npm may come from elsewhere (nodesource, nvm): take any that runs
+      nodejs|npm) command -v "${p/nodejs/node}" >/dev/null 2>&1 && continue ;;
+    esac
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -22,4 +25,11 @@ else
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+
+# the web map's JavaScript (MapLibre GL JS) from the npm registry, served by the app offline
+if command -v npm >/dev/null 2>&1; then
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "setup: npm not found; the web map (/map) needs it once: cd web && npm ci"
+fi
 echo "setup: done. Run 'buque demo' (or 'buque --help')."

@@ -1,0 +1,60 @@
+"""The MapLibre style of the gap map: sources are this server's tiles; nothing external."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: style layer ids per toggleable map layer (the web map's layer switches use this)
+STYLE_LAYERS = {
+    "roads": ["roads-other", "roads-unknown", "roads-hard"],
+    "power": ["power-lines", "power-points"],
+    "water": ["water"],
+    "clinics": ["clinics"],
+    "broadband": ["broadband"],
+    "villages": ["villages"],
+}
+GAP_COLOURS = ["#1a9850", "#fee08b", "#fc8d59", "#d73027", "#7f0000", "#40004b"]
+
+
+def gap_style(tiles: dict[str, str], attribution: str) -> dict[str, Any]:
+    """Style JSON for the tile layers present (``tiles`` maps layer name -> tile URL template)."""
+    sources = {k: {"type": "vector", "tiles": [url], "maxzoom": 16, "attribution": attribution}
+               for k, url in tiles.items()}
+    width = ["interpolate", ["linear"], ["zoom"], 8, 0.6, 12, 1.5, 16, 4]
+    layers: list[dict[str, Any]] = [
+        {"id": "background", "type": "background", "paint": {"background-color": "#f4f1ea"}}]
+    if "roads" in tiles:
+        ev = ["coalesce", ["get", "evidence_road"], "unknown"]
+        for lid, val, colour in (("roads-other", "fail", "#c69c6d"),
+                                 ("roads-unknown", "unknown", "#cccccc"),
+                                 ("roads-hard", "pass", "#444444")):
+            layers.append({"id": lid, "type": "line", "source": "roads", "source-layer": "roads",
+                           "filter": ["==", ev, val],
+                           "paint": {"line-color": colour, "line-width": width}})
+    if "power" in tiles:
+        layers.append({"id": "power-lines", "type": "line", "source": "power",
+                       "source-layer": "power", "filter": ["==", ["geometry-type"], "LineString"],
+                       "paint": {"line-color": "#ff8c00", "line-width": width,
+                                 "line-dasharray": [3, 2]}})
+        layers.append({"id": "power-points", "type": "circle", "source": "power",
+                       "source-layer": "power", "filter": ["==", ["geometry-type"], "Point"],
+                       "paint": {"circle-color": "#ff8c00", "circle-radius": 3}})
+    for kind, colour in (("water", "#2b83ba"), ("clinics", "#c51b7d"), ("broadband", "#018571")):
+        if kind in tiles:
+            layers.append({"id": kind, "type": "circle", "source": kind, "source-layer": kind,
+                           "paint": {"circle-color": colour, "circle-stroke-color": "#fff",
+                                     "circle-stroke-width": 1,
+                                     "circle-radius": ["interpolate", ["linear"], ["zoom"],
+                                                       8, 2, 14, 5]}})
+    if "villages" in tiles:
+        layers.append({
+            "id": "villages", "type": "circle", "source": "villages", "source-layer": "villages",
+            "paint": {
+                "circle-color": ["step", ["coalesce", ["get", "n_missing"], 0], GAP_COLOURS[0],
+                                 1, GAP_COLOURS[1], 2, GAP_COLOURS[2], 3, GAP_COLOURS[3],
+                                 4, GAP_COLOURS[4], 5, GAP_COLOURS[5]],
+                "circle-radius": ["interpolate", ["linear"], ["zoom"], 6,
+                                  ["match", ["get", "level"], "admin", 3, 2], 14,
+                                  ["match", ["get", "level"], "admin", 9, 6]],
+                "circle-stroke-color": "#333", "circle-stroke-width": 0.6}})
+    return {"version": 8, "name": "Buque gap map", "sources": sources, "layers": layers}

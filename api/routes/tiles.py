@@ -1,0 +1,138 @@
+"""Vector tiles of the gap map: ``/tiles/{layer}/{z}/{x}/{y}.mvt``, TileJSON, the MapLibre style.
+
+Tile layers are built once per run (first request, or at start-up for the newest run); a tile
+is rendered by :mod:`geo.tiles`, gzipped, and kept in an in-memory LRU cache. Empty tiles are
+answered ``204 No Content``, every time. ETags are per run and tile, so a browser revalidates
+cheaply and a new run never serves a stale tile.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections import OrderedDict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from api.deps import Run, viewer
+from api.problems import Problem
+from api.store import ServedRun
+from geo.tiles import TileLayer, gap_tile_layers, valid_tile
+
+router = APIRouter(tags=["Tiles"], dependencies=[Depends(viewer)])
+CACHE_TILES = 20000
+MAX_ZOOM = 16
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+class TileCache:
+    """Tile layers per run, and an LRU cache of rendered (gzipped) tiles."""
+
+    def __init__(self, size: int = CACHE_TILES) -> None:
+        self.size = size
+        self._layers: dict[str, dict[str, TileLayer]] = {}
+        self._tiles: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def layers(self, run: ServedRun) -> dict[str, TileLayer]:
+        with self._lock:
+            if run.run_id not in self._layers:
+                data = run.data
+                self._layers[run.run_id] = gap_tile_layers(
+                    data.tables.villages, {k: data.input_layer(k) for k in data.input_layers()},
+                    data.indicators)
+            return self._layers[run.run_id]
+
+    def tile(self, run: ServedRun, layer: str, z: int, x: int, y: int) -> bytes:
+        key = (run.run_id, layer, z, x, y)
+        with self._lock:
+            hit = self._tiles.get(key)
+            if hit is not None:
+                self._tiles.move_to_end(key)
+                return hit
+        raw = self.layers(run)[layer].render(z, x, y)
+        body = gzip.compress(raw, compresslevel=5) if raw else b""
+        with self._lock:
+            self._tiles[key] = body
+            if len(self._tiles) > self.size:
+                self._tiles.popitem(last=False)
+        return body
+
+
+def cache_of(request: Request) -> TileCache:
+    cache = getattr(request.app.state, "tiles", None)
+    if cache is None:
+        cache = request.app.state.tiles = TileCache()
+    return cache
+
+
+Cache = Annotated[TileCache, Depends(cache_of)]
+LayerName = Annotated[str, Path(pattern=r"^[a-z_]{1,32}$",
+                                description="villages, roads, power, water, clinics, broadband")]
+
+
+def _layer(cache: TileCache, run: ServedRun, layer: str) -> TileLayer:
+    layers = cache.layers(run)
+    if layer not in layers:
+        raise Problem(404, f"no tile layer {layer!r}; this run has: {', '.join(layers)}",
+                      kind="unknown-layer")
+    return layers[layer]
+
+
+@router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", response_class=Response,
+            responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"},
+                       304: {"description": "not modified"}})
+def tile(request: Request, layer: LayerName, run: Run, cache: Cache,
+         z: Annotated[int, Path(ge=0, le=24)], x: Annotated[int, Path(ge=0)],
+         y: Annotated[int, Path(ge=0)]) -> Response:
+    """One Mapbox Vector Tile (2.1) of a gap-map layer, gzip-encoded."""
+    _layer(cache, run, layer)
+    if not valid_tile(z, x, y):
+        raise Problem(400, f"tile {z}/{x}/{y} does not exist (x and y must be below 2^z)",
+                      kind="invalid-tile")
+    etag = f'"{run.run_id}-{layer}-{z}-{x}-{y}"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=3600", "X-Buque-Run": run.run_id}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    body = cache.tile(run, layer, z, x, y)
+    if not body:
+        return Response(status_code=204, headers=headers)
+    return Response(body, media_type=MVT, headers={**headers, "Content-Encoding": "gzip"})
+
+
+def _tiles_url(request: Request, layer: str, run: ServedRun) -> str:
+    base = str(request.base_url).rstrip("/")
+    return f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt?run={run.run_id}"
+
+
+@router.get("/tiles/{layer}.json")
+def tilejson(request: Request, layer: LayerName, run: Run, cache: Cache) -> dict[str, Any]:
+    """TileJSON 3.0 of a gap-map layer."""
+    lyr = _layer(cache, run, layer)
+    b = lyr.bounds_lonlat
+    fields = {c: _field_type(lyr.props[c].dtype) for c in lyr.props.columns}
+    return {
+        "tilejson": "3.0.0", "name": layer, "version": "1.0.0", "scheme": "xyz",
+        "tiles": [_tiles_url(request, layer, run)],
+        "minzoom": lyr.minzoom, "maxzoom": MAX_ZOOM, "bounds": list(b),
+        "center": [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, 8],
+        "attribution": " · ".join(run.data.manifest.get("attribution", [])),
+        "vector_layers": [{"id": layer, "fields": fields, "minzoom": lyr.minzoom,
+                           "maxzoom": MAX_ZOOM}],
+    }
+
+
+def _field_type(dtype: Any) -> str:
+    kind = getattr(dtype, "kind", "O")
+    return {"b": "Boolean", "i": "Number", "u": "Number", "f": "Number"}.get(kind, "String")
+
+
+@router.get("/styles/gaps.json")
+def style(request: Request, run: Run, cache: Cache) -> dict[str, Any]:
+    """The MapLibre style of the gap map (no external sources, glyphs or sprites)."""
+    from api.mapstyle import gap_style
+
+    layers = cache.layers(run)
+    return gap_style({k: _tiles_url(request, k, run) for k in layers},
+                     " · ".join(run.data.manifest.get("attribution", [])))

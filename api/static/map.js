@@ -1,0 +1,197 @@
+/* Buque gap map: MapLibre GL JS, vector tiles from this server, no external resources. */
+"use strict";
+
+const I18N = {
+  zh: { title: "基础设施缺口图", colour: "着色", by_gaps: "按缺口数", county: "县", township: "乡镇",
+        all: "全部", search: "搜索村名或代码", go: "查找", layers: "图层", list_csv: "缺口村清单 (CSV)",
+        gaps: "项缺口", met: "达标", missing: "缺", unknown: "未知", na: "不适用",
+        villages: "村", roads: "道路", power: "电力", water: "供水点", clinics: "卫生室", broadband: "通信基站",
+        admin: "行政村", natural: "自然村", population: "人口", poor: "贫困村", exit_year: "计划退出年份",
+        indicator: "指标", status: "状态", distance: "距离 (m)", evidence: "依据", remedy: "补缺项目",
+        quantity: "数量", cost: "估算 (元)", none: "无", yes: "是", no: "否", run: "运行",
+        road_hard: "硬化路", road_other: "非硬化路", road_unknown: "路面未知" },
+  en: { title: "Infrastructure gap map", colour: "Colour by", by_gaps: "number of gaps", county: "County",
+        township: "Township", all: "all", search: "Search village name or code", go: "Find", layers: "Layers",
+        list_csv: "Deficient villages (CSV)", gaps: "gaps", met: "met", missing: "missing", unknown: "unknown",
+        na: "n/a", villages: "Villages", roads: "Roads", power: "Power", water: "Water points",
+        clinics: "Clinics", broadband: "Broadband", admin: "administrative", natural: "natural",
+        population: "Population", poor: "Poor village", exit_year: "Planned exit", indicator: "Indicator",
+        status: "Status", distance: "Distance (m)", evidence: "Evidence", remedy: "Remedy",
+        quantity: "Quantity", cost: "Cost (CNY)", none: "none", yes: "yes", no: "no", run: "Run",
+        road_hard: "hardened road", road_other: "other road", road_unknown: "surface unknown" },
+};
+const GAP_COLOURS = ["#1a9850", "#fee08b", "#fc8d59", "#d73027", "#7f0000", "#40004b"];
+const STATUS_COLOURS = { met: "#1a9850", missing: "#d73027", unknown: "#9e9e9e" };
+let lang = localStorage.getItem("buque-lang") || "zh";
+let config = null;
+const t = (k) => (I18N[lang] && I18N[lang][k]) || k;
+
+function applyI18n() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-ph]").forEach((el) => { el.placeholder = t(el.dataset.i18nPh); });
+  document.getElementById("lang").textContent = lang === "zh" ? "EN" : "中文";
+  document.title = (lang === "zh" ? "补缺 · " : "Buque · ") + t("title");
+  if (config) { fillIndicators(); legend(); runLine(); toggles(); }
+}
+
+const map = new maplibregl.Map({
+  container: "map", style: "styles/gaps.json", attributionControl: false,
+  localIdeographFontFamily: "'Noto Sans CJK SC', sans-serif",
+});
+map.addControl(new maplibregl.NavigationControl(), "top-right");
+map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
+
+function label(ind) { return lang === "zh" ? ind.label_zh : ind.label_en; }
+
+function fillIndicators() {
+  const sel = document.getElementById("colour");
+  const cur = sel.value;
+  sel.innerHTML = `<option value="">${t("by_gaps")}</option>` +
+    config.indicators.map((i) => `<option value="${i.key}">${label(i)}</option>`).join("");
+  sel.value = cur;
+}
+
+function runLine() {
+  document.getElementById("run").textContent =
+    `${t("run")} ${config.run_id} · ${config.profile.name} ${config.profile.version}`;
+  document.getElementById("attribution").textContent = config.attribution.join(" · ");
+}
+
+function legend() {
+  const key = document.getElementById("colour").value;
+  const rows = key
+    ? ["met", "missing", "unknown"].map((s) => [STATUS_COLOURS[s], t(s)])
+    : GAP_COLOURS.map((c, i) => [c, `${i}${i === 5 ? "+" : ""} ${t("gaps")}`]);
+  document.getElementById("legend").innerHTML =
+    rows.map(([c, l]) => `<div class="legend-row"><span class="swatch" style="background:${c}"></span>${l}</div>`).join("") +
+    `<div class="legend-row"><span class="line-swatch" style="background:#444"></span>${t("road_hard")}</div>` +
+    `<div class="legend-row"><span class="line-swatch" style="background:#c69c6d"></span>${t("road_other")}</div>` +
+    `<div class="legend-row"><span class="line-swatch" style="background:#ccc"></span>${t("road_unknown")}</div>`;
+}
+
+function colourVillages() {
+  const key = document.getElementById("colour").value;
+  const expr = key
+    ? ["match", ["coalesce", ["get", key], "na"], "met", STATUS_COLOURS.met, "missing", STATUS_COLOURS.missing,
+       "unknown", STATUS_COLOURS.unknown, "#ffffff"]
+    : ["step", ["coalesce", ["get", "n_missing"], 0], GAP_COLOURS[0], 1, GAP_COLOURS[1], 2, GAP_COLOURS[2],
+       3, GAP_COLOURS[3], 4, GAP_COLOURS[4], 5, GAP_COLOURS[5]];
+  map.setPaintProperty("villages", "circle-color", expr);
+  legend();
+  listLinks();
+}
+
+function placeFilter() {
+  const county = document.getElementById("county").value;
+  const town = document.getElementById("township").value;
+  const f = ["all"];
+  if (county) f.push(["==", ["get", "county"], county]);
+  if (town) f.push(["==", ["get", "township"], town]);
+  map.setFilter("villages", f.length > 1 ? f : null);
+  listLinks();
+}
+
+function listLinks() {
+  const p = new URLSearchParams();
+  const key = document.getElementById("colour").value;
+  p.set("missing", key || config.indicators.map((i) => i.key).join(","));
+  const county = document.getElementById("county").value;
+  const town = document.getElementById("township").value;
+  if (county) p.set("county", county);
+  if (town) p.set("township", town);
+  p.set("limit", "10000");
+  document.getElementById("list-csv").href = `collections/villages/items?${p}&f=csv`;
+  document.getElementById("list-xlsx").href = `collections/villages/items?${p}&f=xlsx`;
+}
+
+function fillPlaces() {
+  const county = document.getElementById("county");
+  county.innerHTML = `<option value="">${t("all")}</option>` +
+    Object.keys(config.places).sort().map((c) => `<option>${c}</option>`).join("");
+  county.onchange = () => {
+    const towns = config.places[county.value] || [];
+    document.getElementById("township").innerHTML = `<option value="">${t("all")}</option>` +
+      towns.map((x) => `<option>${x}</option>`).join("");
+    placeFilter();
+  };
+  document.getElementById("township").onchange = placeFilter;
+}
+
+function toggles() {
+  const box = document.getElementById("toggles");
+  box.innerHTML = `<legend>${t("layers")}</legend>` + config.layers.map((l) =>
+    `<label><input type="checkbox" data-layer="${l}" checked> ${t(l)}</label>`).join("");
+  box.querySelectorAll("input").forEach((el) => {
+    el.onchange = () => config.style_layers[el.dataset.layer].forEach((id) =>
+      map.setLayoutProperty(id, "visibility", el.checked ? "visible" : "none"));
+  });
+}
+
+function fmt(v, digits = 0) {
+  return v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v).toLocaleString(undefined, { maximumFractionDigits: digits });
+}
+
+async function popup(code, lngLat) {
+  const r = await fetch(`map/villages/${encodeURIComponent(code)}`);
+  if (!r.ok) return;
+  const v = await r.json();
+  const ind = Object.fromEntries(config.indicators.map((i) => [i.key, i]));
+  const gaps = v.gaps.map((g) =>
+    `<tr><td>${label(ind[g.indicator] || { label_zh: g.indicator, label_en: g.indicator })}</td>` +
+    `<td class="status-${g.status}">${t(g.status)}</td><td>${fmt(g.distance_m)}</td>` +
+    `<td>${g.evidence_id || g.candidate_id || ""}</td></tr>`).join("");
+  const rem = v.projects.length ? v.projects.map((p) =>
+    `<tr><td>${p.item}</td><td>${fmt(p.quantity, 2)} ${p.unit}</td><td>${fmt(p.cost)}</td></tr>`).join("")
+    : `<tr><td colspan="3">${t("none")}</td></tr>`;
+  const a = v.village;
+  const html = `<div class="popup"><b>${a.name || a.code}</b> <span class="muted">${a.code} · ${t(a.level)}</span><br>` +
+    `${a.county || ""} ${a.township || ""}<br>${t("population")}: ${fmt(a.population)} · ${t("poor")}: ` +
+    `${a.poor === true ? t("yes") : a.poor === false ? t("no") : "–"}` +
+    (a.exit_year ? ` · ${t("exit_year")}: ${a.exit_year}` : "") +
+    `<table><tr><th>${t("indicator")}</th><th>${t("status")}</th><th>${t("distance")}</th><th>${t("evidence")}</th></tr>${gaps}</table>` +
+    `<table><tr><th>${t("remedy")}</th><th>${t("quantity")}</th><th>${t("cost")}</th></tr>${rem}</table></div>`;
+  new maplibregl.Popup({ maxWidth: "360px" }).setLngLat(lngLat).setHTML(html).addTo(map);
+}
+
+async function search(ev) {
+  ev.preventDefault();
+  const q = document.getElementById("q").value.trim();
+  if (!q) return;
+  const r = await fetch(`collections/villages/items?q=${encodeURIComponent(q)}&limit=10&f=json`);
+  const fc = await r.json();
+  const ul = document.getElementById("results");
+  ul.innerHTML = "";
+  (fc.features || []).forEach((f) => {
+    const li = document.createElement("li");
+    const p = f.properties;
+    li.textContent = `${p.name || ""} ${p.code || f.id} (${p.township || ""})`;
+    li.onclick = async () => {
+      const r2 = await fetch(`map/villages/${encodeURIComponent(p.code || f.id)}`);
+      if (!r2.ok) return;
+      const v = (await r2.json()).village;
+      const c = [v.ref_lon, v.ref_lat];
+      map.flyTo({ center: c, zoom: 14 });
+      popup(v.code, c);
+    };
+    ul.appendChild(li);
+  });
+}
+
+map.on("load", async () => {
+  config = await (await fetch("map/config.json")).json();
+  window.buqueConfig = config;
+  window.buqueMap = map;
+  applyI18n();
+  fillPlaces();
+  colourVillages();
+  if (config.bounds) map.fitBounds(config.bounds, { padding: 30, duration: 0 });
+  document.getElementById("colour").onchange = colourVillages;
+  document.getElementById("search").onsubmit = search;
+  map.on("click", "villages", (e) => popup(e.features[0].properties.code, e.lngLat));
+  map.on("mouseenter", "villages", () => { map.getCanvas().style.cursor = "pointer"; });
+  map.on("mouseleave", "villages", () => { map.getCanvas().style.cursor = ""; });
+  window.buqueReady = true;
+});
+document.getElementById("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("buque-lang", lang); applyI18n(); };
+applyI18n();
