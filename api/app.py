@@ -1,0 +1,114 @@
+"""The app factory: ``create_app(Settings(data=PATH))`` wires settings, the run store and routers.
+
+The lifespan loads the runs once (manifests of all, tables and indexes of the newest, or of all
+with ``preload="all"``); handlers only select and encode. If no lifespan ran (some test
+clients), the store loads on the first request instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api import problems
+from api.openapi import build_openapi
+from api.routes import features, ogc, projects, runs, summary, tiles
+from api.routes import map as map_routes
+from api.settings import Settings
+from api.store import RunStore
+
+log = logging.getLogger("buque.api")
+
+
+def _version() -> str:
+    from geo.run import tool_version
+
+    return tool_version()
+
+
+def _swagger_ui_path() -> str | None:
+    """Swagger UI's files from the ``swagger-ui-bundle`` package, when installed."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    return str(swagger_ui_path)
+
+
+def _mount_docs(app: FastAPI, path: str) -> None:
+    """``/docs`` served from local files, so it works with no internet access."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/docs/assets", StaticFiles(directory=path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} — docs",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """An ASGI app serving the run (or the folder of runs) at ``settings.data``."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "store", None) is None:
+            app.state.store = await anyio.to_thread.run_sync(
+                lambda: RunStore(settings.data, preload=settings.preload))
+            log.info("serving %d run(s) from %s", len(app.state.store.ids), settings.data)
+        yield
+
+    offline_docs = _swagger_ui_path()
+    app = FastAPI(
+        title=f"{settings.title} API", version=_version(), lifespan=lifespan,
+        docs_url=None if offline_docs else "/docs", redoc_url=None,
+        description="Rural-village infrastructure gaps against the national standard: "
+        "deficient-village lists (OGC API - Features), summaries, remedy lists and run "
+        "comparisons. Errors are RFC 7807 problem documents.",
+        openapi_tags=[{"name": "OGC API - Features"}, {"name": "Villages"},
+                      {"name": "Summary"}, {"name": "Projects"}, {"name": "Runs"},
+                      {"name": "Input layers"}],
+    )
+    app.state.settings = settings
+    app.state.store = None
+    problems.install(app)
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"],
+                       allow_headers=["X-API-Key", "Authorization", "Accept"],
+                       expose_headers=["OGC-NumberMatched", "OGC-NumberReturned", "X-Buque-Run"])
+    app.include_router(ogc.public)
+    app.include_router(features.router)      # /collections/villages/... before the generic routes
+    app.include_router(ogc.router)
+    app.include_router(summary.router)
+    app.include_router(projects.router)
+    app.include_router(runs.router)
+    if settings.input_layers:
+        app.include_router(features.layers)
+    app.include_router(tiles.router)
+    app.include_router(map_routes.router)
+    map_routes.mount_static(app)
+
+    if offline_docs:
+        _mount_docs(app, offline_docs)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            store = app.state.store
+            indicators: list[str] = []
+            if store is not None and store.newest is not None:
+                indicators = store.get().data.indicators
+            app.openapi_schema = build_openapi(app, settings, indicators)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

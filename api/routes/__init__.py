@@ -1,0 +1,1 @@
+"""Routers, one per resource; :func:`api.app.create_app` wires them."""

@@ -1,0 +1,83 @@
+"""``/projects``: the remedy list (项目清单) with filters and totals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from api.deps import (
+    Paging,
+    Run,
+    TableF,
+    alternates,
+    get_settings,
+    negotiate,
+    office,
+    paging,
+    paging_links,
+    reject_unknown_params,
+    window,
+)
+from api.encoders import CSV, XLSX, dumps, rows
+from api.openapi import json_ok, problems
+from geo.query import ProjectFilter
+
+router = APIRouter(tags=["Projects"], dependencies=[Depends(office), Depends(reject_unknown_params)])
+Text = Annotated[str | None, Query(max_length=2000)]
+
+
+@router.get("/projects", summary="Remedy list with totals", response_class=Response,
+            responses={**json_ok(tables=True), **problems(400, 404)})
+def projects(request: Request, run: Run, page: Annotated[Paging, Depends(paging)],
+             county: Annotated[str | None, Query(description="County name(s), comma-separated.",
+                                                 max_length=2000)] = None,
+             township: Annotated[str | None, Query(description="Township name(s), "
+                                                   "comma-separated.", max_length=2000)] = None,
+             indicator: Annotated[str | None, Query(description="Indicator key(s).",
+                                                    max_length=2000)] = None,
+             priority: Annotated[str | None, Query(
+                 description="1 = poor village with a planned exit year, 2 = other poor "
+                 "village, 3 = other village; comma-separated.", max_length=2000)] = None,
+             level: Annotated[str | None, Query(description="admin and/or natural.",
+                                                max_length=2000)] = None,
+             action: Annotated[str | None, Query(description="build and/or upgrade.",
+                                                 max_length=2000)] = None,
+             village: Annotated[str | None, Query(description="Village code(s).",
+                                                  max_length=2000)] = None,
+             f: TableF = None) -> Response:
+    """One row per missing (village, indicator): what fills it, quantity, unit, estimated cost,
+    priority and deadline, in rank order. `totals` (quantity and cost per indicator, per
+    county and indicator, per county) cover every matching row, not just the page. CSV holds
+    every matching row unless `limit` is given; XLSX adds the totals as sheets."""
+    fmt = negotiate(request, f, ("json", "csv", "xlsx"), "json")
+    pf = ProjectFilter.parse(indicators=run.data.indicators, county=county, township=township,
+                             indicator=indicator, priority=priority, level=level, action=action,
+                             village=village)
+    ix = run.data.project_index
+    sel = ix.select(pf)
+    matched = len(sel)
+    part = sel[window(matched, page, fmt, get_settings(request).max_export_rows)]
+    totals = ix.totals(sel)
+    name = f"projects-{run.run_id}"
+    headers = {"OGC-NumberMatched": str(matched), "X-Buque-Run": run.run_id}
+    if fmt == "csv":
+        return Response(run.projects.csv(part), media_type=CSV, headers={
+            **headers, "Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if fmt == "xlsx":
+        sheets = {"by_indicator": totals["by_indicator"], "by_county": totals["by_county"],
+                  "by_county_total": totals["by_county_total"]}
+        return Response(run.projects.xlsx(part, "projects", sheets), media_type=XLSX, headers={
+            **headers, "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    body = {
+        "run": run.run_id, "numberMatched": matched, "numberReturned": len(part),
+        "totals": {"total": rows(totals["total"])[0],
+                   "by_indicator": rows(totals["by_indicator"]),
+                   "by_county": rows(totals["by_county"]),
+                   "by_county_total": rows(totals["by_county_total"])},
+        "projects": run.projects.rows(part),
+        "links": [*paging_links(request, page, len(part), matched, "application/json"),
+                  *alternates(request, "json", ("csv", "xlsx"))],
+    }
+    return Response(dumps(body).encode(), media_type="application/json", headers=headers)

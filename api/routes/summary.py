@@ -1,0 +1,59 @@
+"""``/summary``: per county or township and indicator, rates against the profile's targets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from api.deps import (
+    Run,
+    TableF,
+    alternates,
+    link,
+    negotiate,
+    reject_unknown_params,
+    viewer,
+)
+from api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
+from api.openapi import json_ok, problems
+from geo.query import choices, split_list, summary_rows, summary_total
+
+router = APIRouter(tags=["Summary"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
+
+
+@router.get("/summary", summary="Rates per county or township", response_class=Response,
+            responses={**json_ok(tables=True), **problems(400, 404)})
+def summary(request: Request, run: Run,
+            by: Annotated[Literal["county", "township"], Query(
+                description="One row per county, or per township, and indicator.")] = "county",
+            county: Annotated[str | None, Query(description="County name(s), comma-separated.",
+                                                max_length=2000)] = None,
+            township: Annotated[str | None, Query(description="Township name(s), "
+                                                  "comma-separated.", max_length=2000)] = None,
+            indicator: Annotated[str | None, Query(description="Indicator key(s).",
+                                                   max_length=2000)] = None,
+            f: TableF = None) -> Response:
+    """Per place and indicator: villages assessed, met, missing, unknown, the rate (met /
+    assessed), the target, the shortfall (villages still to fix to reach the target) and the
+    deadline; `total` is the same over all rows returned."""
+    fmt = negotiate(request, f, ("json", "csv", "xlsx"), "json")
+    inds = run.data.indicators
+    sel = summary_rows(run.data.summary, by, county=split_list(county, "county"),
+                       township=split_list(township, "township"),
+                       indicator=choices(indicator, "indicator", inds))
+    total = summary_total(sel, order=inds)
+    name = f"summary-{by}-{run.run_id}"
+    if fmt == "csv":
+        return Response(csv_bytes(sel), media_type=CSV,
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if fmt == "xlsx":
+        return Response(xlsx_bytes({"summary": sel, "total": total}),
+                        media_type=XLSX,
+                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    body = {"run": run.run_id, "by": by, "indicators": inds, "numberReturned": len(sel),
+            "rows": rows(sel), "total": rows(total),
+            "links": [link(str(request.url), "self", "application/json"),
+                      *alternates(request, "json", ("csv", "xlsx"))]}
+    return Response(dumps(body).encode(), media_type="application/json")
