@@ -204,7 +204,11 @@ class _Segments:
 
     @classmethod
     def from_lines(cls, geoms: np.ndarray, lines: np.ndarray, crs: str) -> _Segments:
-        parts, part_owner = shapely.get_parts(geoms[lines], return_index=True)
+        lg = geoms[lines]
+        if (shapely.get_type_id(lg) == 5).any():  # multi-lines: one run of vertices per part
+            parts, part_owner = shapely.get_parts(lg, return_index=True)
+        else:
+            parts, part_owner = lg, np.arange(len(lg))
         coords, part_of = shapely.get_coordinates(parts, return_index=True)
         xy = transform_xy(coords, crs)
         same = part_of[1:] == part_of[:-1]

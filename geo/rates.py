@@ -20,13 +20,19 @@ def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.
     township are grouped under an empty name.
     """
     pos = gaps["_v"].to_numpy()
-    county = villages["county"].astype("string").fillna(UNASSIGNED).to_numpy(dtype=object)[pos]
-    town = villages["township"].astype("string").fillna(UNASSIGNED).to_numpy(dtype=object)[pos]
     keys = list(profile.indicators)
     ind = pd.Categorical(gaps["indicator"].to_numpy(dtype=object), categories=keys).codes
     status = pd.Categorical(gaps["status"].to_numpy(dtype=object),
                             categories=["met", "missing", "unknown"]).codes
-    place, uniques = pd.factorize(pd.MultiIndex.from_arrays([county, town]), sort=True)
+    # places per village (not per gap row): county and township codes, then their pairs
+    cc, cnames = pd.factorize(villages["county"].astype("string").fillna(UNASSIGNED), sort=True)
+    tc, tnames = pd.factorize(villages["township"].astype("string").fillna(UNASSIGNED), sort=True)
+    pair, place_of_village = np.unique(cc.astype(np.int64) * max(len(tnames), 1) + tc,
+                                       return_inverse=True)
+    place = place_of_village[pos]
+    uniques = pd.MultiIndex.from_arrays([
+        np.asarray(cnames, dtype=object)[pair // max(len(tnames), 1)],
+        np.asarray(tnames, dtype=object)[pair % max(len(tnames), 1)]])
     n_place, n_ind = len(uniques), len(keys)
     flat = (place * n_ind + ind) * 3 + status
     counts = np.bincount(flat, minlength=n_place * n_ind * 3).reshape(n_place * n_ind, 3)
