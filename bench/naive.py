@@ -147,6 +147,93 @@ def naive_assess(layers: dict[str, gpd.GeoDataFrame]) -> pd.DataFrame:
     return result
 
 
+def _within(villages: gpd.GeoDataFrame, features: gpd.GeoDataFrame, limit: float) -> pd.Series:
+    """Whether any of ``features`` lies within ``limit`` metres of each village (sjoin_nearest)."""
+    left = villages[["code", "geometry"]].reset_index(drop=True)
+    if len(features) == 0:
+        return pd.Series(False, index=left.index)
+    j = gpd.sjoin_nearest(left, features[["geometry"]], how="left", max_distance=limit,
+                          distance_col="d")
+    j = j[~j.index.duplicated(keep="first")]
+    return j["d"].notna()
+
+
+def naive_assess_full(layers: dict[str, gpd.GeoDataFrame]) -> pd.DataFrame:
+    """:func:`naive_assess` plus the bounded joins that tell ``unknown`` and upgrade cases."""
+    base = naive_assess(layers)
+    admin = layers["villages"].to_crs(UTM)
+    admin["geometry"] = admin.geometry.representative_point()
+    natural = layers["natural_villages"].to_crs(UTM)
+    roads = layers["roads"].to_crs(UTM)
+    surface = roads["surface"].str.lower()
+    water = layers["water"].to_crs(UTM)
+    clinics = layers["clinics"].to_crs(UTM)
+    big = natural[natural["households"] >= 30]
+    road_v = pd.concat([admin[["code", "geometry"]], big[["code", "geometry"]]], ignore_index=True)
+    extra = {
+        ("road", "unknown"): _within(road_v, roads[surface.isna()], THRESHOLDS["road"]),
+        ("road", "fail"): _within(road_v, roads[surface.notna() & ~surface.isin(HARDENED)],
+                                  THRESHOLDS["road"]),
+        ("water", "unknown"): _within(natural, water[water["safe"].isna()], THRESHOLDS["water"]),
+        ("clinic", "fail"): _within(admin, clinics[clinics["standardized"].eq(False)],
+                                    THRESHOLDS["clinic"]),
+    }
+    gaps = base.copy()
+    gaps["reason"] = None
+    for (ind, cls), near in extra.items():
+        codes = set((road_v if ind == "road" else natural if ind == "water" else admin)
+                    ["code"][near.to_numpy()])
+        sel = (gaps["indicator"] == ind) & (gaps["status"] == "missing") & gaps["village_code"].isin(codes)
+        if cls == "unknown":
+            gaps.loc[sel, "status"] = "unknown"
+        else:
+            gaps.loc[sel, "reason"] = "non_qualifying_nearby"
+    return gaps
+
+
+def naive_full(project_dir: str | Path, out_dir: str | Path) -> dict[str, float]:
+    """The same job as ``buque run`` done the straightforward GeoPandas way, same outputs.
+
+    Per indicator one ``sjoin_nearest`` for qualifying features (distance, status) plus one
+    bounded ``sjoin_nearest`` each for features with unknown attributes (status unknown) and for
+    non-qualifying ones (upgrade remedies); then remedies, rates and villages with pandas
+    groupby/pivot, and the archive written with geopandas/pandas defaults (GeoPackage, Parquet,
+    CSV). Returns timings.
+    """
+    t0 = time.perf_counter()
+    layers = read_layers(project_dir)
+    timings = {"read": time.perf_counter() - t0}
+    t = time.perf_counter()
+    gaps = naive_assess_full(layers)
+    timings["assess"] = time.perf_counter() - t
+    t = time.perf_counter()
+    villages = pd.concat([layers["villages"].assign(level="admin"),
+                          layers["natural_villages"].assign(level="natural")], ignore_index=True)
+    parent = villages.set_index("code")
+    miss = gaps[gaps["status"] == "missing"].join(parent[["county", "township", "households"]],
+                                                  on="village_code")
+    miss["quantity"] = np.where(miss["indicator"].isin(["clinic", "broadband"]), 1.0,
+                                miss["distance_m"] / 1000)
+    miss["cost"] = miss["quantity"] * miss["indicator"].map(
+        {"road": 1e6, "water": 2e5, "power": 2e5, "clinic": 3e5, "broadband": 4e5})
+    g = gaps.join(parent[["county", "township"]], on="village_code")
+    summary = g.groupby(["county", "township", "indicator"])["status"].value_counts().unstack(
+        fill_value=0).reset_index()
+    wide = gaps.pivot(index="village_code", columns="indicator", values="status")
+    vt = villages.join(wide, on="code")
+    timings["tables"] = time.perf_counter() - t
+    t = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    gaps.to_parquet(out / "gaps.parquet", index=False)
+    vt.to_file(out / "villages.gpkg", driver="GPKG", engine="pyogrio")
+    miss.to_csv(out / "projects.csv", index=False, encoding="utf-8-sig")
+    summary.to_csv(out / "summary.csv", index=False, encoding="utf-8-sig")
+    timings["write"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    return timings
+
+
 def _report(result: pd.DataFrame) -> None:
     timings = result.attrs.get("timings", {})
     rates = result.groupby("indicator", sort=False)["status"].agg(
@@ -168,8 +255,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("project", metavar="PROJECT_DIR",
                     help="directory holding project.toml (or the TOML file itself)")
     ap.add_argument("--out", default=None, help="also write the long rows to this .parquet")
+    ap.add_argument("--full", metavar="DIR", default=None,
+                    help="do the whole job like `buque run` (unknown status, remedies, rates) "
+                         "and write the same outputs into DIR")
     a = ap.parse_args(argv)
     t = time.perf_counter()
+    if a.full:
+        for k, v in naive_full(a.project, a.full).items():
+            print(f"{k:10s} {v:8.2f} s")
+        return
     result = naive_run(a.project, verbose=True)
     print(f"wall time: {time.perf_counter() - t:.2f} s, "
           f"{len(result)} rows")

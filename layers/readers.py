@@ -330,8 +330,10 @@ def _coerce(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDa
     result[ROW] = gdf[ROW].to_numpy()
     result[FILE] = path
     if "id" in fields:
-        gen = pd.Series([f"{kind}:{r}" for r in rows], index=gdf.index, dtype="string")
-        result["id"] = result["id"].fillna(gen)
+        absent = result["id"].isna().to_numpy()
+        if absent.any():  # ids made from the row: "<layer>:<row>"
+            gen = pd.Series(rows[absent], index=gdf.index[absent]).astype("string")
+            result.loc[absent, "id"] = f"{kind}:" + gen
     return result.reset_index(drop=True)
 
 
