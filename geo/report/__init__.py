@@ -80,7 +80,7 @@ class ExportResult:
 def format_of(path: str | Path) -> str | None:
     """The export format a file name implies (``.json`` counts as GeoJSON), else None."""
     suffix = Path(path).suffix.lower().lstrip(".")
-    suffix = {"json": "geojson", "htm": "html", "tif": None}.get(suffix, suffix)
+    suffix = {"json": "geojson", "htm": "html"}.get(suffix, suffix)
     return suffix if suffix in FORMATS else None
 
 
@@ -99,7 +99,8 @@ def _write_one(data: ReportData, fmt: str, out: Path, opts: ExportOptions) -> tu
     if fmt == "html":
         from geo.report.html import write_html
 
-        return [write_html(data, out, lang=opts.lang)], []
+        path, notes = write_html(data, out, lang=opts.lang)
+        return [path], notes
     if fmt == "xlsx":
         from geo.report.ledger import write_xlsx
 

@@ -30,6 +30,7 @@ CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "Source Han Sans CN", 
 FALLBACK = "DejaVu Sans"
 BASE_CHARS = "".join(chr(c) for c in range(0x20, 0x7F)) + "".join(chr(c) for c in range(0xA0, 0x180)) \
     + "·—–‘’“”…‰′″→←↑↓≥≤×÷°±©、。，：；！？（）《》【】「」〔〕－～·¥"
+KEEP = 48  # cached subset files kept (newest first)
 _lock = threading.Lock()
 _registered: dict[str, str] = {}
 
@@ -160,6 +161,13 @@ def _rename(font: TTFont, family: str) -> None:
             rec.string = f"{family} {sub}"
 
 
+def _prune(d: Path) -> None:
+    """Drop all but the newest :data:`KEEP` cached subsets."""
+    files = sorted(d.glob("buque-cjk-*.ttf"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for p in files[KEEP:]:
+        p.unlink(missing_ok=True)
+
+
 def map_family(text: str) -> list[str]:
     """Register fonts able to draw ``text`` with matplotlib; the ``font.family`` list to use.
 
@@ -188,4 +196,5 @@ def map_family(text: str) -> list[str]:
                 if src is bold:
                     break
             _registered[family] = family
+            _prune(d)
     return [family, FALLBACK]

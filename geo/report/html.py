@@ -21,6 +21,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 from branca.element import Element, MacroElement
 from folium.map import Layer
 
@@ -70,13 +71,30 @@ def _script_safe(s: str) -> str:
     return s.replace("</", "<\\/")
 
 
-def to_geojson(gdf: gpd.GeoDataFrame) -> str:
-    """A GeoDataFrame as GeoJSON text (GDAL writer, RFC 7946, 6 decimals)."""
+LARGE = 30_000  # villages beyond which the HTML gets heavy for a browser
+
+
+def to_geojson(gdf: gpd.GeoDataFrame, tolerance: float = 0.0) -> str:
+    """A GeoDataFrame as GeoJSON text (GDAL writer, RFC 7946), lines and polygons simplified
+    by ``tolerance`` degrees (one vectorised call), coordinates rounded to match."""
     out = plain(gdf)
+    if tolerance > 0:
+        geoms = out.geometry.to_numpy()
+        simple = ~np.isin(shapely.get_type_id(geoms), (0, 4))  # points stay as they are
+        geoms[simple] = shapely.simplify(geoms[simple], tolerance, preserve_topology=True)
+        out = out.set_geometry(geoms, crs=gdf.crs)
+    digits = PRECISION if tolerance < 1e-4 else PRECISION - 1
     buf = io.BytesIO()
     pyogrio.write_dataframe(out, buf, driver="GeoJSON", layer="layer",
-                            layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": PRECISION})
+                            layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": digits})
     return buf.getvalue().decode("utf-8")
+
+
+def tolerance_of(data: ReportData) -> float:
+    """Simplification tolerance in degrees: 1/20,000 of the selection's diagonal (a county:
+    a few metres, invisible at the zoom that shows it whole)."""
+    x0, y0, x1, y1 = data.villages.total_bounds
+    return float(np.hypot(x1 - x0, y1 - y0)) / 20_000
 
 
 class GeoJsonLayer(Layer):
@@ -331,10 +349,11 @@ def build_map(data: ReportData, lang: str = "zh") -> folium.Map:
     }
     root.header.add_child(Element("<script>var BUQUE = " + _script_safe(json.dumps(
         config, ensure_ascii=False)) + ";" + POPUP_JS + "</script>"), name="buque_js")
+    tol = tolerance_of(data)
     for label, g in feature_layers(data, lang):
-        GeoJsonLayer(to_geojson(g), label, "buqueFeaturePopup").add_to(m)
+        GeoJsonLayer(to_geojson(g, tol), label, "buqueFeaturePopup").add_to(m)
     villages = village_layer(data, lang)
-    GeoJsonLayer(to_geojson(villages), t("villages", lang), "buqueVillagePopup").add_to(m)
+    GeoJsonLayer(to_geojson(villages, tol), t("villages", lang), "buqueVillagePopup").add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     m.fit_bounds([[y0, x0], [y1, x1]])
     man = data.manifest
@@ -352,8 +371,12 @@ def build_map(data: ReportData, lang: str = "zh") -> folium.Map:
     return m
 
 
-def write_html(data: ReportData, out: Path, lang: str = "zh") -> Path:
-    """Write the offline map to ``out`` (one file, no external references)."""
+def write_html(data: ReportData, out: Path, lang: str = "zh") -> tuple[Path, list[str]]:
+    """Write the offline map to ``out`` (one file, no external references); with notes."""
     html = build_map(data, lang).get_root().render()
     out.write_text(html, encoding="utf-8")
-    return out
+    notes = []
+    if len(data.villages) > LARGE:
+        notes.append(f"{len(data.villages):,} villages make a heavy page "
+                     f"({out.stat().st_size / 2**20:,.0f} MiB); --county keeps it light")
+    return out, notes

@@ -2,7 +2,7 @@
 
 Each sheet has a title row, a frozen header with filters, column widths that fit Chinese text
 (a CJK character counts twice), number formats per column, and print settings (fit to page
-width, header rows repeated, page numbers). Written with XlsxWriter through pandas; formulas
+width, header rows repeated, page numbers). Written with XlsxWriter, column by column; formulas
 and URLs are never inferred from text (a village named "=..." stays text).
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from xlsxwriter import Workbook
 
 from geo.report.filters import ReportData, place_name
 from geo.report.tables import deficient, summary_table, unknowns
@@ -35,11 +36,21 @@ NUM = {"population": "#,##0", "households": "#,##0", "exit_year": "0", "distance
 
 def display_width(s: pd.Series) -> int:
     """Widest cell of ``s`` in character cells, CJK characters counting two (vectorised)."""
-    txt = s.astype("string").fillna("")
+    txt = s.drop_duplicates().astype("string").fillna("")
     if txt.empty:
         return 0
     w = txt.str.len() + txt.str.count(WIDE)
     return int(w.max())
+
+
+def cells(s: pd.Series) -> list:
+    """A column as Python values for XlsxWriter: numbers, text, None for blanks."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        s = s.astype(object)
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        f = pd.to_numeric(s, errors="coerce").astype(float)
+        return f.astype(object).where(f.notna(), None).tolist()
+    return s.astype(object).where(s.notna(), None).tolist()
 
 
 def sheet_name(label: str, used: set[str]) -> str:
@@ -122,13 +133,14 @@ def _display_summary(data: ReportData, lang: str) -> pd.DataFrame:
     return out
 
 
-def _write_sheet(xw: pd.ExcelWriter, name: str, title: str, df: pd.DataFrame, lang: str,
+def _write_sheet(wb: Workbook, name: str, title: str, df: pd.DataFrame, lang: str,
                  fmt: dict[str, Any], paper: str, freeze_cols: int = 0,
                  red_rate: bool = False) -> None:
     """One table: title row, header row, data; frozen, filtered, sized, print-ready."""
     headers = [col(c, lang) for c in df.columns]
-    df.to_excel(xw, sheet_name=name, startrow=2, header=False, index=False)
-    ws = xw.sheets[name]
+    ws = wb.add_worksheet(name)
+    for j, c in enumerate(df.columns):  # columns, each written whole
+        ws.write_column(2, j, cells(df[c]))
     n, m = len(df), len(df.columns)
     ws.merge_range(0, 0, 0, max(m - 1, 1), title, fmt["title"])
     ws.set_row(0, 24)
@@ -201,8 +213,8 @@ def write_xlsx(data: ReportData, out: Path, lang: str = "zh", paper: str = "A4")
     """Write the ledger of ``data`` to ``out``."""
     opts = {"strings_to_urls": False, "strings_to_formulas": False, "strings_to_numbers": False}
     place = place_name(data, lang)
-    with pd.ExcelWriter(out, engine="xlsxwriter", engine_kwargs={"options": opts}) as xw:
-        wb = xw.book
+    wb = Workbook(str(out), opts)
+    try:
         wb.set_properties({"title": f"{place} {t('ledger_title', lang)}", "author": "Buque",
                            "comments": f"run {data.manifest.get('run_id', '')}; "
                                        + "; ".join(data.attribution)})
@@ -219,13 +231,13 @@ def write_xlsx(data: ReportData, out: Path, lang: str = "zh", paper: str = "A4")
             fmt[c] = wb.add_format({**base, "num_format": nf})
         used: set[str] = set()
         about = _about(data, lang)
-        name = sheet_name(t("sheet_about", lang), used)
-        about.to_excel(xw, sheet_name=name, header=False, index=False)
-        ws = xw.sheets[name]
+        ws = wb.add_worksheet(sheet_name(t("sheet_about", lang), used))
+        ws.write_column(0, 0, cells(about["key"]))
+        ws.write_column(0, 1, cells(about["value"]))
         ws.set_column(0, 0, max(display_width(about["key"]) + 2, 12), fmt["header"])
         ws.set_column(1, 1, 90, fmt["text"])
         summ = _display_summary(data, lang)
-        _write_sheet(xw, sheet_name(t("sheet_summary", lang), used),
+        _write_sheet(wb, sheet_name(t("sheet_summary", lang), used),
                      f"{place} {t('stats_title', lang)}", summ, lang, fmt, paper,
                      freeze_cols=3, red_rate=True)
         for k in data.indicators:
@@ -233,11 +245,13 @@ def write_xlsx(data: ReportData, out: Path, lang: str = "zh", paper: str = "A4")
             df = _display_deficient(data, k, lang)
             title = (f"{place} {label} 缺口台账（{len(df):,} 个村）" if lang == "zh"
                      else f"{place} — {label}: {len(df):,} villages missing")
-            _write_sheet(xw, sheet_name(label, used), title, df, lang, fmt, paper, freeze_cols=5)
+            _write_sheet(wb, sheet_name(label, used), title, df, lang, fmt, paper, freeze_cols=5)
         unk = _display_unknowns(data, lang)
         if len(unk):
             title = (f"{place} 待核实（{len(unk):,} 项）" if lang == "zh"
                      else f"{place} — to verify: {len(unk):,}")
-            _write_sheet(xw, sheet_name(t("sheet_unknown", lang), used), title, unk, lang, fmt,
+            _write_sheet(wb, sheet_name(t("sheet_unknown", lang), used), title, unk, lang, fmt,
                          paper, freeze_cols=5)
+    finally:
+        wb.close()
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ WATER = "#2b83ba"
 CLINIC = "#c51b7d"
 TOWER = "#01665e"
 TOP_CLASS = 3  # gap counts of 3 and more share the darkest colour
+#: matplotlib's rc settings are process-global: one map is drawn and saved at a time
+_RENDER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def layout(opts: MapOptions) -> Layout:
         return Layout(title, mp, ov, legend, stats, footer, True)
     panel_h = 64 * s
     mp = (m, body_y0 + panel_h + gap, body_w, body_h - panel_h - gap)
-    ov_w, stats_w = 52 * s, 52 * s
+    ov_w, stats_w = 46 * s, 62 * s
     ov = (m + body_w - ov_w, body_y0, ov_w, panel_h)
     stats = (ov[0] - gap - stats_w, body_y0, stats_w, panel_h)
     legend = (m, body_y0, stats[0] - gap - m, panel_h)
@@ -222,6 +225,9 @@ class _Page:
         mx, my, mw, mh = self.lay.map
         self.extent = fit_extent(self.v.total_bounds, mw / mh)
         self.metres_per_mm = (self.extent[2] - self.extent[0]) / mw
+        # markers shrink where villages are dense (a province): about a third of their spacing
+        spacing_mm = math.sqrt(mw * mh / max(len(self.v), 1))
+        self.k = float(np.clip(spacing_mm * 0.35 / 1.3, 0.2, 1.0))
         max_labels = opts.max_labels if opts.max_labels is not None else int(
             60 * (mw * mh) / (190 * 150))
         self.label_candidates = self._label_candidates(max(max_labels, 0) * 3)
@@ -246,23 +252,30 @@ class _Page:
         return df.head(k)
 
     def _town_anchors(self) -> pd.DataFrame:
+        """Place names to print: townships of one county, else counties (median point each)."""
         v = self.v
-        if self.data.selection.townships and v["township"].nunique() == 1:
+        by = "township" if v["county"].nunique() <= 1 else "county"
+        if v[by].nunique() <= 1:
             return pd.DataFrame(columns=["township", "x", "y"])
         pts = _anchor_points(v.geometry)
-        df = pd.DataFrame({"township": v["township"].astype("string"), "x": pts[:, 0],
+        df = pd.DataFrame({"township": v[by].astype("string"), "x": pts[:, 0],
                            "y": pts[:, 1]}).dropna()
         towns = df.groupby("township", sort=True)[["x", "y"]].median().reset_index()
-        return towns if 1 < len(towns) <= 40 else towns.iloc[:0]
+        return towns if len(towns) <= 150 else towns.iloc[:0]
 
     def texts(self) -> str:
-        """Every character this page may draw (for the font subset)."""
+        """Every character this page may draw (for the font subset).
+
+        All names of the whole run are included, so every page, county and export of a run
+        shares one cached font subset.
+        """
         d = self.data
+        names = np.concatenate([d.all_villages[c].dropna().astype(str).unique() for c in
+                                ("name", "township", "county") if c in d.all_villages])
         parts = [all_strings(self.lang), self.title(), self.subtitle(), *self.footer(),
-                 *self.label_candidates["name"].dropna().tolist(),
-                 *self.towns["township"].tolist(), *self._overview_groups()[1],
+                 "".join(names.tolist()),
                  *(i.label_zh + i.label_en for i in d.profile.indicators.values())]
-        return "".join(parts)
+        return "".join(sorted(set("".join(parts))))
 
     # ---- words
     def title(self) -> str:
@@ -305,17 +318,17 @@ class _Page:
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_aspect("equal", adjustable="box")
-        ax.set_xticks([])
-        ax.set_yticks([])
         ax.set_facecolor("#fbfbf8")
         for sp in ax.spines.values():
             sp.set_linewidth(0.8 * self.s)
         self._context()
         infra = self._layers()
         handles = self._villages()
-        self._labels()
-        self._scale_bar()
-        self._north_arrow()
+        self._graticule()
+        bar = self._scale_bar()
+        arrow = self._north_arrow()
+        renderer = fig.canvas.get_renderer()
+        self._labels([bar.get_window_extent(renderer), arrow.get_window_extent(renderer)])
         self._title_block()
         self._legend(handles, infra)
         self._stats()
@@ -337,6 +350,7 @@ class _Page:
     def _context(self) -> None:
         """Villages outside the selection that fall in the frame, in light grey."""
         allv = self.data.all_villages
+        self.has_context = False
         if len(allv) == len(self.data.villages):
             return
         idx = allv.sindex.query(shapely.box(*self._frame_lonlat()), predicate="intersects")
@@ -344,6 +358,7 @@ class _Page:
         ctx = ctx[~ctx["code"].isin(self.data.villages["code"])]
         if ctx.empty:
             return
+        self.has_context = True
         g = ctx.geometry.to_crs(self.crs)
         poly = g.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
         if poly.any():
@@ -366,6 +381,8 @@ class _Page:
             if not sub.empty:
                 layers[kind] = sub.to_crs(self.crs)
         emphasis = 1.4 if self.single else 1.0
+        pk = emphasis * self.k  # point symbols shrink where villages are dense
+        lk = emphasis * max(self.k, 0.5)
         if "roads" in layers:
             g = layers["roads"]
             ev = g.get("evidence_road", pd.Series("pass", index=g.index)).fillna("unknown")
@@ -375,7 +392,7 @@ class _Page:
                     continue
                 colour, lw = ROAD[cls]
                 draw_lines(ax, sub.geometry.to_numpy(), edgecolor=colour,
-                           linewidth=lw * s * emphasis, zorder=2 if cls != "pass" else 3)
+                           linewidth=lw * s * lk, zorder=2 if cls != "pass" else 3)
                 out.append(Line2D([], [], color=colour, lw=lw * s * emphasis * 1.5,
                                   label=t(f"road_{cls}", lang)))
         if "broadband" in layers:
@@ -396,7 +413,7 @@ class _Page:
                                  label=t("coverage", lang)))
             if (~poly).any():
                 xy = _anchor_points(g[~poly].geometry)
-                ax.scatter(xy[:, 0], xy[:, 1], marker="^", s=(3.2 * s * emphasis) ** 2, c=TOWER,
+                ax.scatter(xy[:, 0], xy[:, 1], marker="^", s=(3.2 * s * pk) ** 2, c=TOWER,
                            edgecolors="white", linewidths=0.3 * s, zorder=6)
                 out.append(Line2D([], [], marker="^", ls="", color=TOWER, markersize=4 * s,
                                   label=t("tower", lang)))
@@ -405,12 +422,12 @@ class _Page:
             lines = g.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()
             if lines.any():
                 draw_lines(ax, g[lines].geometry.to_numpy(), edgecolor=POWER,
-                           linewidth=0.6 * s * emphasis, linestyle=(0, (4, 2)), zorder=3)
+                           linewidth=0.6 * s * lk, linestyle=(0, (4, 2)), zorder=3)
                 out.append(Line2D([], [], color=POWER, lw=0.9 * s, ls=(0, (4, 2)),
                                   label=t("power_line", lang)))
             if (~lines).any():
                 xy = _anchor_points(g[~lines].geometry)
-                ax.scatter(xy[:, 0], xy[:, 1], marker="s", s=(1.8 * s * emphasis) ** 2, c=POWER,
+                ax.scatter(xy[:, 0], xy[:, 1], marker="s", s=(1.8 * s * pk) ** 2, c=POWER,
                            linewidths=0, zorder=4)
                 out.append(Line2D([], [], marker="s", ls="", color=POWER, markersize=2.5 * s,
                                   label=t("power_point", lang)))
@@ -424,14 +441,15 @@ class _Page:
             ok = (ev == "pass").to_numpy()
             xy = _anchor_points(g.geometry)
             size = (2.6 if kind == "water" else 3.6) * s * emphasis
+            drawn = size * self.k
             if (~ok).any():
-                ax.scatter(xy[~ok, 0], xy[~ok, 1], marker=marker, s=size ** 2, facecolors="white",
-                           edgecolors=colour, linewidths=0.5 * s, zorder=5)
+                ax.scatter(xy[~ok, 0], xy[~ok, 1], marker=marker, s=drawn ** 2, facecolors="white",
+                           edgecolors=colour, linewidths=0.5 * s * self.k, zorder=5)
                 out.append(Line2D([], [], marker=marker, ls="", markerfacecolor="white",
                                   markeredgecolor=colour, markersize=size, label=t(keys[1], lang)))
             if ok.any():
-                ax.scatter(xy[ok, 0], xy[ok, 1], marker=marker, s=size ** 2, c=colour,
-                           edgecolors="white", linewidths=0.3 * s, zorder=5)
+                ax.scatter(xy[ok, 0], xy[ok, 1], marker=marker, s=drawn ** 2, c=colour,
+                           edgecolors="white", linewidths=0.3 * s * self.k, zorder=5)
                 out.insert(len(out) - int((~ok).any()),
                            Line2D([], [], marker=marker, ls="", color=colour, markersize=size,
                                   label=t(keys[0], lang)))
@@ -459,13 +477,14 @@ class _Page:
             sel = poly & (np.where(cls >= 0, cls, len(colours)) == c)
             if sel.any():
                 draw_polygons(ax, geoms[sel], facecolor=pal[c], edgecolor="white",
-                              linewidth=0.3 * s, alpha=0.75, zorder=7)
+                              linewidth=0.3 * s * self.k, alpha=0.75, zorder=7)
         pts = _anchor_points(v.geometry)
         for mask, marker, size in ((~poly & admin, "s", 4.4), (~poly & ~admin, "o", 3.6)):
             sel = order[mask[order]]
             if len(sel):
-                ax.scatter(pts[sel, 0], pts[sel, 1], marker=marker, s=(size * s) ** 2,
-                           c=col[sel].tolist(), edgecolors="#333333", linewidths=0.25 * s, zorder=8)
+                ax.scatter(pts[sel, 0], pts[sel, 1], marker=marker, s=(size * s * self.k) ** 2,
+                           c=col[sel].tolist(), edgecolors="#333333",
+                           linewidths=0.25 * s * min(self.k * 1.5, 1.0), zorder=8)
         counts = np.bincount(cls[cls >= 0], minlength=len(colours))
         handles = [Patch(facecolor=c, edgecolor="#333333", linewidth=0.3,
                          label=f"{lab} ({n:,})") for c, lab, n in zip(colours, labels, counts, strict=True)
@@ -479,17 +498,18 @@ class _Page:
             markers.append(Line2D([], [], marker="o", ls="", markerfacecolor="white",
                                   markeredgecolor="#333333", markersize=3.6 * s,
                                   label=t("natural_marker", lang)))
-        if len(self.data.all_villages) != len(self.data.villages):
+        if self.has_context:
             markers.append(Line2D([], [], marker="o", ls="", color=CONTEXT_COLOUR,
                                   markersize=2.2 * s, label=t("context", lang)))
         return handles + markers
 
-    def _labels(self) -> None:
+    def _labels(self, obstacles: Sequence) -> None:
         """Township names, then village names by priority, skipping any that would overlap."""
         ax, s = self.ax, self.s
         renderer = self.fig.canvas.get_renderer()
         frame = ax.get_window_extent(renderer)
-        boxes: list[tuple[float, float, float, float]] = []
+        boxes: list[tuple[float, float, float, float]] = [(b.x0, b.y0, b.x1, b.y1)
+                                                          for b in obstacles]
         halo = [withStroke(linewidth=1.6 * s, foreground="white")]
 
         def free(b) -> bool:
@@ -511,7 +531,7 @@ class _Page:
                 boxes.append((b.x0, b.y0, b.x1, b.y1))
             else:
                 txt.remove()
-        shown = 0
+        shown = 0 if self.k >= 0.45 else self.max_labels  # villages too dense to name
         offsets = ((3, 0, "left", "center"), (-3, 0, "right", "center"),
                    (0, 3, "center", "bottom"), (0, -3, "center", "top"))
         for row in self.label_candidates.itertuples(index=False):  # the few candidates only
@@ -530,7 +550,27 @@ class _Page:
                     break
                 txt.remove()
 
-    def _scale_bar(self) -> None:
+    def _graticule(self) -> None:
+        """Longitude ticks on the bottom edge, latitude ticks on the left, in degrees and minutes."""
+        ax, s = self.ax, self.s
+        x0, y0, x1, y1 = self.extent
+        xs = np.linspace(x0, x1, 256)
+        ys = np.linspace(y0, y1, 256)
+        lon_b, _ = self.inv.transform(xs, np.full_like(xs, y0))
+        _, lat_l = self.inv.transform(np.full_like(ys, x0), ys)
+        ticks = []
+        for vals, coords, hemi in ((lon_b, xs, ("E", "W")), (lat_l, ys, ("N", "S"))):
+            step = _degree_step(float(vals.max() - vals.min()))
+            first = math.ceil(vals.min() / step - 1e-9) * step
+            at = np.arange(first, vals.max() + 1e-12, step)
+            ticks.append((np.interp(at, vals, coords), [_dms(a, hemi) for a in at]))
+        (tx, lx), (ty, ly) = ticks
+        ax.set_xticks(tx, lx)
+        ax.set_yticks(ty, ly, rotation=90, va="center")
+        ax.tick_params(direction="in", length=2.2 * s, width=0.5 * s, labelsize=5.5 * s,
+                       pad=1.5 * s, colors="#444444", top=True, right=True)
+
+    def _scale_bar(self) -> Rectangle:
         ax, s, lang = self.ax, self.s, self.lang
         x0, y0, x1, y1 = self.extent
         span = x1 - x0
@@ -541,8 +581,9 @@ class _Page:
         bh = 1.4 * s * mm
         segs = 4 if length / div not in (1.0,) else 2
         seg = length / segs
-        ax.add_patch(Rectangle((bx - 3 * s * mm, by - 5.5 * s * mm), length + 9 * s * mm + 6 * s * mm,
-                               13 * s * mm, facecolor="white", edgecolor="none", alpha=0.8, zorder=11))
+        back = Rectangle((bx - 3 * s * mm, by - 5.5 * s * mm), length + 15 * s * mm, 13 * s * mm,
+                         facecolor="white", edgecolor="none", alpha=0.8, zorder=11)
+        ax.add_patch(back)
         for i in range(segs):
             ax.add_patch(Rectangle((bx + i * seg, by), seg, bh, facecolor="black" if i % 2 == 0
                                    else "white", edgecolor="black", linewidth=0.5 * s, zorder=12))
@@ -557,8 +598,9 @@ class _Page:
         n = round(n, -int(math.floor(math.log10(n))) + 2) if n > 0 else n
         ax.text(bx, by - 1.2 * s * mm, t("scale", lang, n=int(n)), ha="left", va="top",
                 fontsize=5.5 * s, color="#333333", zorder=12)
+        return back
 
-    def _north_arrow(self) -> None:
+    def _north_arrow(self):
         mx, my, mw, mh = self.lay.map
         s = self.s
         w, h = 9 * s, 15 * s
@@ -572,6 +614,7 @@ class _Page:
                              edgecolor="black", linewidth=0.5 * s))
         ax.text(0, 1.45, t("north", self.lang), ha="center", va="bottom", fontsize=8 * s,
                 fontweight="bold", path_effects=[withStroke(linewidth=1.5 * s, foreground="white")])
+        return ax
 
     def _title_block(self) -> None:
         x, y, w, h = self.lay.title
@@ -609,9 +652,12 @@ class _Page:
         leg1 = fig.legend(handles=villages, title=title_v, loc="upper left",
                           bbox_to_anchor=(x / self.w, (y + h) / self.h), **kw)
         leg1.get_title().set_fontweight("bold")
-        if infra:
+        if infra:  # beside the first, where it ends
+            renderer = fig.canvas.get_renderer()
+            b = leg1.get_window_extent(renderer).transformed(fig.transFigure.inverted())
+            x2 = max(b.x1 + 4 * s / self.w, (x + w * 0.45) / self.w)
             leg2 = fig.legend(handles=infra, title=t("legend_infra", self.lang), loc="upper left",
-                              bbox_to_anchor=((x + w * 0.5) / self.w, (y + h) / self.h), **kw)
+                              bbox_to_anchor=(x2, (y + h) / self.h), **kw)
             leg2.get_title().set_fontweight("bold")
 
     def _ind_label(self, key: str | None) -> str:
@@ -628,7 +674,8 @@ class _Page:
         ax.set_axis_off()
         ax.set_xlim(0, w)
         ax.set_ylim(0, h)
-        right = (0.60, 0.76, 0.88, 1.0)  # right edges of the number columns
+        num_w = 9.5 * s  # width of each number column, mm
+        right = [w - num_w * i for i in (3, 2, 1, 0)]  # right edges of the number columns
         head = t("stats_head", lang).split("|")
         row_h = 4.6 * s
         top = h - 1 * s
@@ -636,8 +683,9 @@ class _Page:
         yy = top - 5.2 * s
         ax.text(0, yy, head[0], fontsize=6 * s, color="#555555", va="top", ha="left")
         for r, lab in zip(right, head[1:], strict=True):
-            ax.text(r * w, yy, lab, fontsize=6 * s, color="#555555", va="top", ha="right")
+            ax.text(r, yy, lab, fontsize=6 * s, color="#555555", va="top", ha="right")
         ax.plot([0, w], [yy - 3.6 * s, yy - 3.6 * s], color="#999999", lw=0.4 * s)
+        labels = []
         for key in self.data.indicators:  # five or so
             yy -= row_h
             st = v[key]
@@ -647,13 +695,23 @@ class _Page:
             rate = met / assessed if assessed else float("nan")
             target = self.data.indicator(key).target_rate
             below = bool(assessed) and rate < target
-            ax.text(0, yy - 0.8 * s, self._ind_label(key), fontsize=6 * s, va="top", ha="left")
+            labels.append(ax.text(0, yy - 0.8 * s, self._ind_label(key), fontsize=6 * s,
+                                  va="top", ha="left"))
             cells = (f"{assessed:,}", f"{rate:.1%}" if assessed else "–", f"{target:.0%}",
                      f"{miss:,}")
             for i, (r, c) in enumerate(zip(right, cells, strict=True)):
                 red = i == 1 and below
-                ax.text(r * w, yy - 0.8 * s, c, fontsize=6 * s, va="top", ha="right",
+                ax.text(r, yy - 0.8 * s, c, fontsize=6 * s, va="top", ha="right",
                         color="#b2182b" if red else "#1a1a1a", fontweight="bold" if red else "normal")
+        # long indicator names (English) shrink to fit before the first number column
+        renderer = self.fig.canvas.get_renderer()
+        px_per_mm = self.fig.dpi / 25.4
+        room = right[0] - num_w - 1 * s
+        widest = max((lab.get_window_extent(renderer).width / px_per_mm for lab in labels),
+                     default=0.0)
+        if widest > room:
+            for lab in labels:
+                lab.set_fontsize(6 * s * max(room / widest, 0.6))
 
     def _overview_groups(self) -> tuple[str, list[str]]:
         allv = self.data.all_villages
@@ -678,18 +736,25 @@ class _Page:
         lat = allv["ref_lat"].to_numpy(dtype=float, na_value=np.nan)
         ok = np.isfinite(lon) & np.isfinite(lat)
         px, py = self.fwd.transform(lon[ok], lat[ok])
-        by, names = self._overview_groups()
+        by = self._overview_groups()[0]
         grp = allv[by].astype("string").fillna("").to_numpy(dtype=object)[ok]
         sel_codes = allv["code"].isin(self.data.villages["code"]).to_numpy(dtype=bool)[ok]
         hulls = _group_hulls(px, py, grp)
-        draw_polygons(ax, np.array(list(hulls.values()), dtype=object), facecolor="#d9d9d9",
-                      edgecolor="white", linewidth=0.6 * s)
-        ax.scatter(px[~sel_codes], py[~sel_codes], s=(0.5 * s) ** 2, c="#9a9a9a", linewidths=0)
-        if sel_codes.any():
+        chosen = set(np.unique(grp[sel_codes]).tolist())
+        geoms = np.array(list(hulls.values()), dtype=object)
+        picked = np.array([n in chosen for n in hulls], dtype=bool)  # groups, not villages
+        draw_polygons(ax, geoms[~picked], facecolor="#d9d9d9", edgecolor="white",
+                      linewidth=0.6 * s)
+        draw_polygons(ax, geoms[picked], facecolor="#fdd0a2", edgecolor="white",
+                      linewidth=0.6 * s)
+        if len(px) <= 20_000:  # beyond that the hulls say it better than a cloud of dots
+            ax.scatter(px[~sel_codes], py[~sel_codes], s=(0.5 * s) ** 2, c="#9a9a9a",
+                       linewidths=0)
+        if sel_codes.any() and sel_codes.sum() < np.isin(grp, list(chosen)).sum():
             sel_hull = shapely.convex_hull(shapely.multipoints(np.column_stack([px[sel_codes],
                                                                                 py[sel_codes]])))
             draw_polygons(ax, np.array([shapely.buffer(sel_hull, 1.0)], dtype=object),
-                          facecolor="#fdae61", alpha=0.8, edgecolor="#e66101", linewidth=0.6 * s)
+                          facecolor="#f16913", alpha=0.85, edgecolor="#d94801", linewidth=0.5 * s)
         x0, y0, x1, y1 = self.extent
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="#d7191c",
                                linewidth=0.9 * s, zorder=5))
@@ -722,6 +787,23 @@ class _Page:
                  ha="right", va="bottom")
 
 
+def _degree_step(span: float) -> float:
+    """A tick interval in degrees (whole minutes or degrees) giving about 3 to 6 ticks."""
+    minutes = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 1200, 1800)
+    for m in minutes:
+        if span / (m / 60) <= 6:
+            return m / 60
+    return 30.0
+
+
+def _dms(value: float, hemi: tuple[str, str]) -> str:
+    """108.5 -> 108°30′E."""
+    h = hemi[0] if value >= 0 else hemi[1]
+    total = round(abs(value) * 60)
+    d, m = divmod(total, 60)
+    return f"{d}°{m:02d}′{h}" if m else f"{d}°{h}"
+
+
 def _group_hulls(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[str, shapely.Geometry]:
     """Convex hull of the points of each group (one vectorised call)."""
     if len(x) == 0:
@@ -744,7 +826,7 @@ def render_pages(pages: Sequence[ReportData], opts: MapOptions
                  ) -> tuple[list[Figure], list[str], dict]:
     """Figures for each selection, their titles, and the matplotlib rc they were drawn with."""
     drawers = [_Page(d, opts) for d in pages]
-    family = map_family("".join(p.texts() for p in drawers))
+    family = map_family("".join(sorted(set("".join(p.texts() for p in drawers)))))
     rc = _rc(family)
     with mpl.rc_context(rc):
         return [p.draw() for p in drawers], [p.title() for p in drawers], rc
@@ -760,6 +842,12 @@ def _meta(data: ReportData, title: str) -> dict[str, str]:
 def write_maps(pages: Sequence[ReportData], opts: MapOptions, *, pdf: Path | None = None,
                png: Path | None = None) -> list[Path]:
     """Draw each selection once; write a multi-page PDF and/or a PNG of the first page."""
+    with _RENDER_LOCK:
+        return _write_maps(pages, opts, pdf, png)
+
+
+def _write_maps(pages: Sequence[ReportData], opts: MapOptions, pdf: Path | None,
+                png: Path | None) -> list[Path]:
     figs, titles, rc = render_pages(pages, opts)
     meta = _meta(pages[0], " / ".join(titles[:5]) + (" …" if len(titles) > 5 else ""))
     out: list[Path] = []
