@@ -56,7 +56,7 @@ def print_summary(result) -> None:
     t = Table("indicator", "assessed", "met", "missing", "unknown", "rate", "target",
               "remedy cost (CNY)")
     summ = result.tables.summary
-    county = summ[summ["township"].isna() | (summ["township"] == "")]
+    county = summ[summ["scope"] == "county"]
     tot = county.groupby("indicator", sort=False)[["assessed", "met", "missing", "unknown"]].sum()
     proj = result.tables.projects
     cost = proj.groupby("indicator")["cost"].sum() if len(proj) else {}

@@ -538,12 +538,15 @@ def summary_rows(summary: pd.DataFrame, by: str = "county", *, county: Sequence[
     if by not in SUMMARY_BY:
         raise QueryError("by", f"expected one of {', '.join(SUMMARY_BY)}")
     s = summary
-    town = s["township"].fillna("").astype(str)
-    m = np.array((town == "") if by == "county" else (town != ""), dtype=bool)
+    if "scope" in s:
+        m = np.array(s["scope"] == ("county" if by == "county" else "township"), dtype=bool)
+    else:  # runs written before the scope column: county rows have an empty township
+        town = s["township"].fillna("").astype(str)
+        m = np.array((town == "") if by == "county" else (town != ""), dtype=bool)
     for col, values in (("county", county), ("township", township), ("indicator", indicator)):
         if values:
             m &= s[col].isin(list(values)).fillna(False).to_numpy(bool)
-    out = s.loc[m].copy()
+    out = s.loc[m].drop(columns=["scope"], errors="ignore").copy()
     if by == "county":
         out = out.drop(columns=["township"])
     return out.reset_index(drop=True)

@@ -7,13 +7,14 @@ import pandas as pd
 
 from layers.profile import Profile
 
-SUMMARY_COLUMNS = ["county", "township", "indicator", "assessed", "met", "missing", "unknown",
+SUMMARY_COLUMNS = ["scope", "county", "township", "indicator", "assessed", "met", "missing", "unknown",
                    "rate", "target", "shortfall", "meets_target", "deadline"]
 UNASSIGNED = ""
 
 
 def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Per (county, township, indicator) and per (county, indicator) with township empty.
+    """Per (county, township, indicator) and per (county, indicator): ``scope`` says which
+    (county rows have an empty township; so do township rows of villages with no township).
 
     ``rate`` = met / assessed; ``shortfall`` = villages still to fix to reach the target.
     ``gaps`` carries ``_v``, each row's position in ``villages``. Villages with no county or
@@ -45,6 +46,8 @@ def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.
     county_rows = (town_rows.groupby(["county", "indicator"], sort=False)[
         ["met", "missing", "unknown"]].sum().reset_index())
     county_rows["township"] = UNASSIGNED
+    county_rows["scope"] = "county"
+    town_rows = town_rows.assign(scope="township")
     out = pd.concat([county_rows, town_rows], ignore_index=True)
     out["assessed"] = out[["met", "missing", "unknown"]].sum(axis=1)
     out["rate"] = np.round(out["met"] / out["assessed"].where(out["assessed"] > 0), 4)
@@ -57,7 +60,8 @@ def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.
     out["deadline"] = out["indicator"].map(deadline)
     order = {k: i for i, k in enumerate(profile.indicators)}
     out["_o"] = out["indicator"].map(order)
-    out = out.sort_values(["county", "township", "_o"], kind="stable").reset_index(drop=True)
+    out["_s"] = (out["scope"] == "township").astype(int)
+    out = out.sort_values(["county", "_s", "township", "_o"], kind="stable").reset_index(drop=True)
     for c in ("assessed", "met", "missing", "unknown", "shortfall"):
         out[c] = out[c].astype("int64")
     return out[SUMMARY_COLUMNS]

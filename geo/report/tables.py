@@ -74,9 +74,13 @@ def summary_table(data: ReportData) -> pd.DataFrame:
     if s.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     s["township"] = s["township"].astype("string")
+    if "scope" in s:  # county rows: no township; township rows of villages with none: say so
+        s.loc[s["scope"] == "county", "township"] = pd.NA
+        s.loc[(s["scope"] == "township") & s["township"].fillna("").eq(""), "township"] = "(未分配)"
+        s = s.drop(columns=["scope"])
     cost = data.projects.groupby(["county", "township", "indicator"], dropna=False)["cost"].sum()
     county_cost = data.projects.groupby(["county", "indicator"], dropna=False)["cost"].sum()
-    is_county = s["township"].isna()
+    is_county = (s["scope"] == "county") if "scope" in s else s["township"].isna()
     key_t = pd.MultiIndex.from_frame(s[["county", "township", "indicator"]])
     key_c = pd.MultiIndex.from_frame(s[["county", "indicator"]])
     s["cost"] = np.where(is_county, county_cost.reindex(key_c).to_numpy(dtype=float),

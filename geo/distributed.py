@@ -1,0 +1,520 @@
+"""The distributed engine: :func:`geo.gaps.assess` per partition of villages on Dask.
+
+``assess_dask`` returns exactly what ``assess`` returns for the whole project (same rows, same
+order, same values to the last bit, same dtypes); only where the work runs changes.
+
+Method
+------
+1. **Bands once.** The metric CRSs are chosen once, with :func:`geo.metric.bands_of` on all
+   villages; every partition is assessed with those bands restricted to its members, so each
+   village is measured in the same CRS as on one machine.
+2. **Partitions.** Villages are grouped by ``county`` (villages without one by 0.25° blocks of
+   their reference point). The groups are ordered along a Hilbert curve through their mean
+   reference point and packed, in that order, into about ``partitions`` partitions of similar
+   size (default 4 per worker); a county larger than 1.5 partitions is cut along the curve.
+3. **Halos.** A partition's box is the bounding box of its villages' geometries and reference
+   points. For every layer it reads it gets the features whose bounds intersect the box widened
+   by the layer's halo width, in their original order (``geo.nearest`` breaks ties by the
+   lowest feature index, so a partition must see features in the order of the full layer;
+   evidence and candidate ids come from the ``id`` column, so nothing else is renumbered). The
+   first halo width of a layer is 1.25 x the largest distance at which any indicator reading it
+   can decide a status (``reach_m``; for coverage also the largest ``radius_m`` of the layer; at
+   least 2 km).
+4. **Certification.** A feature outside a halo lies entirely outside the widened box, so it is
+   farther from a village than the box's edge. Each worker measures, per village and layer, the
+   margin: the distance in the village's metric CRS from its reference point to the edge of the
+   widened box (densified, less 1 m). A village's result is certain when, for every indicator
+   that applies to it,
+
+   - the indicator's reach (and largest coverage radius) is below the margin (every bounded
+     query - thresholds, unknown / non-qualifying candidates, coverage - saw all it could see;
+     polygons lie inside the box, so ``inside_village`` intersections are complete);
+   - ``distance_m``, the UNBOUNDED distance to the nearest qualifying feature, is found and
+     below the margin (so no feature outside the halo can be nearer or tie with it), or the
+     layer has no qualifying feature at all;
+   - for ``within_network_distance``: ``network_m`` is found and below the margin of both the
+     facility and the road layer (a road path of length L stays within L of the village, so
+     every edge, node snap and tied target of it lies in the halo and the Dijkstra values are
+     the same), or the village lies farther than ``SNAP_M`` from every road (off the network
+     on one machine too).
+
+   A layer with nothing outside its halo (every feature in reach of the partition's bands) has
+   an infinite margin.
+5. **Rounds.** Certain villages are final. The uncertain villages of a partition are assessed
+   again, as a new task whose box is theirs only, with the halo width of each layer that left
+   them uncertain multiplied by 4 (beyond 4000 km: the whole layer), until none is left. This
+   settles, exactly, villages whose nearest qualifying feature lies in a neighbouring partition
+   or far away; the number of rounds grows with the logarithm of the largest such distance.
+6. **Assembly.** Each task returns its certain rows with ``_v`` mapped back to global village
+   positions; the rows are concatenated and sorted by (profile indicator order, village
+   position), the order of ``assess``.
+
+Layers travel to the workers as halos (one scatter per task), trimmed to the columns the
+engine reads (``id``, ``radius_m``, the evidence fields, geometry); the workers need not see
+the input files. Workers must run the same versions of buque, numpy, scipy, shapely/GEOS and
+pyproj/PROJ as the client for bit-identical results: they are checked before any work is sent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.evidence import PASS, evaluate_all
+from geo.gaps import assess, feature_radius
+from geo.metric import Band, bands_of, in_lon_range, project, transform_xy
+from geo.nearest import FeatureIndex
+from geo.network import SNAP_M
+from layers.profile import Condition, Profile
+
+HALO_SLACK = 1.25  # first halo width: this times the largest reach of a layer
+MIN_HALO_M = 2000.0  # ... and at least this
+HALO_GROWTH = 4.0  # each further round multiplies the width of the failing layers by this
+MAX_HALO_M = 4_000_000.0  # beyond this a layer is sent whole (to the partition's bands' windows)
+MARGIN_TOL_M = 1.0  # taken off every measured margin (densified box edge, projection)
+BOX_STEP_DEG = 0.01  # box edges are densified to this step before projecting
+BLOCK_DEG = 0.25  # spatial blocks for villages without a county
+M_PER_DEG_LAT = 110_000.0  # below the true minimum (110 574 m): widened boxes err on the wide side
+M_PER_DEG_LON_EQ = 111_000.0  # likewise (111 320 m at the equator)
+MAX_ROUNDS = 32  # a safety stop; termination is guaranteed well before
+
+Step = Callable[[str], None]
+Box = tuple[float, float, float, float]  # lon_min, lat_min, lon_max, lat_max
+
+
+class EngineError(RuntimeError):
+    """The distributed engine cannot run (dask missing, scheduler unreachable, version skew)."""
+
+
+@dataclass
+class _Facts:
+    """Project-wide facts per indicator that certification needs (small: sent with every task)."""
+
+    pass_any: dict[str, bool]  # the layer has at least one qualifying feature
+    radius: dict[str, float]  # coverage: the largest feature radius; else 0
+
+
+@dataclass
+class _Task:
+    """One partition's work: its villages, the halos of the layers, the widened boxes."""
+
+    positions: np.ndarray  # global positions of the villages (ascending)
+    villages: gpd.GeoDataFrame
+    layers: dict[str, gpd.GeoDataFrame]
+    bands: list[Band]  # the global bands restricted to these villages (local positions)
+    boxes: dict[str, Box | None]  # per layer; None: nothing of the layer is outside the halo
+
+
+@dataclass
+class _Result:
+    rows: pd.DataFrame  # certain rows, ``_v`` global
+    uncertain: np.ndarray  # global positions
+    failed: set[str] = field(default_factory=set)  # layers whose halo was too narrow
+
+
+def assess_dask(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], profile: Profile,
+                scheduler: str | None = None, partitions: int | None = None, *,
+                client: Any = None, step: Step | None = None, info: dict | None = None
+                ) -> pd.DataFrame:
+    """What :func:`geo.gaps.assess` returns, computed per partition of villages on Dask.
+
+    ``scheduler``: a Dask scheduler address (``tcp://host:8786``); default a LocalCluster of two
+    single-threaded worker processes. ``client``: an open ``dask.distributed.Client`` to use
+    instead. ``partitions``: about how many partitions (default 4 per worker). ``info``, when
+    given, is filled with the partition sizes and the work of each round.
+    """
+    if len(villages) == 0 or not profile.indicators:
+        return assess(villages, layers, profile)
+    plan = _Plan(villages, layers, profile)
+    with _connect(scheduler, client) as c:
+        from dask.distributed import as_completed
+
+        n_workers = max(1, len(c.scheduler_info().get("workers", {})))
+        parts = partition_villages(villages, partitions or 4 * n_workers)
+        if info is not None:
+            info.update(workers=n_workers, partitions=[len(p) for p in parts], rounds=[])
+            info["partition_of"] = np.full(len(villages), -1, dtype=np.int64)
+            for j, p in enumerate(parts):
+                info["partition_of"][p] = j
+        if step:
+            step(f"dask: {len(villages):,} villages in {len(parts)} partitions on {n_workers} "
+                 "worker(s)")
+        pending = [(p, dict(plan.base)) for p in parts]
+        out: list[pd.DataFrame] = []
+        for rnd in range(MAX_ROUNDS):
+            if not pending:
+                break
+            if step and rnd:
+                step(f"dask: round {rnd + 1}, {sum(len(p) for p, _ in pending):,} villages with "
+                     "wider halos")
+            futures = {}
+            for pos, margins in pending:
+                task = c.scatter(plan.task(pos, margins), hash=False)
+                futures[c.submit(_assess_task, task, profile, plan.facts, pure=False)] = margins
+            nxt = []
+            for fut in as_completed(list(futures)):
+                res: _Result = fut.result()
+                margins = futures.pop(fut)
+                fut.release()
+                if len(res.rows):
+                    out.append(res.rows)
+                if len(res.uncertain):
+                    grown = {k: (m * HALO_GROWTH if k in res.failed else m) for k, m in margins.items()}
+                    nxt.append((res.uncertain, {k: (math.inf if m > MAX_HALO_M else m)
+                                                for k, m in grown.items()}))
+            if info is not None:
+                info["rounds"].append({"tasks": len(pending),
+                                       "villages": int(sum(len(p) for p, _ in pending)),
+                                       "uncertain": int(sum(len(p) for p, _ in nxt))})
+            pending = nxt
+        if pending:  # pragma: no cover - the halos reach every feature long before
+            raise EngineError(f"{sum(len(p) for p, _ in pending)} villages not settled after "
+                              f"{MAX_ROUNDS} rounds")
+    if not out:
+        return assess(villages.iloc[:0], layers, profile)
+    gaps = pd.concat(out, ignore_index=True)
+    key = pd.Index(list(profile.indicators)).get_indexer(gaps["indicator"].to_numpy(dtype=object))
+    order = np.lexsort((gaps["_v"].to_numpy(), key))
+    return gaps.iloc[order].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- partitions
+
+def partition_villages(villages: pd.DataFrame, n_parts: int) -> list[np.ndarray]:
+    """About ``n_parts`` groups of village positions (each ascending): whole counties, packed
+    along a Hilbert curve; a county larger than 1.5 groups is cut along the curve."""
+    n = len(villages)
+    if n == 0:
+        return []
+    lon = villages["ref_lon"].to_numpy(dtype=float, na_value=np.nan)
+    lat = villages["ref_lat"].to_numpy(dtype=float, na_value=np.nan)
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    county = (villages["county"].astype("string") if "county" in villages
+              else pd.Series(pd.NA, index=villages.index, dtype="string"))
+    has = county.notna().to_numpy()
+    codes = np.empty(n, dtype=np.int64)
+    codes[has] = pd.factorize(county.to_numpy(dtype=object, na_value=None)[has])[0]
+    # no county: a block of the reference point (one more group for no reference point)
+    bx = np.floor(np.where(ok, lon, 0.0) / BLOCK_DEG).astype(np.int64)
+    by = np.floor(np.where(ok, lat, 0.0) / BLOCK_DEG).astype(np.int64)
+    block = np.where(ok, (bx + 4096) * 8192 + (by + 4096), -1)
+    codes[~has] = pd.factorize(block[~has])[0] + (codes[has].max() + 1 if has.any() else 0)
+    n_units = int(codes.max()) + 1
+    h = _hilbert(lon, lat, ok)
+    cnt = np.bincount(codes[ok], minlength=n_units)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ulon = np.bincount(codes[ok], weights=lon[ok], minlength=n_units) / cnt
+        ulat = np.bincount(codes[ok], weights=lat[ok], minlength=n_units) / cnt
+    ukey = _hilbert(ulon, ulat, cnt > 0, ref=(lon[ok], lat[ok]))
+    unit_rank = np.empty(n_units, dtype=np.int64)
+    unit_rank[np.lexsort((np.arange(n_units), ukey))] = np.arange(n_units)
+    order = np.lexsort((np.arange(n), h, unit_rank[codes]))
+    sizes = np.bincount(codes, minlength=n_units)[np.argsort(unit_rank)]
+    starts = np.r_[0, np.cumsum(sizes)]
+    target = max(1, math.ceil(n / max(1, int(n_parts))))
+    parts: list[np.ndarray] = []
+    cur_lo = cur_hi = 0  # the current group: order[cur_lo:cur_hi]
+    for u in range(n_units):
+        lo, hi = int(starts[u]), int(starts[u + 1])
+        size = hi - lo
+        if size > 1.5 * target:
+            if cur_hi > cur_lo:
+                parts.append(order[cur_lo:cur_hi])
+            parts.extend(np.array_split(order[lo:hi], math.ceil(size / target)))
+            cur_lo = cur_hi = hi
+            continue
+        if cur_hi > cur_lo and (cur_hi - cur_lo) + size > 1.25 * target:
+            parts.append(order[cur_lo:cur_hi])
+            cur_lo = lo
+        cur_hi = hi
+    if cur_hi > cur_lo:
+        parts.append(order[cur_lo:cur_hi])
+    return [np.sort(p) for p in parts if len(p)]
+
+
+def _hilbert(lon: np.ndarray, lat: np.ndarray, ok: np.ndarray, bits: int = 16,
+             ref: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Position along a Hilbert curve over the extent of ``ref`` (default: the points); the
+    points not ``ok`` come last."""
+    rlon, rlat = ref if ref is not None else (lon[ok], lat[ok])
+    out = np.full(len(lon), np.iinfo(np.int64).max, dtype=np.int64)
+    if not ok.any() or len(rlon) == 0:
+        return out
+    side = (1 << bits) - 1
+
+    def grid(v: np.ndarray, r: np.ndarray) -> np.ndarray:
+        lo, hi = float(r.min()), float(r.max())
+        return np.clip(np.round((v - lo) / ((hi - lo) or 1.0) * side), 0, side).astype(np.int64)
+
+    x, y = grid(lon[ok], rlon), grid(lat[ok], rlat)
+    d = np.zeros(len(x), dtype=np.int64)
+    s = 1 << (bits - 1)
+    while s > 0:
+        rx = (x & s) > 0
+        ry = (y & s) > 0
+        d += s * s * ((3 * rx.astype(np.int64)) ^ ry.astype(np.int64))
+        flip = ~ry & rx
+        x = np.where(flip, side - x, x)
+        y = np.where(flip, side - y, y)
+        x, y = np.where(~ry, y, x), np.where(~ry, x, y)
+        s >>= 1
+    out[ok] = d
+    return out
+
+
+# --------------------------------------------------------------------------- the driver's plan
+
+class _Plan:
+    """Everything computed once on the client: bands, layer bounds and windows, first halos."""
+
+    def __init__(self, villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame],
+                 profile: Profile) -> None:
+        self.villages = villages
+        inds = list(profile.indicators.values())
+        used = {i.layer for i in inds} | {i.network_layer for i in inds
+                                          if i.rule == "within_network_distance"}
+        self.layers = {k: _trim(g, profile, k) for k, g in layers.items() if k in used}
+        lon = villages["ref_lon"].to_numpy(dtype=float)
+        lat = villages["ref_lat"].to_numpy(dtype=float)
+        self.lonlat = np.column_stack([lon, lat])
+        self.bands = list(bands_of(lon, lat))
+        self.band_of = np.full(len(villages), -1, dtype=np.int64)
+        for j, b in enumerate(self.bands):
+            self.band_of[b.members] = j
+        self.vbounds = shapely.bounds(villages.geometry.to_numpy())
+        self.bounds = {k: shapely.bounds(g.geometry.to_numpy()) for k, g in self.layers.items()}
+        self.windows = {k: [in_lon_range(g.geometry.to_numpy(), b.lon_range) for b in self.bands]
+                        for k, g in self.layers.items()}
+        pass_any, radius = {}, {}
+        need = dict.fromkeys(self.layers, 0.0)
+        for i in inds:
+            lyr = self.layers.get(i.layer)
+            pass_any[i.key] = bool(lyr is not None and (evaluate_all(lyr, i.evidence) == PASS).any())
+            radius[i.key] = 0.0
+            if i.rule == "coverage" and lyr is not None and len(lyr):
+                r = feature_radius(lyr, i.default_radius_m or 0.0)
+                radius[i.key] = float(np.nanmax(r)) if np.isfinite(r).any() else 0.0
+            reach = max(i.reach_m, radius[i.key])
+            for k in (i.layer, i.network_layer if i.rule == "within_network_distance" else None):
+                if k in need:
+                    need[k] = max(need[k], reach)
+        self.facts = _Facts(pass_any=pass_any, radius=radius)
+        self.base = {k: max(MIN_HALO_M, HALO_SLACK * r) for k, r in need.items()}
+
+    def task(self, pos: np.ndarray, margins: dict[str, float]) -> _Task:
+        pos = np.sort(np.asarray(pos, dtype=np.int64))
+        bidx = self.band_of[pos]
+        used = [j for j in range(len(self.bands)) if (bidx == j).any()]
+        bands = [Band(crs=self.bands[j].crs, west=self.bands[j].west, east=self.bands[j].east,
+                      members=np.flatnonzero(bidx == j)) for j in used]
+        vbox = _nanbox(np.vstack([self.vbounds[pos][:, :2], self.vbounds[pos][:, 2:],
+                                  self.lonlat[pos]]))
+        halos: dict[str, gpd.GeoDataFrame] = {}
+        boxes: dict[str, Box | None] = {}
+        for k, g in self.layers.items():
+            inwin = np.zeros(len(g), dtype=bool)
+            for j in used:
+                inwin |= self.windows[k][j]
+            box = None
+            if vbox is not None and used and math.isfinite(margins[k]):
+                box = _widen(vbox, margins[k])
+                b = self.bounds[k]
+                hit = inwin & (b[:, 2] >= box[0]) & (b[:, 0] <= box[2]) & (b[:, 3] >= box[1]) & \
+                    (b[:, 1] <= box[3])
+                if (inwin & ~hit).any():
+                    inwin = hit
+                else:
+                    box = None  # the halo holds everything the partition's bands can see
+            halos[k] = g.iloc[np.flatnonzero(inwin)].reset_index(drop=True)
+            boxes[k] = box
+        return _Task(positions=pos, villages=self.villages.iloc[pos].reset_index(drop=True),
+                     layers=halos, bands=bands, boxes=boxes)
+
+
+def _trim(gdf: gpd.GeoDataFrame, profile: Profile, kind: str) -> gpd.GeoDataFrame:
+    """The columns of a layer the engine reads: id, radius_m, evidence fields, geometry."""
+    keep = {"id", "radius_m"}
+
+    def fields(c: Condition) -> None:
+        keep.add(c.field)
+        if isinstance(c.if_null, Condition):
+            fields(c.if_null)
+
+    for i in profile.indicators.values():
+        if i.layer == kind:
+            for c in i.evidence:
+                fields(c)
+    cols = [c for c in gdf.columns if c in keep or c == gdf.geometry.name]
+    return gdf[cols]
+
+
+def _nanbox(xy: np.ndarray) -> Box | None:
+    ok = np.isfinite(xy).all(axis=1)
+    if not ok.any():
+        return None
+    lo, hi = xy[ok].min(axis=0), xy[ok].max(axis=0)
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+
+def _widen(box: Box, m: float) -> Box:
+    """``box`` widened by at least ``m`` metres on every side (in degrees, on the wide side)."""
+    dlat = m / M_PER_DEG_LAT
+    s, n = max(-90.0, box[1] - dlat), min(90.0, box[3] + dlat)
+    c = math.cos(math.radians(max(abs(s), abs(n))))
+    dlon = m / (M_PER_DEG_LON_EQ * c) if c > 1e-6 else 360.0
+    return max(-540.0, box[0] - dlon), s, min(540.0, box[2] + dlon), n
+
+
+# --------------------------------------------------------------------------- on the workers
+
+def _assess_task(task: _Task, profile: Profile, facts: _Facts) -> _Result:
+    """Assess one partition with the global bands; keep the villages whose result is certain."""
+    g = assess(task.villages, task.layers, profile, bands=task.bands)
+    ok, failed = _certify(g, task, profile, facts)
+    local = g["_v"].to_numpy()
+    g = g.loc[ok[local]].reset_index(drop=True)
+    g["_v"] = task.positions[g["_v"].to_numpy()]
+    return _Result(rows=g, uncertain=task.positions[~ok], failed=failed)
+
+
+def _certify(g: pd.DataFrame, task: _Task, profile: Profile, facts: _Facts
+             ) -> tuple[np.ndarray, set[str]]:
+    """Per village of the task: is its result the one-machine result? And which layers' halos
+    were too narrow for the others."""
+    n = len(task.villages)
+    ok = np.ones(n, dtype=bool)
+    failed: set[str] = set()
+    margin = {k: _margins(task, k) for k in task.layers}
+    v = g["_v"].to_numpy()
+    ind = g["indicator"].to_numpy(dtype=object)
+    dist = g["distance_m"].to_numpy(dtype=float, na_value=np.nan)
+    net = g["network_m"].to_numpy(dtype=float, na_value=np.nan)
+    for key, i in profile.indicators.items():
+        if i.layer not in task.layers:
+            continue  # not provided: the same default everywhere
+        sel = ind == key
+        rv = v[sel]
+        m = margin[i.layer][rv]
+        reach = max(i.reach_m, facts.radius[key])
+        d = dist[sel]
+        good = np.isinf(m) | ((reach < m) & ((np.isfinite(d) & (d < m)) | (not facts.pass_any[key])))
+        if not good.all():
+            failed.add(i.layer)
+        if i.rule == "within_network_distance" and i.network_layer in task.layers:
+            mr = margin[i.network_layer][rv]
+            mn = np.minimum(m, mr)
+            nd = net[sel]
+            good_net = np.isinf(mn) | ((reach < mn) & ((np.isfinite(nd) & (nd < mn))
+                                                         | (not facts.pass_any[key])))
+            check = ~good_net & np.isnan(nd) & (mr > SNAP_M + MARGIN_TOL_M)
+            if check.any():  # off the road network on one machine too?
+                good_net[check] = _off_network(task, i.network_layer, rv[check])
+            if not good_net.all():
+                failed.update((i.layer, i.network_layer))
+            good &= good_net
+        ok[rv[~good]] = False
+    return ok, failed
+
+
+def _margins(task: _Task, kind: str) -> np.ndarray:
+    """Per village: metres from its reference point to the edge of the layer's widened box
+    (clipped to the band's feature window), in its band's CRS; inf where nothing is outside."""
+    n = len(task.villages)
+    out = np.full(n, np.inf)
+    box = task.boxes[kind]
+    if box is None:
+        return out
+    lonlat = task.villages[["ref_lon", "ref_lat"]].to_numpy(dtype=float)
+    for b in task.bands:
+        w, e = max(box[0], b.lon_range[0]), min(box[2], b.lon_range[1])
+        ring = shapely.segmentize(shapely.box(w, box[1], e, box[3]).exterior, BOX_STEP_DEG)
+        edge = project(np.array([ring], dtype=object), b.crs)[0]
+        pts = shapely.points(transform_xy(lonlat[b.members], b.crs))
+        out[b.members] = shapely.distance(pts, edge) * (1 - 1e-9) - MARGIN_TOL_M
+    return out
+
+
+def _off_network(task: _Task, roads: str, rows: np.ndarray) -> np.ndarray:
+    """Whether the villages at ``rows`` lie farther than SNAP_M (+ tolerance) from every road of
+    the halo; with a road margin above that, no road node of the whole layer is within SNAP_M."""
+    out = np.zeros(len(rows), dtype=bool)
+    lonlat = task.villages[["ref_lon", "ref_lat"]].to_numpy(dtype=float)
+    geoms = task.layers[roads].geometry.to_numpy()
+    for b in task.bands:
+        inb = np.isin(rows, b.members)
+        if not inb.any():
+            continue
+        idx = FeatureIndex(geoms[in_lon_range(geoms, b.lon_range)], b.crs)
+        d, _ = idx.nearest(shapely.points(transform_xy(lonlat[rows[inb]], b.crs)))
+        out[inb] = np.isnan(d) | (d > SNAP_M + MARGIN_TOL_M)
+    return out
+
+
+# --------------------------------------------------------------------------- the cluster
+
+def _lib_versions() -> dict[str, str]:
+    """Versions that decide the bits of a result (compared between the client and workers)."""
+    import numpy
+    import pandas
+    import pyproj
+    import scipy
+
+    from geo.run import tool_version
+
+    return {"buque": tool_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
+            "pandas": pandas.__version__, "shapely": shapely.__version__,
+            "geos": shapely.geos_version_string, "pyproj": pyproj.__version__,
+            "proj": pyproj.proj_version_str}
+
+
+@contextmanager
+def _connect(scheduler: str | None, client: Any) -> Iterator[Any]:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise EngineError("the dask engine needs dask.distributed: "
+                          "pip install 'dask[distributed]'") from e
+    if client is not None:
+        _check_workers(client)
+        yield client
+        return
+    if scheduler:
+        try:
+            c = Client(scheduler, timeout="30s")
+        except (OSError, TimeoutError) as e:
+            raise EngineError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from e
+        with c:
+            _check_workers(c)
+            yield c
+        return
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as c:
+        _check_workers(c)
+        yield c
+
+
+def _check_workers(c: Any) -> None:
+    try:
+        c.wait_for_workers(1, timeout=60)
+    except TimeoutError as e:
+        raise EngineError("the Dask scheduler has no workers (start some with `dask worker "
+                          "ADDRESS`)") from e
+    mine = _lib_versions()
+    try:
+        versions = c.run(_lib_versions)
+    except ImportError as e:
+        raise EngineError(f"the Dask workers cannot import buque ({e}): install it on every "
+                          "worker machine") from e
+    for addr, theirs in versions.items():
+        diff = {k: (v, theirs.get(k)) for k, v in mine.items() if theirs.get(k) != v}
+        if diff:
+            raise EngineError(f"worker {addr} runs other versions than this client "
+                              f"(client, worker): {diff}; results would not be identical")
