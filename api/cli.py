@@ -190,7 +190,7 @@ def export_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write (a folder with "
                                       "--bundle for several counties).")],
     fmt: Annotated[str | None, typer.Option(
-        "--format", "-f", help="png | pdf | html | xlsx | gpkg | geojson | csv | shp "
+        "--format", "-f", help="png | pdf | html | xlsx | gpkg | geojson | csv | shp | pmtiles "
         "(default: from --out's suffix).")] = None,
     county: Annotated[list[str] | None, typer.Option(help="County name(s); repeat or "
                                                       "comma-separate.")] = None,

@@ -20,8 +20,12 @@ DEMO = Path(layers_init).parent / "demo" / "andorra.toml"
 
 
 @pytest.fixture(scope="module")
-def layers(tmp_path_factory):
-    run = run_project(DEMO, tmp_path_factory.mktemp("pack") / "run").out
+def run(tmp_path_factory) -> Path:
+    return run_project(DEMO, tmp_path_factory.mktemp("pack") / "run").out
+
+
+@pytest.fixture(scope="module")
+def layers(run):
     t = read_run(run)
     return gap_tile_layers(t.villages, t.layers, ["road", "water", "power", "clinic", "broadband"])
 
@@ -56,3 +60,15 @@ def test_occupied_tiles_cover_every_village(layers) -> None:
     size = 2 * 20037508.342789244 / 2**12
     for x, y in shapely.get_coordinates(layers["villages"].geoms):
         assert (int((x + 20037508.342789244) // size), int((20037508.342789244 - y) // size)) in xy
+
+
+def test_cli_exports_pmtiles(tmp_path, run) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "gaps.pmtiles"
+    r = subprocess.run([sys.executable, "-m", "api.cli", "export", str(run), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(out, "rb") as f:
+        assert Reader(MmapSource(f)).header()["tile_type"] == TileType.MVT

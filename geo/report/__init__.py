@@ -32,8 +32,9 @@ from geo.report.fonts import FontError
 from geo.report.maps import MapOptions
 from geo.report.text import LANGS
 
-FORMATS = ("png", "pdf", "html", "xlsx", "gpkg", "geojson", "csv", "shp")
+FORMATS = ("png", "pdf", "html", "xlsx", "gpkg", "geojson", "csv", "shp", "pmtiles")
 MEDIA_TYPES = {
+    "pmtiles": "application/vnd.pmtiles",
     "png": "image/png", "pdf": "application/pdf", "html": "text/html; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "gpkg": "application/geopackage+sqlite3", "geojson": "application/geo+json",
@@ -101,6 +102,14 @@ def _write_one(data: ReportData, fmt: str, out: Path, opts: ExportOptions) -> tu
 
         path, notes = write_html(data, out, lang=opts.lang)
         return [path], notes
+    if fmt == "pmtiles":  # the gap map's tiles, for use with no server
+        from geo.tilepack import write_pmtiles
+        from geo.tiles import gap_tile_layers
+
+        layers = gap_tile_layers(data.villages, data.layers, list(data.indicators))
+        counts = write_pmtiles(layers, out, maxzoom=14, attribution=" · ".join(data.attribution),
+                               name=f"Buque gap map {data.manifest.get('run_id', '')}")
+        return [out], [f"{counts['tiles']:,} tiles (z0-14) of {', '.join(layers)}"]
     if fmt == "xlsx":
         from geo.report.ledger import write_xlsx
 
