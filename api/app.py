@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import problems
 from api.openapi import build_openapi
-from api.routes import features, ogc, projects, runs, summary, tiles
+from api.routes import exports, features, ogc, projects, runs, summary, tiles
 from api.routes import map as map_routes
 from api.settings import Settings
 from api.store import RunStore
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.input_layers:
         app.include_router(features.layers)
     app.include_router(tiles.router)
+    app.include_router(exports.router)
     app.include_router(map_routes.router)
     map_routes.mount_static(app)
 

@@ -1,0 +1,103 @@
+"""Report exports over HTTP: ``GET /exports/{format}`` and ``GET /exports/bundle`` call the same
+:mod:`geo.report` functions as ``buque export``; the file is built in a temporary folder, sent,
+and removed."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import zipfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from api.deps import Run, reject_unknown_params, viewer
+from api.problems import Problem
+from api.store import ServedRun
+from geo.report import MEDIA_TYPES, ExportError, ExportOptions, Selection, export, export_bundle
+from geo.report.filters import ReportData, load_report
+
+router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
+_lock = threading.Lock()
+_loaded: dict[str, ReportData] = {}
+Fmt = Literal["png", "pdf", "html", "xlsx", "gpkg", "geojson", "csv", "shp", "pmtiles"]
+Text = Annotated[str | None, Query(max_length=2000)]
+
+
+def _report(run: ServedRun) -> ReportData:
+    with _lock:
+        if run.run_id not in _loaded:
+            _loaded.clear()  # keep one run's report data (they are large)
+            _loaded[run.run_id] = load_report(run.data.path)
+        return _loaded[run.run_id]
+
+
+def _options(fmt: str, county: str | None, township: str | None, indicator: str | None,
+             paper: str, orientation: str, lang: str, dpi: int, encoding: str | None
+             ) -> ExportOptions:
+    try:
+        return ExportOptions(fmt=fmt, selection=Selection.parse(county, township, indicator),
+                             paper=paper, orientation=orientation, lang=lang, dpi=dpi,
+                             encoding=encoding)
+    except ExportError as e:
+        raise Problem(400, str(e), kind="invalid-parameter") from None
+
+
+def _send(files: list[Path], tmp: Path, name: str, media: str) -> FileResponse:
+    """One file as is; several (a shapefile's sidecars, per-county zips) zipped together."""
+    cleanup = BackgroundTask(shutil.rmtree, tmp, ignore_errors=True)
+    if len(files) == 1 and not any(p != files[0] for p in tmp.rglob("*") if p.is_file()):
+        return FileResponse(files[0], media_type=media, filename=name, background=cleanup)
+    zpath = tmp / "export.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(tmp.rglob("*")):
+            if p.is_file() and p != zpath:
+                z.write(p, p.relative_to(tmp / "out"))
+    return FileResponse(zpath, media_type="application/zip",
+                        filename=Path(name).with_suffix(".zip").name, background=cleanup)
+
+
+
+
+@router.get("/exports/bundle", response_class=FileResponse,
+            responses={200: {"content": {"application/zip": {}}}})
+def bundle(run: Run, county: Text = None, township: Text = None, indicator: Text = None,
+           paper: Literal["A4", "A3"] = "A4",
+           orientation: Literal["landscape", "portrait"] = "landscape",
+           lang: Literal["zh", "en"] = "zh",
+           dpi: Annotated[int, Query(ge=72, le=300)] = 150) -> FileResponse:
+    """A zip per county of the selection (map PDF/PNG, ledger, GeoPackage), zipped together when
+    there are several."""
+    opts = _options("pdf", county, township, indicator, paper, orientation, lang, dpi, None)
+    tmp = Path(tempfile.mkdtemp(prefix="buque-export-"))
+    try:
+        res = export_bundle(_report(run), tmp / "out", opts)
+    except ExportError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise Problem(400, str(e), kind="invalid-parameter") from None
+    return _send(res.files, tmp, f"buque-{run.run_id}.zip", "application/zip")
+
+
+@router.get("/exports/{fmt}", response_class=FileResponse,
+            responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}})
+def export_file(fmt: Fmt, run: Run, county: Text = None, township: Text = None,
+                indicator: Text = None, paper: Literal["A4", "A3"] = "A4",
+                orientation: Literal["landscape", "portrait"] = "landscape",
+                lang: Literal["zh", "en"] = "zh",
+                dpi: Annotated[int, Query(ge=72, le=300)] = 150,
+                encoding: Literal["UTF-8", "GBK"] | None = None) -> FileResponse:
+    """The run (or a county / township / indicator selection) as a print map (png, pdf), an
+    offline HTML map, the XLSX ledger, GIS files (gpkg, geojson, csv, shp zipped) or PMTiles."""
+    opts = _options(fmt, county, township, indicator, paper, orientation, lang, dpi, encoding)
+    tmp = Path(tempfile.mkdtemp(prefix="buque-export-"))
+    name = f"buque-{run.run_id}.{fmt}"
+    try:
+        res = export(_report(run), tmp / "out" / name, opts)
+    except ExportError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise Problem(400, str(e), kind="invalid-parameter") from None
+    return _send(res.files, tmp, name, MEDIA_TYPES.get(fmt, "application/octet-stream"))
