@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from api.deps import Run, reject_unknown_params, viewer
+from api.openapi import BINARY, problems
 from api.problems import Problem
 from api.store import ServedRun
 from geo.report import MEDIA_TYPES, ExportError, ExportOptions, Selection, export, export_bundle
@@ -64,7 +65,8 @@ def _send(files: list[Path], tmp: Path, name: str, media: str) -> FileResponse:
 
 
 @router.get("/exports/bundle", response_class=FileResponse,
-            responses={200: {"content": {"application/zip": {}}}})
+            responses={200: {"description": "a zip", "content": {"application/zip": {
+                "schema": BINARY}}}, **problems(400, 404)})
 def bundle(run: Run, county: Text = None, township: Text = None, indicator: Text = None,
            paper: Literal["A4", "A3"] = "A4",
            orientation: Literal["landscape", "portrait"] = "landscape",
@@ -78,12 +80,14 @@ def bundle(run: Run, county: Text = None, township: Text = None, indicator: Text
         res = export_bundle(_report(run), tmp / "out", opts)
     except ExportError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise Problem(400, str(e), kind="invalid-parameter") from None
+        raise _not_found(e) from None
     return _send(res.files, tmp, f"buque-{run.run_id}.zip", "application/zip")
 
 
 @router.get("/exports/{fmt}", response_class=FileResponse,
-            responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}})
+            responses={200: {"description": "the exported file", "content": {
+                m: {"schema": BINARY} for m in {*MEDIA_TYPES.values(), "application/zip"}}},
+                       **problems(400, 404)})
 def export_file(fmt: Fmt, run: Run, county: Text = None, township: Text = None,
                 indicator: Text = None, paper: Literal["A4", "A3"] = "A4",
                 orientation: Literal["landscape", "portrait"] = "landscape",
@@ -99,5 +103,10 @@ def export_file(fmt: Fmt, run: Run, county: Text = None, township: Text = None,
         res = export(_report(run), tmp / "out" / name, opts)
     except ExportError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise Problem(400, str(e), kind="invalid-parameter") from None
+        raise _not_found(e) from None
     return _send(res.files, tmp, name, MEDIA_TYPES.get(fmt, "application/octet-stream"))
+
+
+def _not_found(e: ExportError) -> Problem:
+    """A selection naming places or indicators the run does not have: nothing to export (404)."""
+    return Problem(404, str(e), kind="empty-selection")
