@@ -67,6 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.store = await anyio.to_thread.run_sync(
                 lambda: RunStore(settings.data, preload=settings.preload))
             log.info("serving %d run(s) from %s", len(app.state.store.ids), settings.data)
+        store = app.state.store
+        if store.newest is not None:  # the newest run's tile layers are built once, here
+            cache = tiles.cache_of_app(app)
+            await anyio.to_thread.run_sync(lambda: cache.layers(store.get()))
         yield
 
     offline_docs = _swagger_ui_path()

@@ -15,7 +15,9 @@ In one run, on loopback:
    and TiPg (``uvicorn tipg.main:app``, DATABASE_URL=...), one worker each.
 3. COLD pass: every sampled tile of the ``villages`` and ``roads`` layers once, in a shuffled
    order, alternating between the two servers request by request (so machine noise hits both
-   alike); WARM passes: the same requests again. One keep-alive httpx client, sequential,
+   alike). Repeated ``--cold-rounds`` times (default 3), restarting both servers and PostgreSQL
+   before each round, so z8 (only ~12 tiles) gets enough cold samples for a p95. WARM passes:
+   the same requests again after the last round. One keep-alive httpx client, sequential,
    ``Accept-Encoding: gzip``, each request timed until the last (compressed) body byte.
 4. Throughput: ``wrk`` (2 threads, 20 connections, 15 s) cycling through the sampled z11 and
    z14 URLs of both layers, against each server in turn.
@@ -353,18 +355,20 @@ def decode(body: bytes, encoding: str) -> dict:
 
 
 def run_passes(clients: dict, requests: list[tuple[str, int, int, int]], passes: int,
-               tag: str) -> dict:
-    """Each request of the list against both servers, alternating which goes first."""
-    res: dict = defaultdict(list)  # (server, layer, z) -> [(ms, status, body, enc, tile)]
+               tag: str, res: dict | None = None, keep_bodies: bool = True) -> dict:
+    """Each request of the list against both servers, alternating which goes first; results
+    appended to ``res``: (server, layer, z) -> [(ms, status, body or None, encoding, tile)]."""
+    res = defaultdict(list) if res is None else res
     t0 = time.perf_counter()
     for p in range(passes):
         for i, (layer, z, x, y) in enumerate(requests):
             order = SERVERS if (i + p) % 2 == 0 else SERVERS[::-1]
             for srv in order:
                 ms, status, body, enc = fetch(clients[srv], tile_path(srv, layer, z, x, y))
-                res[(srv, layer, z)].append((ms, status, body if p == 0 else None, enc, (x, y)))
+                keep = keep_bodies and p == 0
+                res[(srv, layer, z)].append((ms, status, body if keep else None, enc, (x, y)))
         log(f"{tag} pass {p + 1}/{passes}: {len(requests)} tiles x 2 servers "
-            f"({time.perf_counter() - t0:.0f} s so far)")
+            f"({time.perf_counter() - t0:.0f} s)")
     return res
 
 
@@ -429,6 +433,8 @@ def summarise(cold: dict, warm: dict, zooms: list[int]) -> dict:
                 feats, sizes, empty = [], [], 0
                 ids = {}
                 for _ms, status, body, enc, tile in c:
+                    if body is None:  # later cold rounds: timings only
+                        continue
                     d = decode(body, enc) if status == 200 else {}
                     n = sum(len(lyr["features"]) for lyr in d.values())
                     feats.append(n)
@@ -441,8 +447,8 @@ def summarise(cold: dict, warm: dict, zooms: list[int]) -> dict:
                             "cold_max": max(r[0] for r in c),
                             "warm_p50": pct([r[0] for r in w], 50),
                             "warm_p95": pct([r[0] for r in w], 95),
-                            "n": len(c), "n_warm": len(w), "empty": empty,
-                            "status204": sum(r[1] == 204 for r in c),
+                            "n": len(feats), "n_cold": len(c), "n_warm": len(w),
+                            "empty": empty, "over50": sum(r[0] > 50 for r in c),
                             "feats": float(np.mean(feats)), "feats_max": int(max(feats)),
                             "kb": float(np.mean(sizes)) / 1024, "ids": ids}
             out[(layer, z)] = row
@@ -486,12 +492,14 @@ def markdown(stats: dict, wrk: dict, meta: dict, zooms: list[int]) -> str:
         f"PostgreSQL {meta['postgres']}, PostGIS {meta['postgis']}, TiPg {meta['tipg']}; "
         f"total bench time {meta['elapsed']:.0f} s.",
         "",
-        "Both servers are uvicorn with one worker on 127.0.0.1 and were started fresh just before "
-        "the cold pass. Tiles: a fixed random sample (seed "
+        "Both servers are uvicorn with one worker on 127.0.0.1. Tiles: a fixed random sample (seed "
         f"{meta['seed']}) of distinct tiles holding village reference points — up to "
         f"{meta['per_zoom']} per zoom (z8 has only {meta['ntiles'][min(zooms)]} such tiles). "
-        "**Cold** = each tile's first request after start; **warm** = "
-        f"{meta['warm_passes']} more passes over the same tiles. Requests are sequential from one "
+        "**Cold** = each tile's first request after a fresh start of both servers (and of "
+        f"PostgreSQL), over {meta['cold_rounds']} such rounds (so {meta['cold_rounds']} cold "
+        "samples per tile); **warm** = "
+        f"{meta['warm_passes']} more passes over the same tiles after the last round. Requests "
+        "are sequential from one "
         "keep-alive httpx client with `Accept-Encoding: gzip`, shuffled, alternating between the "
         "two servers request by request, each timed until its last (compressed) body byte. "
         "Latencies in ms.",
@@ -556,11 +564,16 @@ def markdown(stats: dict, wrk: dict, meta: dict, zooms: list[int]) -> str:
         "selects rows with the bare tile bounds and never sees points just outside them.",
         "- Empty tiles: Buque answers `204 No Content`; TiPg answers 200 with an empty body. "
         "Empty counts are in the tiles column (B/T).",
-        f"- The first tile request after start-up costs Buque {meta['first']['buque']:.0f} ms "
-        f"(it builds every tile layer then: `TileCache.layers`), TiPg {meta['first']['tipg']:.0f} "
-        "ms; it is not in the cold figures (a z0 tile outside the sample). Server start-up to "
-        f"first answer: Buque {meta['startup']['buque']:.1f} s (loads the run), TiPg "
-        f"{meta['startup']['tipg']:.1f} s.",
+        "- The first tile request after start-up costs Buque "
+        f"{np.median(meta['first']['buque']):.0f} ms (median of the rounds; it builds every tile "
+        "layer then, in `TileCache.layers`), TiPg "
+        f"{np.median(meta['first']['tipg']):.0f} ms; it is not in the cold figures (a z0 tile "
+        "outside the sample). Server start-up to first answer: Buque "
+        f"{np.median(meta['startup']['buque']):.1f} s (loads the run), TiPg "
+        f"{np.median(meta['startup']['tipg']):.1f} s.",
+        "- Cold requests over 50 ms, Buque / TiPg: " + ", ".join(
+            f"z{z} {layer} {stats[(layer, z)]['buque']['over50']}/{stats[(layer, z)]['tipg']['over50']}"
+            f" of {stats[(layer, z)]['buque']['n_cold']}" for z in zooms for layer in LAYERS) + ".",
         "",
         f"Target (issue 4): cold p95 under 50 ms at every zoom and faster than TiPg — worst Buque "
         f"cold p95 {worst:.1f} ms: **{'meets' if worst < 50 else 'misses'}** the 50 ms bound; "
@@ -609,7 +622,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--requests", type=int, default=200, metavar="N",
                     help="distinct tiles sampled per zoom and layer (default 200; z8 has fewer)")
     ap.add_argument("--zooms", default="8,11,14", help="zooms, comma-separated (default 8,11,14)")
-    ap.add_argument("--warm-passes", type=int, default=3, help="warm passes (default 3)")
+    ap.add_argument("--cold-rounds", type=int, default=3,
+                    help="cold passes, each on freshly started servers (default 3)")
+    ap.add_argument("--warm-passes", type=int, default=3,
+                    help="warm passes after the last cold one (default 3)")
     ap.add_argument("--seed", type=int, default=0, help="tile sample seed (default 0)")
     ap.add_argument("--wrk-duration", type=int, default=15, help="seconds per server (default 15)")
     ap.add_argument("--wrk-connections", type=int, default=20, help="default 20")
@@ -639,6 +655,7 @@ def main(argv: list[str] | None = None) -> None:
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     meta: dict = {"date": dt.date.today().isoformat(), "seed": args.seed,
                   "per_zoom": args.requests, "warm_passes": args.warm_passes,
+                  "cold_rounds": args.cold_rounds,
                   "cpus": os.cpu_count(), "platform": platform.platform(terse=True),
                   "python": platform.python_version(), "tipg": tipg.__version__,
                   "load_before": load_before, "wrk_threads": args.wrk_threads,
@@ -696,34 +713,46 @@ def main(argv: list[str] | None = None) -> None:
                  "TIPG_MAX_FEATURES_PER_TILE": str(args.tipg_max_features),
                  "TIPG_CATALOG_TTL": "0", "TIPG_DEBUG": "FALSE"},
                 "/healthz", workdir)
-            for s in servers.values():
-                s.start()
-                log(f"{s.name} up on port {s.port} after {s.startup_s:.1f} s")
-            meta["startup"] = {k: s.startup_s for k, s in servers.items()}
-
-            clients = {k: httpx.Client(base_url=s.base, timeout=120,
-                                       headers={"Accept-Encoding": "gzip"})
-                       for k, s in servers.items()}
-            try:
-                # the catalog must list our tables
-                for layer in LAYERS:
-                    r = clients["tipg"].get(f"/collections/public.{layer}")
-                    if r.status_code != 200:
-                        raise RuntimeError(f"TiPg does not serve public.{layer}: {r.status_code} "
-                                           f"{r.text[:300]}")
-                # first tile request (not in the sample): Buque builds its tile layers here
-                meta["first"] = {k: fetch(clients[k], tile_path(k, "villages", 0, 0, 0))[0]
-                                 for k in SERVERS}
-                log(f"first tile request: buque {meta['first']['buque']:.0f} ms, "
-                    f"tipg {meta['first']['tipg']:.0f} ms")
-
-                reqs = [(layer, z, x, y) for layer in LAYERS for z in zooms for x, y in tiles[z]]
-                np.random.default_rng(args.seed + 1).shuffle(reqs)
-                cold = run_passes(clients, reqs, 1, "cold")
-                warm = run_passes(clients, reqs, args.warm_passes, "warm")
-            finally:
-                for c in clients.values():
-                    c.close()
+            reqs = [(layer, z, x, y) for layer in LAYERS for z in zooms for x, y in tiles[z]]
+            np.random.default_rng(args.seed + 1).shuffle(reqs)
+            cold: dict = defaultdict(list)
+            warm: dict = defaultdict(list)
+            meta["startup"] = {k: [] for k in SERVERS}
+            meta["first"] = {k: [] for k in SERVERS}
+            for rnd in range(args.cold_rounds):
+                if rnd:  # fresh servers (and an empty PostgreSQL buffer cache) for each round
+                    for s in servers.values():
+                        s.stop()
+                    pg.stop()
+                    pg.start()
+                for s in servers.values():
+                    s.start()
+                    meta["startup"][s.name].append(s.startup_s)
+                    log(f"{s.name} up on port {s.port} after {s.startup_s:.1f} s")
+                clients = {k: httpx.Client(base_url=s.base, timeout=120,
+                                           headers={"Accept-Encoding": "gzip"})
+                           for k, s in servers.items()}
+                try:
+                    if rnd == 0:  # TiPg's catalog must list our tables
+                        for layer in LAYERS:
+                            r = clients["tipg"].get(f"/collections/public.{layer}")
+                            if r.status_code != 200:
+                                raise RuntimeError(f"TiPg does not serve public.{layer}: "
+                                                   f"{r.status_code} {r.text[:300]}")
+                    # first tile request (not in the sample): Buque builds its tile layers here
+                    for k in SERVERS:
+                        meta["first"][k].append(fetch(clients[k],
+                                                      tile_path(k, "villages", 0, 0, 0))[0])
+                    log(f"first tile request: buque {meta['first']['buque'][-1]:.0f} ms, "
+                        f"tipg {meta['first']['tipg'][-1]:.0f} ms")
+                    run_passes(clients, reqs, 1, f"cold round {rnd + 1}/{args.cold_rounds}",
+                               cold, keep_bodies=rnd == 0)
+                    if rnd == args.cold_rounds - 1:
+                        run_passes(clients, reqs, args.warm_passes, "warm", warm,
+                                   keep_bodies=False)
+                finally:
+                    for c in clients.values():
+                        c.close()
 
             # 4. throughput
             wrk_tiles = [(layer, z, x, y) for layer in LAYERS for z in zooms if z >= 11

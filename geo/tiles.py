@@ -25,7 +25,9 @@ EXTENT = 4096
 BUFFER = 64  # tile units of buffer around each tile (MapLibre's default clipping margin)
 WEB_MERCATOR_HALF = 20037508.342789244
 MAX_FEATURES = 4000  # per tile and layer, after thinning
-MIN_SIZE_PX = 2.0  # lines shorter (areas smaller) than this many pixels are left out
+MIN_SIZE_PX = 2.0  # lines shorter (areas smaller) than this many pixels are left out ...
+MIN_SIZE_PX_LOW = 6.0  # ... and than this many up to LOW_ZOOM, where a tile spans a county
+LOW_ZOOM = 9
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -100,7 +102,8 @@ class TileLayer:
         if len(idx) == 0:
             return idx, np.zeros(0, dtype=object)
         # lines and areas smaller than MIN_SIZE_PX pixels vanish at this zoom: drop them first
-        visible = self._is_point[idx] | (self._size[idx] * scale >= MIN_SIZE_PX * EXTENT / 256)
+        min_px = MIN_SIZE_PX_LOW if z <= LOW_ZOOM else MIN_SIZE_PX
+        visible = self._is_point[idx] | (self._size[idx] * scale >= min_px * EXTENT / 256)
         idx = idx[visible]
         geoms = self.geoms[idx]
         pts = self._is_point[idx]

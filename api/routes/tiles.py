@@ -9,6 +9,7 @@ cheaply and a new run never serves a stale tile.
 from __future__ import annotations
 
 import gzip
+import logging
 import threading
 from collections import OrderedDict
 from typing import Annotated, Any
@@ -18,8 +19,10 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from api.deps import Run, viewer
 from api.problems import Problem
 from api.store import ServedRun
+from geo.query import InputChanged
 from geo.tiles import TileLayer, gap_tile_layers, valid_tile
 
+log = logging.getLogger("buque.api")
 router = APIRouter(tags=["Tiles"], dependencies=[Depends(viewer)])
 CACHE_TILES = 20000
 MAX_ZOOM = 16
@@ -39,9 +42,14 @@ class TileCache:
         with self._lock:
             if run.run_id not in self._layers:
                 data = run.data
-                self._layers[run.run_id] = gap_tile_layers(
-                    data.tables.villages, {k: data.input_layer(k) for k in data.input_layers()},
-                    data.indicators)
+                inputs = {}
+                for k in data.input_layers():
+                    try:
+                        inputs[k] = data.input_layer(k)
+                    except (InputChanged, KeyError, OSError, ValueError) as e:
+                        log.warning("tiles: layer %s of run %s left out: %s", k, run.run_id, e)
+                self._layers[run.run_id] = gap_tile_layers(data.tables.villages, inputs,
+                                                           data.indicators)
             return self._layers[run.run_id]
 
     def tile(self, run: ServedRun, layer: str, z: int, x: int, y: int) -> bytes:
@@ -60,11 +68,15 @@ class TileCache:
         return body
 
 
-def cache_of(request: Request) -> TileCache:
-    cache = getattr(request.app.state, "tiles", None)
+def cache_of_app(app: Any) -> TileCache:
+    cache = getattr(app.state, "tiles", None)
     if cache is None:
-        cache = request.app.state.tiles = TileCache()
+        cache = app.state.tiles = TileCache()
     return cache
+
+
+def cache_of(request: Request) -> TileCache:
+    return cache_of_app(request.app)
 
 
 Cache = Annotated[TileCache, Depends(cache_of)]
