@@ -215,14 +215,8 @@ class _Segments:
         a, b = xy[:-1][same], xy[1:][same]
         owner = lines[part_owner[part_of[:-1][same]]]
         # split long segments so every half-length is at most SEGMENT_M / 2
-        length = np.hypot(*(b - a).T)
-        pieces = np.maximum(np.ceil(length / SEGMENT_M), 1).astype(np.int64)
-        rep = np.repeat(np.arange(len(a)), pieces)
-        k = np.arange(len(rep)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-        t0 = (k / pieces[rep])[:, None]
-        t1 = ((k + 1) / pieces[rep])[:, None]
-        d = (b - a)[rep]
-        return cls(a[rep] + t0 * d, a[rep] + t1 * d, owner[rep])
+        start, end, rep = split_segments(a, b, SEGMENT_M)
+        return cls(start, end, owner[rep])
 
     def subset(self, keep: np.ndarray) -> _Segments:
         """Segments of the features marked in ``keep``, owners renumbered to the subset."""
@@ -287,6 +281,25 @@ class _Segments:
             found &= best <= max_distance
         return (np.where(found, best, np.nan), np.where(found, own, -1).astype(np.int64),
                 unsure)
+
+
+def split_segments(a: np.ndarray, b: np.ndarray, max_len: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split segments ``a``-``b`` ((N, 2) each) into equal pieces no longer than ``max_len``.
+
+    Returns the pieces' start and end points and, per piece, the index of its segment. A
+    segment's first start and last end are its own endpoints exactly (so shared vertices stay
+    shared).
+    """
+    length = np.hypot(*(b - a).T)
+    pieces = np.maximum(np.ceil(length / max_len), 1).astype(np.int64)
+    rep = np.repeat(np.arange(len(a)), pieces)
+    k = (np.arange(len(rep)) - np.repeat(np.cumsum(pieces) - pieces, pieces))[:, None]
+    p = pieces[rep][:, None]
+    ar, d = a[rep], (b - a)[rep]
+    start = np.where(k == 0, ar, ar + (k / p) * d)
+    end = np.where(k + 1 == p, b[rep], ar + ((k + 1) / p) * d)
+    return start, end, rep
 
 
 def _point_segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from geo.nearest import _kd_nearest
+from geo.nearest import _kd_nearest, split_segments
 
 EDGE_M = 50.0  # longest edge; also bounds how far a node is from any point of its road
 MERGE_M = 0.01  # vertices on the same MERGE_M grid cell are one node
@@ -55,15 +55,8 @@ class RoadGraph:
         xy, part_of = shapely.get_coordinates(shapely.get_parts(lines), return_index=True)
         same = part_of[1:] == part_of[:-1]
         a, b = xy[:-1][same], xy[1:][same]
-        length = np.hypot(*(b - a).T)
-        pieces = np.maximum(np.ceil(length / max_edge_m), 1).astype(np.int64)
-        rep = np.repeat(np.arange(len(a)), pieces)
-        k = (np.arange(len(rep)) - np.repeat(np.cumsum(pieces) - pieces, pieces))[:, None]
-        p = pieces[rep][:, None]
-        ar, d = a[rep], (b - a)[rep]
-        start = np.where(k == 0, ar, ar + (k / p) * d)
-        end = np.where(k + 1 == p, b[rep], ar + ((k + 1) / p) * d)
-        w = length[rep] / pieces[rep]
+        start, end, rep = split_segments(a, b, max_edge_m)
+        w = np.hypot(*(end - start).T)
         # nodes: unique vertices on the merge grid, numbered in (x, y) order
         key = np.round(np.concatenate([start, end]) / merge_m).astype(np.int64)
         order = np.lexsort((key[:, 1], key[:, 0]))
