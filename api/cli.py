@@ -26,7 +26,8 @@ def _fail(e: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _run(project: Path, out: Path, standard: str | None):
+def _run(project: Path, out: Path, standard: str | None, **engine):
+    from geo.distributed import EngineError
     from geo.run import run_project
 
     with console.status("starting", spinner="dots") as status:
@@ -37,8 +38,8 @@ def _run(project: Path, out: Path, standard: str | None):
             status.update(f"{msg} …")
 
         try:
-            result = run_project(project, out, standard=standard, step=step)
-        except (BuqueInputError, FileExistsError) as e:
+            result = run_project(project, out, standard=standard, step=step, **engine)
+        except (BuqueInputError, FileExistsError, EngineError) as e:
             _fail(e)
         console.log(f"run written to [bold]{result.out}[/] in {time.perf_counter() - t0:.2f} s")
     return result
@@ -85,9 +86,21 @@ def run(
                                       "atomically if it holds an earlier run).")],
     standard: Annotated[str | None, typer.Option(help="Standards profile: a bundled name or a "
                                                  "TOML path; overrides the project's.")] = None,
+    engine: Annotated[str, typer.Option(help="local (this process) or dask (partitions of the "
+                                        "villages on a Dask cluster; same results).")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. "
+                                                  "tcp://host:8786 (default with --engine dask: "
+                                                  "a local cluster of 2 workers).")] = None,
+    partitions: Annotated[int | None, typer.Option(min=1, help="About how many partitions "
+                                                   "(default 4 per Dask worker).")] = None,
 ) -> None:
     """Assess every village of PROJECT and write the run archive to OUT."""
-    print_summary(_run(project, out, standard))
+    if engine not in ("local", "dask"):
+        _fail(typer.BadParameter(f"--engine must be local or dask, got {engine!r}"))
+    if engine == "local" and (scheduler or partitions):
+        _fail(typer.BadParameter("--scheduler and --partitions need --engine dask"))
+    print_summary(_run(project, out, standard, engine=engine, scheduler=scheduler,
+                       partitions=partitions))
 
 
 @app.command()

@@ -12,6 +12,7 @@ STYLE_LAYERS = {
     "clinics": ["clinics"],
     "broadband": ["broadband"],
     "villages": ["villages"],
+    "boundaries": ["boundaries"],
 }
 GAP_COLOURS = ["#1a9850", "#fee08b", "#fc8d59", "#d73027", "#7f0000", "#40004b"]
 
@@ -23,6 +24,11 @@ def gap_style(tiles: dict[str, str], attribution: str) -> dict[str, Any]:
     width = ["interpolate", ["linear"], ["zoom"], 8, 0.6, 12, 1.5, 16, 4]
     layers: list[dict[str, Any]] = [
         {"id": "background", "type": "background", "paint": {"background-color": "#f4f1ea"}}]
+    if "boundaries" in tiles:
+        layers.append({"id": "boundaries", "type": "line", "source": "boundaries",
+                       "source-layer": "boundaries",
+                       "paint": {"line-color": "#6a3d9a", "line-dasharray": [4, 2],
+                                 "line-width": ["match", ["get", "level"], "county", 2, 1.2]}})
     if "roads" in tiles:
         ev = ["coalesce", ["get", "evidence_road"], "unknown"]
         for lid, val, colour in (("roads-other", "fail", "#c69c6d"),

@@ -25,9 +25,9 @@ EXTENT = 4096
 BUFFER = 64  # tile units of buffer around each tile (MapLibre's default clipping margin)
 WEB_MERCATOR_HALF = 20037508.342789244
 MAX_FEATURES = 4000  # per tile and layer, after thinning
-MIN_SIZE_PX = 2.0  # lines shorter (areas smaller) than this many pixels are left out ...
-MIN_SIZE_PX_LOW = 6.0  # ... and than this many up to LOW_ZOOM, where a tile spans a county
-LOW_ZOOM = 9
+MIN_SIZE_PX = 2.0  # lines shorter (areas smaller) than this many pixels are left out
+LOW_ZOOM = 9  # up to this zoom a tile spans a county or more ...
+LINE_BUDGET = 1500  # ... and keeps only this many lines/areas, the highest-ranked (longest)
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -102,9 +102,13 @@ class TileLayer:
         if len(idx) == 0:
             return idx, np.zeros(0, dtype=object)
         # lines and areas smaller than MIN_SIZE_PX pixels vanish at this zoom: drop them first
-        min_px = MIN_SIZE_PX_LOW if z <= LOW_ZOOM else MIN_SIZE_PX
-        visible = self._is_point[idx] | (self._size[idx] * scale >= min_px * EXTENT / 256)
+        visible = self._is_point[idx] | (self._size[idx] * scale >= MIN_SIZE_PX * EXTENT / 256)
         idx = idx[visible]
+        lines = ~self._is_point[idx]
+        if z <= LOW_ZOOM and lines.sum() > LINE_BUDGET:
+            li = idx[lines]
+            keep = li[np.argsort(-self.rank[li], kind="stable")[:LINE_BUDGET]]
+            idx = np.sort(np.concatenate([idx[~lines], keep]))
         geoms = self.geoms[idx]
         pts = self._is_point[idx]
         if (~pts).any():
@@ -182,6 +186,7 @@ LAYER_PROPS = {
     "water": ["id", "name", "kind", "safe"],
     "clinics": ["id", "name", "kind", "standardized"],
     "broadband": ["id", "name", "kind", "radius_m"],
+    "boundaries": ["id", "name", "level"],
 }
 
 
@@ -197,6 +202,8 @@ def gap_tile_layers(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFra
             + pts["population"].astype("Float64").fillna(0).to_numpy(dtype=float))
     out = {"villages": TileLayer.from_frame("villages", pts, cols, rank=rank)}
     for kind, gdf in layers.items():
+        if kind == "boundaries":  # outlines: the areas' boundaries as lines
+            gdf = gdf.set_geometry(gdf.geometry.boundary)
         cols = LAYER_PROPS.get(kind, ["id"]) + [c for c in gdf.columns if c.startswith("evidence_")]
         size = np.maximum(shapely.length(gdf.geometry.to_numpy()), 1.0)
         out[kind] = TileLayer.from_frame(kind, gdf, cols, rank=size)

@@ -32,6 +32,8 @@ LAYER_FIELDS: dict[str, dict[str, FieldType]] = {
     "clinics": {"id": "string", "name": "string", "kind": "string", "level": "string",
                 "standardized": "bool"},
     "broadband": {"id": "string", "name": "string", "kind": "string", "radius_m": "float"},
+    # county / township outlines, for maps only (no indicator reads them)
+    "boundaries": {"id": "string", "name": "string", "level": "string"},
 }
 
 VILLAGE_LAYERS = ("villages", "natural_villages")
@@ -47,6 +49,7 @@ GEOMETRY_FAMILIES: dict[str, tuple[str, ...]] = {
     "water": ("Point", "Polygon", "LineString"),
     "clinics": ("Point", "Polygon"),
     "broadband": ("Point", "Polygon"),
+    "boundaries": ("Polygon",),
 }
 
 TRUE_STRINGS = frozenset({"true", "t", "yes", "y", "1", "是", "有", "√", "贫困村", "x"})

@@ -14,6 +14,8 @@ Mapping (tags -> layer):
   drinking_water, water_point; ``safe`` from ``drinking_water`` = yes/no where tagged.
 - broadband: ``man_made`` = mast/tower with ``tower:type`` = communication, or a
   ``communication:mobile_phone`` tag.
+- boundaries: ``boundary=administrative`` areas of the project's ``county_admin_level`` and
+  ``township_admin_level`` (outlines for maps; empty when neither is set).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ CLINIC_HEALTHCARE = ("clinic", "doctor", "hospital", "centre")
 WATER_MAN_MADE = {"water_well": "well", "water_tap": "tap", "water_works": "water_works",
                   "water_tower": "water_tower"}
 WATER_AMENITY = {"drinking_water": "drinking_water", "water_point": "water_point"}
-DERIVABLE = ("villages", "natural_villages", "roads", "power", "clinics", "water", "broadband")
+DERIVABLE = ("villages", "natural_villages", "roads", "power", "clinics", "water", "broadband",
+             "boundaries")
 
 
 @cache
@@ -153,10 +156,28 @@ def _broadband(spec: OsmSpec) -> gpd.GeoDataFrame:
                              "radius_m": pd.NA}, geometry=df.geometry, crs="EPSG:4326")
 
 
+def _admin_areas(spec: OsmSpec, level: str) -> gpd.GeoDataFrame:
+    pol = _layer(spec, "multipolygons")
+    return pol[(_col(pol, "boundary") == "administrative") & (_col(pol, "admin_level") == level)]
+
+
+def _boundaries(spec: OsmSpec) -> gpd.GeoDataFrame:
+    """County and township outlines: the admin areas of the levels the project names."""
+    parts = []
+    for kind, level in (("county", spec.county_admin_level), ("township", spec.township_admin_level)):
+        if level is None:
+            continue
+        a = _admin_areas(spec, level)
+        parts.append(gpd.GeoDataFrame({"id": _ids(a, "w"), "name": _col(a, "name").fillna(
+            _col(a, "name_zh")), "level": kind}, geometry=a.geometry, crs="EPSG:4326"))
+    if not parts:
+        return gpd.GeoDataFrame({"id": [], "name": [], "level": []}, geometry=[], crs="EPSG:4326")
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326")
+
+
 def _admin_names(spec: OsmSpec, points: gpd.GeoSeries, level: str) -> pd.Series:
     """Name of the ``boundary=administrative`` area of ``admin_level`` containing each point."""
-    pol = _layer(spec, "multipolygons")
-    pol = pol[(_col(pol, "boundary") == "administrative") & (_col(pol, "admin_level") == level)]
+    pol = _admin_areas(spec, level)
     out = pd.Series(pd.NA, index=points.index, dtype="string")
     if len(pol) == 0:
         return out
@@ -174,7 +195,7 @@ def derive_layers(spec: OsmSpec, kinds: Iterable[str], report: Report) -> dict[s
                 "natural_villages": lambda: _places(spec, spec.natural_places),
                 "roads": lambda: _roads(spec), "power": lambda: _power(spec),
                 "clinics": lambda: _clinics(spec), "water": lambda: _water(spec),
-                "broadband": lambda: _broadband(spec)}
+                "broadband": lambda: _broadband(spec), "boundaries": lambda: _boundaries(spec)}
     out = {}
     for kind in kinds:
         raw = builders[kind]().reset_index(drop=True)

@@ -118,3 +118,13 @@ def test_tilejson_and_style(client) -> None:
     assert all(u.startswith("http://testserver/tiles/") for u in urls)  # served here, no CDN
     assert "glyphs" not in style and "sprite" not in style
     assert np.any([lyr["id"] == "villages" for lyr in style["layers"]])
+
+
+def test_township_outlines_are_tiled(client, tables) -> None:
+    b = tables.layers["boundaries"]
+    assert set(b["level"]) == {"township"} and len(b) == 7  # Andorra's seven parishes
+    c = b.geometry.iloc[0].boundary.interpolate(0.5, normalized=True)
+    x, y = _tile_of(c.x, c.y, 12)
+    feats = _decode(client.get(f"/tiles/boundaries/12/{x}/{y}.mvt"))["boundaries"]["features"]
+    assert feats and all(f["geometry"]["type"] in ("LineString", "MultiLineString") for f in feats)
+    assert b["name"].iloc[0] in {f["properties"]["name"] for f in feats}
