@@ -19,12 +19,16 @@ Method
    evidence and candidate ids come from the ``id`` column, so nothing else is renumbered). The
    first halo width of a layer is 1.25 x the largest distance at which any indicator reading it
    can decide a status (``reach_m``; for coverage also the largest ``radius_m`` of the layer; at
-   least 2 km).
+   least 2 km). A halo may hold more than that, never less: for each indicator's qualifying
+   lines it keeps at least 512 vertex pairs (the nearest lines beyond the box), so that the line
+   index takes its GEOS fallback where the whole layer's does, not merely because the halo is
+   sparse (see ``_Plan._pad_lines``).
 4. **Certification.** A feature outside a halo lies entirely outside the widened box, so it is
    farther from a village than the box's edge. Each worker measures, per village and layer, the
    margin: the distance in the village's metric CRS from its reference point to the edge of the
-   widened box (densified, less 1 m). A village's result is certain when, for every indicator
-   that applies to it,
+   widened box (clipped to the band's feature window; the projected edge is measured as chords
+   every 0.2°, less twice the largest chord-to-curve gap and 1 m). A village's result is
+   certain when, for every indicator that applies to it,
 
    - the indicator's reach (and largest coverage radius) is below the margin (every bounded
      query - thresholds, unknown / non-qualifying candidates, coverage - saw all it could see;
@@ -40,14 +44,25 @@ Method
 
    A layer with nothing outside its halo (every feature in reach of the partition's bands) has
    an infinite margin.
-5. **Rounds.** Certain villages are final. The uncertain villages of a partition are assessed
-   again, as a new task whose box is theirs only, with the halo width of each layer that left
-   them uncertain multiplied by 4 (beyond 4000 km: the whole layer), until none is left. This
-   settles, exactly, villages whose nearest qualifying feature lies in a neighbouring partition
-   or far away; the number of rounds grows with the logarithm of the largest such distance.
+5. **Rounds.** Certain villages are final. The uncertain ones are assessed again with the halo
+   width of each layer that left them uncertain multiplied by 4 (beyond 4000 km: everything),
+   now with one box per village (they are few and scattered, and a village's margin is then
+   measured to its own widened box; the halo is the union), regrouped into partition-sized
+   tasks, until none is left. This settles, exactly, villages whose nearest qualifying feature
+   lies in a neighbouring partition or far away; the number of rounds grows with the logarithm
+   of the largest such distance. (``geo.gaps`` cannot take a band whose feature window is
+   empty, so a halo that would leave one empty keeps that window's first feature: it lies
+   beyond the box, so it cannot make a result certain.)
 6. **Assembly.** Each task returns its certain rows with ``_v`` mapped back to global village
    positions; the rows are concatenated and sorted by (profile indicator order, village
    position), the order of ``assess``.
+
+Limits of "identical": the argument above is exact for the set of candidates; two corner cases
+of ``geo.nearest`` could still differ in the last bit or a tie, and have not been seen on the
+synthetic province or the Andorra data: a line query left "unsure" after 512 candidates in a
+very dense area (then measured by GEOS instead of numpy; whether that happens also depends on
+the index's longest segment, which a halo may lack), and three or more point features exactly
+equidistant from a village (the k-d tree compares only the two nearest).
 
 Layers travel to the workers as halos (one scatter per task), trimmed to the columns the
 engine reads (``id``, ``radius_m``, the evidence fields, geometry); the workers need not see
@@ -70,8 +85,8 @@ import shapely
 
 from geo.evidence import PASS, evaluate_all
 from geo.gaps import assess, feature_radius
-from geo.metric import Band, bands_of, in_lon_range, project, transform_xy
-from geo.nearest import FeatureIndex
+from geo.metric import Band, bands_of, in_lon_range, transform_xy
+from geo.nearest import K_CANDIDATES, FeatureIndex
 from geo.network import SNAP_M
 from layers.profile import Condition, Profile
 
@@ -80,14 +95,14 @@ MIN_HALO_M = 2000.0  # ... and at least this
 HALO_GROWTH = 4.0  # each further round multiplies the width of the failing layers by this
 MAX_HALO_M = 4_000_000.0  # beyond this a layer is sent whole (to the partition's bands' windows)
 MARGIN_TOL_M = 1.0  # taken off every measured margin (densified box edge, projection)
-BOX_STEP_DEG = 0.01  # box edges are densified to this step before projecting
+BOX_STEP_DEG = 0.2  # box edges are densified to this step before projecting (chord gaps: metres)
 BLOCK_DEG = 0.25  # spatial blocks for villages without a county
 M_PER_DEG_LAT = 110_000.0  # below the true minimum (110 574 m): widened boxes err on the wide side
 M_PER_DEG_LON_EQ = 111_000.0  # likewise (111 320 m at the equator)
 MAX_ROUNDS = 32  # a safety stop; termination is guaranteed well before
+LINE_CANDIDATES = K_CANDIDATES * 64  # the most segments geo.nearest tries before GEOS
 
 Step = Callable[[str], None]
-Box = tuple[float, float, float, float]  # lon_min, lat_min, lon_max, lat_max
 
 
 class EngineError(RuntimeError):
@@ -110,7 +125,9 @@ class _Task:
     villages: gpd.GeoDataFrame
     layers: dict[str, gpd.GeoDataFrame]
     bands: list[Band]  # the global bands restricted to these villages (local positions)
-    boxes: dict[str, Box | None]  # per layer; None: nothing of the layer is outside the halo
+    boxes: dict[str, np.ndarray | None]  # per layer: widened boxes (K, 4); None: nothing of
+    # the layer is outside the halo
+    owner: np.ndarray  # per village: its box (row of boxes), -1 for none (no reference point)
 
 
 @dataclass
@@ -147,6 +164,7 @@ def assess_dask(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame],
         if step:
             step(f"dask: {len(villages):,} villages in {len(parts)} partitions on {n_workers} "
                  "worker(s)")
+        target = max(len(p) for p in parts)
         pending = [(p, dict(plan.base)) for p in parts]
         out: list[pd.DataFrame] = []
         for rnd in range(MAX_ROUNDS):
@@ -157,9 +175,10 @@ def assess_dask(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame],
                      "wider halos")
             futures = {}
             for pos, margins in pending:
-                task = c.scatter(plan.task(pos, margins), hash=False)
+                # round 1: one box per partition; later: one per village (few, scattered)
+                task = c.scatter(plan.task(pos, margins, own_boxes=rnd > 0), hash=False)
                 futures[c.submit(_assess_task, task, profile, plan.facts, pure=False)] = margins
-            nxt = []
+            nxt: dict[tuple, list[np.ndarray]] = {}
             for fut in as_completed(list(futures)):
                 res: _Result = fut.result()
                 margins = futures.pop(fut)
@@ -168,13 +187,17 @@ def assess_dask(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame],
                     out.append(res.rows)
                 if len(res.uncertain):
                     grown = {k: (m * HALO_GROWTH if k in res.failed else m) for k, m in margins.items()}
-                    nxt.append((res.uncertain, {k: (math.inf if m > MAX_HALO_M else m)
-                                                for k, m in grown.items()}))
+                    grown = {k: (math.inf if m > MAX_HALO_M else m) for k, m in grown.items()}
+                    nxt.setdefault(tuple(sorted(grown.items())), []).append(res.uncertain)
             if info is not None:
                 info["rounds"].append({"tasks": len(pending),
                                        "villages": int(sum(len(p) for p, _ in pending)),
-                                       "uncertain": int(sum(len(p) for p, _ in nxt))})
-            pending = nxt
+                                       "uncertain": int(sum(len(q) for g in nxt.values() for q in g))})
+            pending = []
+            for key, groups in nxt.items():  # the same halo widths: regroup, partition-sized
+                pos = np.sort(np.concatenate(groups))
+                for q in partition_villages(villages.iloc[pos], math.ceil(len(pos) / target)):
+                    pending.append((pos[q], dict(key)))
         if pending:  # pragma: no cover - the halos reach every feature long before
             raise EngineError(f"{sum(len(p) for p, _ in pending)} villages not settled after "
                               f"{MAX_ROUNDS} rounds")
@@ -308,35 +331,100 @@ class _Plan:
                     need[k] = max(need[k], reach)
         self.facts = _Facts(pass_any=pass_any, radius=radius)
         self.base = {k: max(MIN_HALO_M, HALO_SLACK * r) for k, r in need.items()}
+        self._trees: dict[str, shapely.STRtree] = {}
+        # line features: vertex pairs (a lower bound of their index segments), and per indicator
+        # the qualifying ones (whose unbounded nearest query must take the same path, see task)
+        self.pairs: dict[str, np.ndarray] = {}
+        self.pass_lines: dict[str, list[np.ndarray]] = {}
+        for k, g in self.layers.items():
+            geoms = g.geometry.to_numpy()
+            line = np.isin(shapely.get_type_id(geoms), (1, 2, 5))
+            if not line.any():
+                continue
+            self.pairs[k] = np.where(line, shapely.get_num_coordinates(geoms)
+                                     - shapely.get_num_geometries(geoms), 0)
+            self.pass_lines[k] = [line & (evaluate_all(g, i.evidence) == PASS) for i in inds
+                                  if i.layer == k]
 
-    def task(self, pos: np.ndarray, margins: dict[str, float]) -> _Task:
+    def task(self, pos: np.ndarray, margins: dict[str, float], own_boxes: bool = False) -> _Task:
+        """The task of the villages at ``pos``: halos of every layer within its width
+        (``margins``) of one box around all the villages, or of each village's own box."""
         pos = np.sort(np.asarray(pos, dtype=np.int64))
         bidx = self.band_of[pos]
         used = [j for j in range(len(self.bands)) if (bidx == j).any()]
         bands = [Band(crs=self.bands[j].crs, west=self.bands[j].west, east=self.bands[j].east,
                       members=np.flatnonzero(bidx == j)) for j in used]
-        vbox = _nanbox(np.vstack([self.vbounds[pos][:, :2], self.vbounds[pos][:, 2:],
-                                  self.lonlat[pos]]))
+        vb, ll = self.vbounds[pos], self.lonlat[pos]
+        with np.errstate(invalid="ignore"):
+            own = np.column_stack([np.fmin(vb[:, 0], ll[:, 0]), np.fmin(vb[:, 1], ll[:, 1]),
+                                   np.fmax(vb[:, 2], ll[:, 0]), np.fmax(vb[:, 3], ll[:, 1])])
+        finite = np.isfinite(own).all(axis=1)
+        if own_boxes:
+            vboxes, owner = own[finite], np.where(finite, np.cumsum(finite) - 1, -1)
+        elif finite.any():
+            vboxes = np.r_[own[finite, :2].min(axis=0), own[finite, 2:].max(axis=0)][None, :]
+            owner = np.where(finite, 0, -1)
+        else:
+            vboxes, owner = np.zeros((0, 4)), np.full(len(pos), -1)
         halos: dict[str, gpd.GeoDataFrame] = {}
-        boxes: dict[str, Box | None] = {}
+        boxes: dict[str, np.ndarray | None] = {}
         for k, g in self.layers.items():
             inwin = np.zeros(len(g), dtype=bool)
             for j in used:
                 inwin |= self.windows[k][j]
-            box = None
-            if vbox is not None and used and math.isfinite(margins[k]):
-                box = _widen(vbox, margins[k])
-                b = self.bounds[k]
-                hit = inwin & (b[:, 2] >= box[0]) & (b[:, 0] <= box[2]) & (b[:, 3] >= box[1]) & \
-                    (b[:, 1] <= box[3])
+            wide = None
+            if len(vboxes) and used and math.isfinite(margins[k]):
+                wide = _widen(vboxes, margins[k])
+                hit = self._hits(k, wide) & inwin
+                for j in used:
+                    for mask in self.pass_lines.get(k, []):
+                        self._pad_lines(k, hit, self.windows[k][j] & mask, wide)
                 if (inwin & ~hit).any():
+                    for j in used:  # geo.gaps cannot take an empty window: keep one feature
+                        wj = self.windows[k][j]  # (beyond the box: its villages stay uncertain)
+                        if wj.any() and not (hit & wj).any():
+                            hit[np.argmax(wj)] = True
                     inwin = hit
                 else:
-                    box = None  # the halo holds everything the partition's bands can see
+                    wide = None  # the halo holds everything the partition's bands can see
             halos[k] = g.iloc[np.flatnonzero(inwin)].reset_index(drop=True)
-            boxes[k] = box
+            boxes[k] = wide
         return _Task(positions=pos, villages=self.villages.iloc[pos].reset_index(drop=True),
-                     layers=halos, bands=bands, boxes=boxes)
+                     layers=halos, bands=bands, boxes=boxes, owner=owner)
+
+    def _pad_lines(self, kind: str, hit: np.ndarray, cand: np.ndarray, boxes: np.ndarray) -> None:
+        """Add to ``hit`` the candidate lines nearest the boxes until the halo holds at least
+        LINE_CANDIDATES vertex pairs of them, or all of them (in place).
+
+        ``geo.nearest`` settles a line query with GEOS instead of numpy (equal to the last bit
+        only up to rounding) when its candidate set is not provably complete after
+        LINE_CANDIDATES segments, which an index with fewer segments than that - a sparse halo -
+        reaches far more often than the whole layer. With this many segments in the halo, the
+        halo takes that path only where the whole layer does too (the segments then lie within
+        the margin, so in both).
+        """
+        have = int(self.pairs[kind][hit & cand].sum())
+        rest = np.flatnonzero(cand & ~hit)
+        if have >= LINE_CANDIDATES or not len(rest):
+            return
+        b = self.bounds[kind][rest]
+        cx, cy = (boxes[:, 0].min() + boxes[:, 2].max()) / 2, (boxes[:, 1].min() + boxes[:, 3].max()) / 2
+        near = rest[np.argsort(((b[:, 0] + b[:, 2]) / 2 - cx) ** 2 + ((b[:, 1] + b[:, 3]) / 2 - cy) ** 2,
+                               kind="stable")]
+        upto = np.searchsorted(np.cumsum(self.pairs[kind][near]), LINE_CANDIDATES - have)
+        hit[near[: upto + 1]] = True
+
+    def _hits(self, kind: str, boxes: np.ndarray) -> np.ndarray:
+        """Which features of a layer have bounds intersecting any of ``boxes``."""
+        b = self.bounds[kind]
+        if len(boxes) == 1:
+            w, s, e, n = boxes[0]
+            return (b[:, 2] >= w) & (b[:, 0] <= e) & (b[:, 3] >= s) & (b[:, 1] <= n)
+        if kind not in self._trees:
+            self._trees[kind] = shapely.STRtree(self.layers[kind].geometry.to_numpy())
+        hit = np.zeros(len(b), dtype=bool)
+        hit[self._trees[kind].query(shapely.box(*boxes.T))[1]] = True  # envelopes intersect
+        return hit
 
 
 def _trim(gdf: gpd.GeoDataFrame, profile: Profile, kind: str) -> gpd.GeoDataFrame:
@@ -356,21 +444,15 @@ def _trim(gdf: gpd.GeoDataFrame, profile: Profile, kind: str) -> gpd.GeoDataFram
     return gdf[cols]
 
 
-def _nanbox(xy: np.ndarray) -> Box | None:
-    ok = np.isfinite(xy).all(axis=1)
-    if not ok.any():
-        return None
-    lo, hi = xy[ok].min(axis=0), xy[ok].max(axis=0)
-    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
-
-
-def _widen(box: Box, m: float) -> Box:
-    """``box`` widened by at least ``m`` metres on every side (in degrees, on the wide side)."""
+def _widen(boxes: np.ndarray, m: float) -> np.ndarray:
+    """Boxes (K, 4: lon/lat min, max) widened by at least ``m`` metres on every side (in
+    degrees, erring on the wide side)."""
     dlat = m / M_PER_DEG_LAT
-    s, n = max(-90.0, box[1] - dlat), min(90.0, box[3] + dlat)
-    c = math.cos(math.radians(max(abs(s), abs(n))))
-    dlon = m / (M_PER_DEG_LON_EQ * c) if c > 1e-6 else 360.0
-    return max(-540.0, box[0] - dlon), s, min(540.0, box[2] + dlon), n
+    s, n = np.maximum(-90.0, boxes[:, 1] - dlat), np.minimum(90.0, boxes[:, 3] + dlat)
+    c = np.cos(np.radians(np.maximum(np.abs(s), np.abs(n))))
+    dlon = np.where(c > 1e-6, m / (M_PER_DEG_LON_EQ * np.maximum(c, 1e-6)), 360.0)
+    return np.column_stack([np.maximum(-540.0, boxes[:, 0] - dlon), s,
+                            np.minimum(540.0, boxes[:, 2] + dlon), n])
 
 
 # --------------------------------------------------------------------------- on the workers
@@ -392,13 +474,16 @@ def _certify(g: pd.DataFrame, task: _Task, profile: Profile, facts: _Facts
     n = len(task.villages)
     ok = np.ones(n, dtype=bool)
     failed: set[str] = set()
-    margin = {k: _margins(task, k) for k in task.layers}
+    lonlat = task.villages[["ref_lon", "ref_lat"]].to_numpy(dtype=float)
+    pts = [shapely.points(transform_xy(lonlat[b.members], b.crs)) for b in task.bands]
+    margin = {k: _margins(task, k, pts) for k in task.layers}
     v = g["_v"].to_numpy()
     ind = g["indicator"].to_numpy(dtype=object)
     dist = g["distance_m"].to_numpy(dtype=float, na_value=np.nan)
     net = g["network_m"].to_numpy(dtype=float, na_value=np.nan)
     for key, i in profile.indicators.items():
-        if i.layer not in task.layers:
+        network = i.rule == "within_network_distance"
+        if i.layer not in task.layers or (network and i.network_layer not in task.layers):
             continue  # not provided: the same default everywhere
         sel = ind == key
         rv = v[sel]
@@ -408,7 +493,7 @@ def _certify(g: pd.DataFrame, task: _Task, profile: Profile, facts: _Facts
         good = np.isinf(m) | ((reach < m) & ((np.isfinite(d) & (d < m)) | (not facts.pass_any[key])))
         if not good.all():
             failed.add(i.layer)
-        if i.rule == "within_network_distance" and i.network_layer in task.layers:
+        if network:
             mr = margin[i.network_layer][rv]
             mn = np.minimum(m, mr)
             nd = net[sel]
@@ -416,7 +501,7 @@ def _certify(g: pd.DataFrame, task: _Task, profile: Profile, facts: _Facts
                                                          | (not facts.pass_any[key])))
             check = ~good_net & np.isnan(nd) & (mr > SNAP_M + MARGIN_TOL_M)
             if check.any():  # off the road network on one machine too?
-                good_net[check] = _off_network(task, i.network_layer, rv[check])
+                good_net[check] = _off_network(task, i.network_layer, rv[check], pts)
             if not good_net.all():
                 failed.update((i.layer, i.network_layer))
             good &= good_net
@@ -424,36 +509,55 @@ def _certify(g: pd.DataFrame, task: _Task, profile: Profile, facts: _Facts
     return ok, failed
 
 
-def _margins(task: _Task, kind: str) -> np.ndarray:
-    """Per village: metres from its reference point to the edge of the layer's widened box
-    (clipped to the band's feature window), in its band's CRS; inf where nothing is outside."""
+def _margins(task: _Task, kind: str, pts: list[np.ndarray]) -> np.ndarray:
+    """Per village: metres from its reference point (``pts``: projected, per band) to the edge
+    of the layer's widened box (clipped to the band's feature window), in its band's CRS; inf
+    where nothing of the layer is outside the halo."""
     n = len(task.villages)
     out = np.full(n, np.inf)
-    box = task.boxes[kind]
-    if box is None:
+    boxes = task.boxes[kind]
+    if boxes is None:
         return out
-    lonlat = task.villages[["ref_lon", "ref_lat"]].to_numpy(dtype=float)
-    for b in task.bands:
-        w, e = max(box[0], b.lon_range[0]), min(box[2], b.lon_range[1])
-        ring = shapely.segmentize(shapely.box(w, box[1], e, box[3]).exterior, BOX_STEP_DEG)
-        edge = project(np.array([ring], dtype=object), b.crs)[0]
-        pts = shapely.points(transform_xy(lonlat[b.members], b.crs))
-        out[b.members] = shapely.distance(pts, edge) * (1 - 1e-9) - MARGIN_TOL_M
+    for b, p in zip(task.bands, pts, strict=True):
+        used, inv = np.unique(task.owner[b.members], return_inverse=True)
+        bx = boxes[used]
+        w, e = np.maximum(bx[:, 0], b.lon_range[0]), np.minimum(bx[:, 2], b.lon_range[1])
+        rings = shapely.segmentize(shapely.get_exterior_ring(shapely.box(w, bx[:, 1], e, bx[:, 3])),
+                                   BOX_STEP_DEG)
+        ll, ring_of = shapely.get_coordinates(rings, return_index=True)
+        xy = transform_xy(ll, b.crs)
+        # the projected edges are curves: measure to their chords, less twice the largest gap
+        # between a chord and its curve (at the projected mid-point of each chord)
+        same = ring_of[1:] == ring_of[:-1]
+        gap = _segment_distance(transform_xy((ll[:-1][same] + ll[1:][same]) / 2, b.crs),
+                                xy[:-1][same], xy[1:][same])
+        sag = np.zeros(len(used))
+        np.maximum.at(sag, ring_of[:-1][same], gap)
+        d = shapely.distance(p, shapely.linestrings(xy, indices=ring_of)[inv])
+        out[b.members] = d * (1 - 1e-9) - 2 * sag[inv] - MARGIN_TOL_M
     return out
 
 
-def _off_network(task: _Task, roads: str, rows: np.ndarray) -> np.ndarray:
+def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise distance from points ``p`` to segments ``a``-``b`` (all (N, 2))."""
+    ab, ap = b - a, p - a
+    den = np.einsum("ij,ij->i", ab, ab)
+    t = np.clip(np.einsum("ij,ij->i", ap, ab) / np.where(den > 0, den, 1), 0, 1)
+    return np.hypot(*(ap - t[:, None] * ab).T)
+
+
+def _off_network(task: _Task, roads: str, rows: np.ndarray, pts: list[np.ndarray]
+                 ) -> np.ndarray:
     """Whether the villages at ``rows`` lie farther than SNAP_M (+ tolerance) from every road of
     the halo; with a road margin above that, no road node of the whole layer is within SNAP_M."""
     out = np.zeros(len(rows), dtype=bool)
-    lonlat = task.villages[["ref_lon", "ref_lat"]].to_numpy(dtype=float)
     geoms = task.layers[roads].geometry.to_numpy()
-    for b in task.bands:
+    for b, p in zip(task.bands, pts, strict=True):
         inb = np.isin(rows, b.members)
         if not inb.any():
             continue
         idx = FeatureIndex(geoms[in_lon_range(geoms, b.lon_range)], b.crs)
-        d, _ = idx.nearest(shapely.points(transform_xy(lonlat[rows[inb]], b.crs)))
+        d, _ = idx.nearest(p[np.searchsorted(b.members, rows[inb])])
         out[inb] = np.isnan(d) | (d > SNAP_M + MARGIN_TOL_M)
     return out
 

@@ -172,8 +172,14 @@ def village_table(v: gpd.GeoDataFrame, gaps: pd.DataFrame, profile: Profile) -> 
 
 
 def run_project(project_path: str | Path, out: str | Path, *, standard: str | None = None,
-                step: Step | None = None, fault: Callable[[str], None] | None = None) -> RunResult:
-    """Run a project and write its archive to ``out`` (atomically). Raises on bad input."""
+                step: Step | None = None, fault: Callable[[str], None] | None = None,
+                engine: str = "local", scheduler: str | None = None,
+                partitions: int | None = None) -> RunResult:
+    """Run a project and write its archive to ``out`` (atomically). Raises on bad input.
+
+    ``engine="dask"`` assesses partitions of the villages on a Dask cluster (``scheduler``
+    address, default a local one; see :mod:`geo.distributed`); the archive is the same.
+    """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -207,7 +213,15 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     if step:
         step(f"assessing {len(v):,} villages against '{profile.name}'")
     feature_layers = {k: g for k, g in layers.items() if k not in VILLAGE_LAYERS}
-    gaps = assess(v, feature_layers, profile)
+    if engine == "dask":
+        from geo.distributed import assess_dask
+
+        gaps = assess_dask(v, feature_layers, profile, scheduler=scheduler, partitions=partitions,
+                           step=step)
+    elif engine == "local":
+        gaps = assess(v, feature_layers, profile)
+    else:
+        raise ValueError(f"unknown engine {engine!r} (local or dask)")
     mark("assess")
     if step:
         step("remedies, rates, archive")
