@@ -205,7 +205,8 @@ def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np
                         pts[q], layer_index.projected[np.maximum(ci, 0)]), np.nan)
         sat[c] = s
         near_d[c] = d
-        near_i[c] = np.where(i >= 0, win[np.maximum(i, 0)], -1)
+        near_i[c] = (np.where(i >= 0, win[np.maximum(i, 0)], -1) if len(win)
+                     else np.full(m, -1, dtype=np.int64))
         todo &= ~s
     met, unk, fail = sat[PASS], ~sat[PASS] & sat[UNKNOWN], ~sat[PASS] & ~sat[UNKNOWN] & sat[FAIL]
     status = np.where(met, 0, np.where(unk, 2, 1)).astype(np.int8)

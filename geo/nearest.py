@@ -26,6 +26,7 @@ from geo.metric import project, transform_xy
 WORKERS = -1  # k-d tree queries use every core
 SEGMENT_M = 400.0  # longest segment in the line index
 K_CANDIDATES = 8
+K_TIES = 4  # points compared for exact distance ties
 
 
 class FeatureIndex:
@@ -275,7 +276,8 @@ class _Segments:
         limit = best if max_distance is None else np.minimum(best, max_distance)
         # complete when the farthest candidate midpoint is beyond reach, or fewer than k exist:
         # any other segment is then farther than its midpoint minus the longest half-segment
-        unsure = valid[:, -1] & (dm[:, -1] <= limit + self.half)
+        # (when k covers every segment, the candidate set is all of them: complete too)
+        unsure = valid[:, -1] & (dm[:, -1] <= limit + self.half) & (k < len(self.a))
         found = np.isfinite(best)
         if max_distance is not None:
             found &= best <= max_distance
@@ -314,16 +316,16 @@ def _point_segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.n
 
 def _kd_nearest(kd: cKDTree, xy: np.ndarray, max_distance: float | None
                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest point per query; among equidistant points the lowest index wins (up to K_TIES
+    points at exactly the same distance; beyond that a remaining tie is settled by the tree)."""
     n = len(xy)
-    k = 2 if kd.n > 1 else 1
+    k = min(K_TIES, kd.n)
     bound = np.inf if max_distance is None else float(max_distance) * (1 + 1e-12) + 1e-9
     d, i = kd.query(xy, k=k, distance_upper_bound=bound, workers=WORKERS)
     d, i = d.reshape(n, k), i.reshape(n, k)
     found = np.isfinite(d[:, 0])
-    best = i[:, 0].copy()
-    if k == 2:  # an equidistant pair: the lower feature index wins
-        tie = found & (d[:, 1] == d[:, 0])
-        best[tie] = np.minimum(i[tie, 0], i[tie, 1])
+    tied = d == d[:, :1]
+    best = np.where(tied, i, np.iinfo(np.int64).max).min(axis=1)
     return np.where(found, d[:, 0], np.nan), np.where(found, best, -1).astype(np.int64)
 
 

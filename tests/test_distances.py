@@ -232,3 +232,32 @@ def test_reference_is_itself_checked():
     d = refcalc.geodesic_distances(109.0, 32.7, np.array([shapely.LineString([(x0, y0),
                                                                              (x1, y1)])]))
     assert d[0] == pytest.approx(1000, abs=0.5)
+
+
+def test_engine_handles_an_empty_layer_and_many_way_ties() -> None:
+    """An empty feature layer gives 'no qualifying feature', and of three identical points
+    at the same place the lowest index is the evidence."""
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    from geo.gaps import assess
+    from layers.profile import load_profile
+
+    prof = load_profile("national")
+    v = gpd.GeoDataFrame({"code": ["a", "b"], "level": ["admin", "admin"],
+                          "ref_lon": [109.0, 109.01], "ref_lat": [32.0, 32.0],
+                          "households": [50, 50]},
+                         geometry=shapely.points([[109.0, 32.0], [109.01, 32.0]]), crs="EPSG:4326")
+    pt = shapely.Point(109.0, 32.001)
+    clinics = gpd.GeoDataFrame({"id": ["c3", "c1", "c2"], "standardized": [True, True, True]},
+                               geometry=[pt, pt, pt], crs="EPSG:4326")
+    empty = gpd.GeoDataFrame({"id": [], "surface": []}, geometry=[], crs="EPSG:4326")
+    g = assess(v, {"clinics": clinics, "roads": empty}, prof)
+    clinic = g[g["indicator"] == "clinic"].set_index("village_code")
+    assert clinic.loc["a", "evidence_id"] == "c3"  # position 0: the lowest index
+    assert clinic.loc["a", "status"] == "met"
+    road = g[g["indicator"] == "road"]
+    assert (road["status"] == "missing").all() and road["distance_m"].isna().all()
+    assert set(road["reason"]) == {"no_qualifying_feature"}
+    assert np.isfinite(clinic["distance_m"]).all()
