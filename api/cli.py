@@ -27,21 +27,45 @@ def _fail(e: Exception) -> None:
 
 
 def _run(project: Path, out: Path, standard: str | None, **engine):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     from geo.distributed import EngineError
     from geo.run import run_project
 
-    with console.status("starting", spinner="dots") as status:
-        t0 = time.perf_counter()
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    t0 = time.perf_counter()
+    with Progress(*columns, console=console, transient=True) as bar:
+        stage = bar.add_task("starting", total=None, rate="")
+        work: dict[str, int] = {}
 
         def step(msg: str) -> None:
-            console.log(f"{msg}")
-            status.update(f"{msg} …")
+            console.log(msg)
+            bar.update(stage, description=msg)
+
+        def progress(done: int, total: int, label: str) -> None:
+            if "task" not in work:
+                work["task"] = bar.add_task("assessing", total=total, rate="")
+                work["t"] = time.perf_counter()
+            rate = done / max(time.perf_counter() - work["t"], 1e-6)
+            bar.update(work["task"], completed=done, description=f"assessing ({label})",
+                       rate=f"{rate:,.0f} pairs/s")
 
         try:
-            result = run_project(project, out, standard=standard, step=step, **engine)
+            result = run_project(project, out, standard=standard, step=step, progress=progress,
+                                 **engine)
         except (BuqueInputError, FileExistsError, EngineError) as e:
             _fail(e)
-        console.log(f"run written to [bold]{result.out}[/] in {time.perf_counter() - t0:.2f} s")
+    console.log(f"run written to [bold]{result.out}[/] in {time.perf_counter() - t0:.2f} s")
     return result
 
 

@@ -43,7 +43,8 @@ REASONS = {
     "rule_needs_polygon": "the rule needs a village polygon and no fallback distance is set",
 }
 
-Progress = Callable[[str, int], None]
+#: ``progress(done, total, label)``: villages x indicators assessed so far, of ``total``
+Progress = Callable[[int, int, str], None]
 _STATUS = np.array(["met", "missing", "unknown"], dtype=object)
 _REASON = np.array(list(REASONS), dtype=object)
 _R = {r: np.int8(i) for i, r in enumerate(REASONS)}
@@ -106,14 +107,13 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     masks = {i.key: applicable(villages, i) for i in inds}
     classes = {i.key: evaluate_all(layers[i.layer], i.evidence) for i in inds if i.layer in layers}
     results = {i.key: _Result(n) for i in inds}
+    total, done = int(sum(m.sum() for m in masks.values())), 0
     for z in bands if bands is not None else bands_of(lon, lat):
         ref_p = shapely.points(transform_xy(lonlat[z.members], z.crs))
         zone_polys: np.ndarray | None = None
         windows: dict[str, tuple[np.ndarray, FeatureIndex]] = {}
         graphs: dict[str, RoadGraph] = {}
         for ind in inds:
-            if progress:
-                progress(ind.key, 0)
             sel = masks[ind.key][z.members]
             gidx = z.members[sel]
             res = results[ind.key]
@@ -143,8 +143,9 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
                       if ind.rule == "coverage" else None)
             _assess_zone(ind, ref_p[sel], is_poly[gidx], polys, layer_index, win,
                          classes[ind.key][win], radius, res, gidx, graph)
+            done += len(gidx)
             if progress:
-                progress(ind.key, len(gidx))
+                progress(done, total, ind.key)
     return _to_table(villages, layers, inds, masks, results)
 
 

@@ -174,7 +174,8 @@ def village_table(v: gpd.GeoDataFrame, gaps: pd.DataFrame, profile: Profile) -> 
 def run_project(project_path: str | Path, out: str | Path, *, standard: str | None = None,
                 step: Step | None = None, fault: Callable[[str], None] | None = None,
                 engine: str = "local", scheduler: str | None = None,
-                partitions: int | None = None) -> RunResult:
+                partitions: int | None = None,
+                progress: Callable[[int, int, str], None] | None = None) -> RunResult:
     """Run a project and write its archive to ``out`` (atomically). Raises on bad input.
 
     ``engine="dask"`` assesses partitions of the villages on a Dask cluster (``scheduler``
@@ -219,7 +220,7 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         gaps = assess_dask(v, feature_layers, profile, scheduler=scheduler, partitions=partitions,
                            step=step)
     elif engine == "local":
-        gaps = assess(v, feature_layers, profile)
+        gaps = assess(v, feature_layers, profile, progress=progress)
     else:
         raise ValueError(f"unknown engine {engine!r} (local or dask)")
     mark("assess")
