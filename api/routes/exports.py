@@ -86,7 +86,8 @@ def bundle(run: Run, county: Text = None, township: Text = None, indicator: Text
 
 @router.get("/exports/{fmt}", response_class=FileResponse,
             responses={200: {"description": "the exported file", "content": {
-                m: {"schema": BINARY} for m in {*MEDIA_TYPES.values(), "application/zip"}}},
+                m: {"schema": {"type": "object"} if "json" in m else BINARY}
+                for m in sorted({*MEDIA_TYPES.values(), "application/zip"})}},
                        **problems(400, 404)})
 def export_file(fmt: Fmt, run: Run, county: Text = None, township: Text = None,
                 indicator: Text = None, paper: Literal["A4", "A3"] = "A4",
