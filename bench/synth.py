@@ -166,6 +166,48 @@ def generate(out_dir: str | Path, admin: int = 16000, natural: int = 110000, roa
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    layers, meta = build_layers(admin=admin, natural=natural, roads=roads, seed=seed,
+                                counties=counties, townships=townships,
+                                admin_points=admin_points, power_layout=power_layout, bbox=bbox)
+    t_gen = time.perf_counter() - t0
+    lon_a, lat_a, lon_b, lat_b = meta["bbox"]
+
+    # ---- write
+    counts = {}
+    for key, gdf in layers.items():
+        _write(gdf, out / f"{key}.gpkg")
+        counts[key] = len(gdf)
+    toml = [
+        f'name = "Synthetic province (seed {seed}, {admin} admin villages)"',
+        'standard = "national"', "",
+    ]
+    for key in layers:
+        toml += [f"[layers.{key}]", f'path = "{key}.gpkg"', ""]
+    (out / "project.toml").write_text("\n".join(toml), encoding="utf-8")
+    t_all = time.perf_counter() - t0
+
+    if verbose:
+        print(f"area: lon {lon_a:.3f}-{lon_b:.3f}, lat {lat_a:.3f}-{lat_b:.3f} "
+              f"({meta['width_km']:.0f} x {meta['height_km']:.0f} km); {meta['counties']} "
+              f"counties, {meta['townships']} townships")
+        for key, n in counts.items():
+            size = (out / f"{key}.gpkg").stat().st_size / 1e6
+            extra = ""
+            if key == "power":
+                extra = (f"  ({meta['n_minor']} minor_line, {meta['n_hv']} line, "
+                         f"{meta['n_trafo']} transformer)")
+            print(f"  {key + '.gpkg':24s} {n:8d} features {size:8.1f} MB{extra}")
+        print(f"generated in {t_gen:.1f} s, written in {t_all - t_gen:.1f} s, "
+              f"total {t_all:.1f} s -> {out / 'project.toml'}")
+    return counts
+
+
+def build_layers(admin: int = 16000, natural: int = 110000, roads: int = 120000, seed: int = 0,
+                 counties: int | None = None, townships: int = 15, admin_points: float = 0.0,
+                 power_layout: str = "mixed",
+                 bbox: tuple[float, float, float, float] | None = None
+                 ) -> tuple[dict[str, gpd.GeoDataFrame], dict]:
+    """The synthetic layers in memory (what :func:`generate` writes), and facts about them."""
     rng = np.random.default_rng(seed)
     if admin < 1 or natural < 0 or roads < 0:
         raise ValueError("--admin must be >= 1, --natural and --roads >= 0")
@@ -385,39 +427,108 @@ def generate(out_dir: str | Path, admin: int = 16000, natural: int = 110000, roa
         "id": _ids("T", n_tw), "kind": pd.Series(np.full(n_tw, "tower", dtype=object), dtype="str"),
         "radius_m": np.round(rng.uniform(2000, 5000, n_tw), -1),
     }, geometry=shapely.points(twlon, twlat), crs="EPSG:4326")
-    t_gen = time.perf_counter() - t0
-
-    # ---- write
     layers = {
         "villages": adm_gdf, "natural_villages": nat_gdf, "roads": roads_gdf,
         "power": power_gdf, "water": water_gdf, "clinics": clinics_gdf,
         "broadband": towers_gdf,
     }
-    counts = {}
-    for key, gdf in layers.items():
-        _write(gdf, out / f"{key}.gpkg")
-        counts[key] = len(gdf)
-    toml = [
-        f'name = "Synthetic province (seed {seed}, {admin} admin villages)"',
-        'standard = "national"', "",
-    ]
-    for key in layers:
+    meta = {"bbox": (lon_a, lat_a, lon_b, lat_b), "width_km": width_km, "height_km": height_km,
+            "counties": n_counties, "townships": len(np.unique(twp_code)), "n_minor": n_minor,
+            "n_hv": n_hv, "n_trafo": len(trafo)}
+    return layers, meta
+
+
+# --------------------------------------------------------------------------- streaming mode
+
+NATIONAL_BBOX = (98.0, 22.0, 122.0, 42.0)  # China-sized: UTM zones 47-51
+NATIONAL_GRID = (8, 5)  # columns x rows of province-like blocks
+NATIONAL_ADMIN = 500000  # admin villages at which the blocks fill the whole rectangle
+_GEOMETRY_TYPE = {"villages": "Polygon", "natural_villages": "Point", "roads": "LineString",
+                  "power": "Unknown", "water": "Point", "clinics": "Point", "broadband": "Point"}
+
+
+def _split(n: int, parts: int) -> np.ndarray:
+    """``n`` as ``parts`` near-equal non-negative integers."""
+    return np.full(parts, n // parts, dtype=np.int64) + (np.arange(parts) < n % parts)
+
+
+def generate_stream(out_dir: str | Path, admin: int = 500000, natural: int = 2600000,
+                    roads: int = 5200000, seed: int = 0,
+                    bbox: tuple[float, float, float, float] = NATIONAL_BBOX,
+                    grid: tuple[int, int] = NATIONAL_GRID, full_admin: int = NATIONAL_ADMIN,
+                    townships: int = 15, admin_points: float = 0.0, power_layout: str = "mixed",
+                    verbose: bool = True) -> dict[str, int]:
+    """Write a national-sized project in chunks: memory is bounded by one chunk.
+
+    ``bbox`` is cut into ``grid`` (columns, rows) cells; each cell gets one province-like block
+    made by :func:`build_layers` (its own seed, province code ``11 + block``, ids prefixed with
+    the block number) that is appended to the GeoPackages before the next block is made.
+    Below ``full_admin`` administrative villages each block shrinks around its cell's centre, so
+    density (and the met/missing mix) stays the same at every size while the blocks still span
+    the whole rectangle (several UTM zones). GeoPackages are written without a spatial index
+    (Buque reads whole layers and does not need one); returns feature counts per file.
+    """
+    import pyogrio
+
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ncol, nrow = grid
+    nblocks = ncol * nrow
+    if nblocks > 89:
+        raise ValueError("at most 89 blocks (two-digit province codes 11-99)")
+    if admin < nblocks:
+        raise ValueError(f"--admin must be at least the number of blocks ({nblocks})")
+    lon_a, lat_a, lon_b, lat_b = bbox
+    cw, ch = (lon_b - lon_a) / ncol, (lat_b - lat_a) / nrow
+    s = min(1.0, math.sqrt(admin / full_admin))
+    n_adm, n_nat, n_rd = _split(admin, nblocks), _split(natural, nblocks), _split(roads, nblocks)
+    for key in _GEOMETRY_TYPE:
+        (out / f"{key}.gpkg").unlink(missing_ok=True)
+    counts = dict.fromkeys(_GEOMETRY_TYPE, 0)
+    pairs = np.random.default_rng(seed).permutation(len(NAME_CHARS) ** 2)
+    nc = len(NAME_CHARS)
+    for b in range(nblocks):
+        tb = time.perf_counter()
+        row, col = divmod(b, ncol)
+        clon, clat = lon_a + (col + 0.5) * cw, lat_b - (row + 0.5) * ch
+        block_bbox = (clon - cw * s / 2, clat - ch * s / 2, clon + cw * s / 2, clat + ch * s / 2)
+        layers, _ = build_layers(admin=int(n_adm[b]), natural=int(n_nat[b]), roads=int(n_rd[b]),
+                                 seed=seed * 1000 + b + 1, townships=townships,
+                                 admin_points=admin_points, power_layout=power_layout,
+                                 bbox=block_bbox)
+        prov = f"{11 + b:02d}"
+        prov_name = NAME_CHARS[pairs[b] // nc] + NAME_CHARS[pairs[b] % nc] + "省"
+        for key, gdf in layers.items():
+            for col_name in ("code", "village_code"):
+                if col_name in gdf:
+                    gdf[col_name] = prov + gdf[col_name].str.slice(2)
+            if "county" in gdf:
+                gdf["county"] = prov_name + gdf["county"]
+            if "id" in gdf:
+                gdf["id"] = gdf["id"].str.slice(0, 1) + f"{b:02d}" + gdf["id"].str.slice(1)
+            geometry_type = ("Unknown" if key == "villages" and admin_points > 0
+                             else _GEOMETRY_TYPE[key])
+            pyogrio.write_dataframe(gdf, out / f"{key}.gpkg", layer=key, driver="GPKG",
+                                    append=b > 0, geometry_type=geometry_type,
+                                    layer_options=None if b else {"SPATIAL_INDEX": "NO"})
+            counts[key] += len(gdf)
+        del layers
+        if verbose:
+            print(f"  block {b + 1:2d}/{nblocks} lon {block_bbox[0]:.2f}-{block_bbox[2]:.2f} "
+                  f"lat {block_bbox[1]:.2f}-{block_bbox[3]:.2f}: {n_adm[b]} admin, {n_nat[b]} "
+                  f"natural, {n_rd[b]} roads in {time.perf_counter() - tb:.1f} s", flush=True)
+    toml = [f'name = "Synthetic country (seed {seed}, {admin} admin villages, {nblocks} blocks)"',
+            'standard = "national"', ""]
+    for key in _GEOMETRY_TYPE:
         toml += [f"[layers.{key}]", f'path = "{key}.gpkg"', ""]
     (out / "project.toml").write_text("\n".join(toml), encoding="utf-8")
-    t_all = time.perf_counter() - t0
-
     if verbose:
-        print(f"area: lon {lon_a:.3f}-{lon_b:.3f}, lat {lat_a:.3f}-{lat_b:.3f} "
-              f"({width_km:.0f} x {height_km:.0f} km); {n_counties} counties, "
-              f"{len(np.unique(twp_code))} townships")
         for key, n in counts.items():
             size = (out / f"{key}.gpkg").stat().st_size / 1e6
-            extra = ""
-            if key == "power":
-                extra = (f"  ({n_minor} minor_line, {n_hv} line, {len(trafo)} transformer)")
-            print(f"  {key + '.gpkg':24s} {n:8d} features {size:8.1f} MB{extra}")
-        print(f"generated in {t_gen:.1f} s, written in {t_all - t_gen:.1f} s, "
-              f"total {t_all:.1f} s -> {out / 'project.toml'}")
+            print(f"  {key + '.gpkg':24s} {n:9d} features {size:9.1f} MB")
+        print(f"streamed {nblocks} blocks in {time.perf_counter() - t0:.1f} s "
+              f"-> {out / 'project.toml'}")
     return counts
 
 
@@ -446,7 +557,28 @@ def main(argv: list[str] | None = None) -> None:
                     metavar=("LON_MIN", "LAT_MIN", "LON_MAX", "LAT_MAX"),
                     help="area (default: the province rectangle 105.5 31.5 111.0 34.0, shrunk "
                          "around its centre below 16000 admin villages to keep density)")
+    ap.add_argument("--stream", action="store_true",
+                    help="national mode: write the layers in chunks, one province-like block "
+                         "per cell of --grid over --bbox (default the China-sized rectangle "
+                         f"{' '.join(map(str, NATIONAL_BBOX))}), appending each block to the "
+                         "GeoPackages before making the next; memory stays that of one block. "
+                         "Blocks shrink around their cells' centres below --full-admin admin "
+                         "villages so density stays the same")
+    ap.add_argument("--grid", type=int, nargs=2, default=list(NATIONAL_GRID),
+                    metavar=("COLUMNS", "ROWS"),
+                    help=f"with --stream: blocks (default {NATIONAL_GRID[0]} {NATIONAL_GRID[1]})")
+    ap.add_argument("--full-admin", type=int, default=NATIONAL_ADMIN,
+                    help=f"with --stream: admin villages that fill --bbox (default "
+                         f"{NATIONAL_ADMIN})")
     a = ap.parse_args(argv)
+    if a.stream:
+        if a.counties is not None:
+            ap.error("--counties does not apply with --stream (each block has admin/160)")
+        generate_stream(a.out_dir, admin=a.admin, natural=a.natural, roads=a.roads, seed=a.seed,
+                        bbox=tuple(a.bbox) if a.bbox else NATIONAL_BBOX, grid=tuple(a.grid),
+                        full_admin=a.full_admin, townships=a.townships,
+                        admin_points=a.admin_points, power_layout=a.power_layout)
+        return
     generate(a.out_dir, admin=a.admin, natural=a.natural, roads=a.roads, seed=a.seed,
              counties=a.counties, townships=a.townships, admin_points=a.admin_points,
              power_layout=a.power_layout, bbox=tuple(a.bbox) if a.bbox else None)
