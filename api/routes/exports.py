@@ -20,7 +20,7 @@ from api.openapi import BINARY, problems
 from api.problems import Problem
 from api.store import ServedRun
 from geo.report import MEDIA_TYPES, ExportError, ExportOptions, Selection, export, export_bundle
-from geo.report.filters import ReportData, load_report
+from geo.report.filters import ReportData, load_report, split_values
 
 router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 _lock = threading.Lock()
@@ -40,6 +40,10 @@ def _report(run: ServedRun) -> ReportData:
 def _options(fmt: str, county: str | None, township: str | None, indicator: str | None,
              paper: str, orientation: str, lang: str, dpi: int, encoding: str | None
              ) -> ExportOptions:
+    for name, value in (("county", county), ("township", township), ("indicator", indicator)):
+        if value is not None and not split_values(value):
+            raise Problem(400, f"{name}: give one or more comma-separated names",
+                          kind="invalid-parameter")
     try:
         return ExportOptions(fmt=fmt, selection=Selection.parse(county, township, indicator),
                              paper=paper, orientation=orientation, lang=lang, dpi=dpi,

@@ -94,15 +94,16 @@ def _layer(cache: TileCache, run: ServedRun, layer: str) -> TileLayer:
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", response_class=Response,
             responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"},
-                       304: {"description": "not modified"}})
+                       304: {"description": "not modified"},
+                       404: {"description": "no such layer, or a tile outside the grid"}})
 def tile(request: Request, layer: LayerName, run: Run, cache: Cache,
          z: Annotated[int, Path(ge=0, le=24)], x: Annotated[int, Path(ge=0)],
          y: Annotated[int, Path(ge=0)]) -> Response:
     """One Mapbox Vector Tile (2.1) of a gap-map layer, gzip-encoded."""
     _layer(cache, run, layer)
     if not valid_tile(z, x, y):
-        raise Problem(400, f"tile {z}/{x}/{y} does not exist (x and y must be below 2^z)",
-                      kind="invalid-tile")
+        raise Problem(404, f"tile {z}/{x}/{y} does not exist (x and y must be below 2^z)",
+                      kind="no-such-tile")
     etag = f'"{run.run_id}-{layer}-{z}-{x}-{y}"'
     headers = {"ETag": etag, "Cache-Control": "public, max-age=3600", "X-Buque-Run": run.run_id}
     if request.headers.get("if-none-match") == etag:

@@ -93,7 +93,7 @@ def test_etag_and_cache_headers(client, tables) -> None:
     assert r2.status_code == 304
 
 
-@pytest.mark.parametrize("path,status", [("/tiles/villages/3/8/0.mvt", 400),
+@pytest.mark.parametrize("path,status", [("/tiles/villages/3/8/0.mvt", 404),
                                          ("/tiles/nosuch/3/1/1.mvt", 404),
                                          ("/tiles/villages/30/1/1.mvt", 400)])
 def test_bad_tiles_are_client_errors(client, path: str, status: int) -> None:
