@@ -63,10 +63,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from bench.docs import write_section
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path(tempfile.gettempdir()) / "buque-province"
-MARK_BEGIN = "<!-- bench:engines:begin -->"
-MARK_END = "<!-- bench:engines:end -->"
 TOLERANCE_M = 1.0
 PASS, UNKNOWN = 1, -1
 SRID = 910001  # Buque's tmerc, registered in PostGIS's spatial_ref_sys
@@ -648,18 +648,6 @@ def code_state() -> str:
     return f"commit {head}" + (f" + uncommitted changes in {', '.join(names)}" if dirty else "")
 
 
-def write_doc(path: Path, text: str) -> None:
-    body = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if MARK_BEGIN in old:
-        pre, rest = old.split(MARK_BEGIN, 1)
-        new = pre + body + rest.split(MARK_END, 1)[1]
-    else:
-        new = (old.rstrip() + "\n\n## Engines: Buque vs PostGIS vs DuckDB spatial, same "
-               "distances\n\n" + body + "\n")
-    path.write_text(new, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -726,7 +714,7 @@ def main(argv: list[str] | None = None) -> None:
         a.json.write_text(json.dumps({"times": times, "loads": loads, "agree": agree,
                                       "meta": meta}, indent=1, default=str))
     if a.write:
-        write_doc(a.write, text)
+        write_section(a.write, "engines", "Engines: Buque vs PostGIS vs DuckDB spatial, same distances", text)
 
 
 if __name__ == "__main__":

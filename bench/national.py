@@ -34,17 +34,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.docs import write_section
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = Path(tempfile.gettempdir()) / "buque-national"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000, 2_600_000)
-MARK_BEGIN = "<!-- bench:national:begin -->"
-MARK_END = "<!-- bench:national:end -->"
 TARGET_S, TARGET_GB = 300.0, 16.0
 
 # The wrapper: runs argv[3:], enforces the limits (argv[1] MiB, argv[2] s), timestamps stderr
 # lines, samples RSS; prints one JSON line. getrusage(RUSAGE_CHILDREN) covers only its child.
 _MEASURE = r"""
 import json, os, resource, subprocess, sys, threading, time
+
 limit_mib, limit_s = float(sys.argv[1]), float(sys.argv[2])
 cmd = sys.argv[3:]
 t0 = time.perf_counter()
@@ -250,17 +251,6 @@ def _mem_gb() -> float:
         return 0.0
 
 
-def write_doc(path: Path, text: str) -> None:
-    body = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if MARK_BEGIN in old:
-        pre, rest = old.split(MARK_BEGIN, 1)
-        new = pre + body + rest.split(MARK_END, 1)[1]
-    else:
-        new = old.rstrip() + "\n\n## National: `buque run` against size\n\n" + body + "\n"
-    path.write_text(new, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -297,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         slim = [{k: v for k, v in r.items()} for r in rows]
         a.json.write_text(json.dumps(slim, indent=1))
     if a.write:
-        write_doc(a.write, text)
+        write_section(a.write, "national", "National: `buque run` against size", text)
     if not a.keep:
         with contextlib.suppress(OSError):
             a.root.rmdir()

@@ -29,13 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.docs import write_section
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path(tempfile.gettempdir()) / "buque-province"
-MARK_BEGIN = "<!-- bench:province:begin -->"
-MARK_END = "<!-- bench:province:end -->"
 
 _MEASURE = """
 import resource, subprocess, sys, time
+
 t = time.perf_counter()
 r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 wall = time.perf_counter() - t
@@ -142,18 +143,6 @@ def _cores() -> int:
     return os.cpu_count() or 0
 
 
-def write_doc(path: Path, text: str) -> None:
-    body = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if MARK_BEGIN in old:
-        pre, rest = old.split(MARK_BEGIN, 1)
-        new = pre + body + rest.split(MARK_END, 1)[1]
-    else:
-        new = old.rstrip() + "\n\n## Province: `buque run` vs naive GeoPandas\n\n" + body + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -174,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     print(json.dumps({"end_to_end": e2e, "engine": eng}))
     if a.write:
-        write_doc(a.write, text)
+        write_section(a.write, "province", "Province: `buque run` vs naive GeoPandas", text)
 
 
 if __name__ == "__main__":
