@@ -86,8 +86,16 @@ def feature_radius(gdf: gpd.GeoDataFrame, default: float) -> np.ndarray:
     return np.where(np.isfinite(r), r, np.where(area, 0.0, default))
 
 
+def evidence_classes(layers: dict[str, gpd.GeoDataFrame], profile: Profile
+                     ) -> dict[str, np.ndarray]:
+    """Per indicator, each feature of its layer as PASS, FAIL or UNKNOWN (see geo.evidence)."""
+    return {i.key: evaluate_all(layers[i.layer], i.evidence)
+            for i in profile.indicators.values() if i.layer in layers}
+
+
 def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], profile: Profile,
-           progress: Progress | None = None, bands: list[Band] | None = None) -> pd.DataFrame:
+           progress: Progress | None = None, bands: list[Band] | None = None,
+           classes: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Assess every applicable (village, indicator) pair.
 
     ``villages`` needs ``code``, ``level``, ``ref_lon``, ``ref_lat``, geometry (EPSG:4326) and
@@ -95,7 +103,8 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     canonical GeoDataFrames (EPSG:4326, with ``id``); a kind that is absent was not provided.
     Returns a long table with :data:`GAP_COLUMNS` and ``_v``, the village's position in
     ``villages`` (for joining back without a lookup by code). ``bands`` fixes the metric CRSs
-    (default: chosen from the villages, see :mod:`geo.metric`).
+    (default: chosen from the villages, see :mod:`geo.metric`); ``classes`` are the layers'
+    :func:`evidence_classes` when the caller already has them.
     """
     n = len(villages)
     lon = villages["ref_lon"].to_numpy(dtype=float)
@@ -105,7 +114,8 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     is_poly = shapely.get_dimensions(vgeom) == 2
     inds = list(profile.indicators.values())
     masks = {i.key: applicable(villages, i) for i in inds}
-    classes = {i.key: evaluate_all(layers[i.layer], i.evidence) for i in inds if i.layer in layers}
+    if classes is None:
+        classes = evidence_classes(layers, profile)
     results = {i.key: _Result(n) for i in inds}
     total, done = int(sum(m.sum() for m in masks.values())), 0
     for z in bands if bands is not None else bands_of(lon, lat):

@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 
 from geo.archive import RunTables, hash_input, sha256_file, write_run
-from geo.evidence import evaluate_all
-from geo.gaps import assess
+from geo.gaps import assess, evidence_classes
 from geo.metric import bands_of
 from geo.rates import summary
 from geo.remedies import remedies
@@ -214,13 +213,14 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     if step:
         step(f"assessing {len(v):,} villages against '{profile.name}'")
     feature_layers = {k: g for k, g in layers.items() if k not in VILLAGE_LAYERS}
+    classes = evidence_classes(feature_layers, profile)
     if engine == "dask":
         from geo.distributed import assess_dask
 
         gaps = assess_dask(v, feature_layers, profile, scheduler=scheduler, partitions=partitions,
                            step=step)
     elif engine == "local":
-        gaps = assess(v, feature_layers, profile, progress=progress)
+        gaps = assess(v, feature_layers, profile, progress=progress, classes=classes)
     else:
         raise ValueError(f"unknown engine {engine!r} (local or dask)")
     mark("assess")
@@ -266,7 +266,7 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     }
     tables = RunTables(gaps=gaps.drop(columns="_v"), villages=vt, projects=projects, summary=summ,
                        rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc,
-                       layers=archived_layers(feature_layers, profile))
+                       layers=archived_layers(feature_layers, profile, classes))
     mark("prepare_write")
     write_run(Path(out), tables, manifest, fault=fault)
     mark("write")
@@ -274,15 +274,17 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     return RunResult(out=Path(out).resolve(), manifest=manifest, tables=tables)
 
 
-def archived_layers(layers: dict[str, gpd.GeoDataFrame], profile: Profile
-                    ) -> dict[str, gpd.GeoDataFrame]:
+def archived_layers(layers: dict[str, gpd.GeoDataFrame], profile: Profile,
+                    classes: dict[str, np.ndarray] | None = None) -> dict[str, gpd.GeoDataFrame]:
     """Feature layers as archived: canonical fields, plus each reading indicator's evidence class."""
+    if classes is None:
+        classes = evidence_classes(layers, profile)
     out = {}
     for kind, gdf in layers.items():
         g = gdf.drop(columns=[ROW, FILE], errors="ignore").copy()
         for key, ind in profile.indicators.items():
             if ind.layer == kind:
-                cls = evaluate_all(gdf, ind.evidence)
+                cls = classes[key]
                 g[f"evidence_{key}"] = pd.array(np.select([cls == 1, cls == 0], ["pass", "fail"],
                                                           "unknown"), dtype="string")
         out[kind] = g
