@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from bench.docs import write_section
+from bench.docs import code_state, write_section
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path(tempfile.gettempdir()) / "buque-province"
@@ -633,19 +633,6 @@ def table(inp: Inputs, times: dict[str, list[float]], loads: dict[str, float],
         "but not the databases'.",
     ]
     return "\n".join(lines)
-
-
-def code_state() -> str:
-    """The commit, and whether the engine's files had uncommitted changes."""
-    def git(*args: str) -> str:
-        r = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return r.stdout.rstrip()
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = [ln for ln in git("status", "--porcelain", "--", "geo", "layers", "api")
-             .splitlines() if ln.strip()]
-    names = [ln[3:] for ln in dirty]
-    return f"commit {head}" + (f" + uncommitted changes in {', '.join(names)}" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> None:

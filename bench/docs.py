@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def write_section(path: Path, key: str, heading: str, text: str) -> None:
@@ -18,3 +21,16 @@ def write_section(path: Path, key: str, heading: str, text: str) -> None:
         new = old.rstrip() + f"\n\n## {heading}\n\n" + body + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new, encoding="utf-8")
+
+
+def code_state() -> str:
+    """The commit, and whether the engine's files had uncommitted changes."""
+    def git(*args: str) -> str:
+        r = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return r.stdout.rstrip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = [ln for ln in git("status", "--porcelain", "--", "geo", "layers", "api")
+             .splitlines() if ln.strip()]
+    names = [ln[3:] for ln in dirty]
+    return f"commit {head}" + (f" + uncommitted changes in {', '.join(names)}" if dirty else "")

@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.docs import write_section
+from bench.docs import code_state, write_section
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = Path(tempfile.gettempdir()) / "buque-national"
@@ -229,19 +229,6 @@ def table(rows: list[dict], skipped: list[int], cmdline: str) -> str:
         lines.append("Target (issue 6): not measured (the sizes run stop below 2.6 M natural "
                      "villages).")
     return "\n".join(lines)
-
-
-def code_state() -> str:
-    """The commit, and whether the engine's files had uncommitted changes."""
-    def git(*args: str) -> str:
-        r = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return r.stdout.rstrip()
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = [ln for ln in git("status", "--porcelain", "--", "geo", "layers", "api")
-             .splitlines() if ln.strip()]
-    names = [ln[3:] for ln in dirty]
-    return f"commit {head}" + (f" + uncommitted changes in {', '.join(names)}" if dirty else "")
 
 
 def _mem_gb() -> float:
