@@ -48,10 +48,7 @@ import io
 import json
 import os
 import platform
-import pwd
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -64,6 +61,7 @@ import pandas as pd
 import shapely
 
 from bench.docs import code_state, write_section
+from bench.pgcluster import Cluster, PostgresMissing
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path(tempfile.gettempdir()) / "buque-province"
@@ -170,79 +168,17 @@ def run_buque(inp: Inputs) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------- PostGIS
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+#: this benchmark's cluster settings (on top of bench.pgcluster.BASE_CONF)
+PG_CONF = {"shared_buffers": "1GB", "work_mem": "256MB", "maintenance_work_mem": "512MB",
+           "max_parallel_workers_per_gather": "2"}
 
 
-def _pg_bindir() -> Path:
-    cands = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
-    if cands:
-        return cands[-1].parent
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
-    raise SystemExit("initdb not found: apt-get install -y postgresql-15-postgis-3")
-
-
-class Postgres:
-    """A throwaway PostgreSQL cluster in a temp dir on a free loopback port (as ``postgres``)."""
-
-    def __init__(self) -> None:
-        self.bindir = _pg_bindir()
-        self.root = Path(tempfile.mkdtemp(prefix="enginebench-pg-"))
-        self.data = self.root / "data"
-        self.logfile = self.root / "postgres.log"
-        self.port = _free_port()
-        self.as_root = os.geteuid() == 0
-        self.running = False
-        if self.as_root:  # postgres refuses to run as root
-            pw = pwd.getpwnam("postgres")
-            os.chown(self.root, pw.pw_uid, pw.pw_gid)
-
-    def _run(self, *args: str, timeout: float = 120) -> None:
-        cmd = [str(self.bindir / args[0]), *args[1:]]
-        if self.as_root:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root)
-        if r.returncode:
-            tail = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
-            raise RuntimeError(f"{' '.join(args[:2])} failed:\n{r.stdout}\n{r.stderr}\n{tail}")
-
-    def start(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--encoding=UTF8", "--locale=C")
-        conf = {"listen_addresses": "'127.0.0.1'", "port": str(self.port),
-                "unix_socket_directories": f"'{self.root}'", "fsync": "off",
-                "synchronous_commit": "off", "full_page_writes": "off", "jit": "off",
-                "shared_buffers": "1GB", "work_mem": "256MB", "maintenance_work_mem": "512MB",
-                "max_parallel_workers_per_gather": "2", "logging_collector": "off"}
-        with open(self.data / "postgresql.conf", "a", encoding="utf-8") as f:
-            f.write("\n# bench/compare_engines.py\n"
-                    + "".join(f"{k} = {v}\n" for k, v in conf.items()))
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.logfile), "-w", "-t", "60",
-                  "start")
-        self.running = True
-
-    def stop(self) -> None:
-        if self.running:
-            try:
-                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop")
-            except Exception:  # noqa: BLE001 - last resort: this cluster's own postmaster pid
-                pidfile = self.data / "postmaster.pid"
-                if pidfile.exists():
-                    with contextlib.suppress(ProcessLookupError, ValueError):
-                        os.kill(int(pidfile.read_text().split()[0]), signal.SIGQUIT)
-            self.running = False
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def connect(self):  # noqa: ANN201
-        import psycopg
-
-        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
-                               dbname="postgres", autocommit=True)
+def new_postgres() -> Cluster:
+    """A throwaway cluster for this benchmark (see :mod:`bench.pgcluster`)."""
+    try:
+        return Cluster(conf=PG_CONF, tag="enginebench")
+    except PostgresMissing as e:
+        raise SystemExit(str(e)) from None
 
 
 def _copy(conn, table: str, df: pd.DataFrame, geom_cols: tuple[str, ...]) -> None:  # noqa: ANN001
@@ -268,11 +204,12 @@ class PostGIS:
 
     def __init__(self, inp: Inputs, workers: int = 2) -> None:
         self.inp = inp
-        self.pg = Postgres()
+        self.pg = new_postgres()
         self.workers = max(1, workers)
 
     def load(self) -> None:
         inp = self.inp
+        self.pg.init()
         self.pg.start()
         self.conn = c = self.pg.connect()
         c.execute("CREATE EXTENSION postgis")
@@ -364,7 +301,7 @@ class PostGIS:
         for conn in [getattr(self, "conn", None), *getattr(self, "pool_conns", [])]:
             with contextlib.suppress(Exception):
                 conn.close()
-        self.pg.stop()
+        self.pg.cleanup()
 
 
 # ----------------------------------------------------------------------------------- DuckDB

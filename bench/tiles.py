@@ -38,11 +38,9 @@ import gzip
 import json
 import os
 import platform
-import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +50,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from bench.pgcluster import Cluster, PostgresMissing, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- bench:tiles:begin -->", "<!-- bench:tiles:end -->"
@@ -63,12 +63,6 @@ TILE_CODE = ("api/app.py", "api/routes/tiles.py", "api/store.py", "geo/tiles.py"
 
 
 # ------------------------------------------------------------------------------------- helpers
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs, dtype=float), q)) if xs else float("nan")
@@ -141,89 +135,16 @@ def sample_tiles(lon: np.ndarray, lat: np.ndarray, zooms: list[int], per_zoom: i
 
 # ------------------------------------------------------------------------------------ PostGIS
 
-def pg_bindir() -> Path:
-    cands = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
-    if cands:
-        return cands[-1].parent
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
-    raise SystemExit("initdb not found: apt-get install -y postgresql postgis  (see bench/README.md)")
+#: bench/tiles.py's cluster settings (on top of bench.pgcluster.BASE_CONF)
+PG_CONF = {"shared_buffers": "256MB", "work_mem": "16MB", "max_connections": "50"}
 
 
-class Postgres:
-    """A throwaway PostgreSQL cluster in a temp dir, on a free loopback port."""
-
-    def __init__(self) -> None:
-        self.bindir = pg_bindir()
-        self.root = Path(tempfile.mkdtemp(prefix="tilebench-pg-"))
-        self.data = self.root / "data"
-        self.logfile = self.root / "postgres.log"
-        self.port = free_port()
-        self.as_root = os.geteuid() == 0
-        self.running = False
-        if self.as_root:  # postgres refuses to run as root: hand the dir to the postgres user
-            pw = pwd.getpwnam("postgres")
-            os.chown(self.root, pw.pw_uid, pw.pw_gid)
-
-    def _cmd(self, *args: str) -> list[str]:
-        cmd = [str(self.bindir / args[0]), *args[1:]]
-        return ["runuser", "-u", "postgres", "--", *cmd] if self.as_root else cmd
-
-    def _run(self, *args: str, timeout: float = 120) -> None:
-        r = subprocess.run(self._cmd(*args), capture_output=True, text=True, timeout=timeout,
-                           cwd=self.root)
-        if r.returncode != 0:
-            tail = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
-            raise RuntimeError(f"{' '.join(args[:2])} failed:\n{r.stdout}\n{r.stderr}\n{tail}")
-
-    def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--encoding=UTF8", "--locale=C")
-        conf = {
-            "listen_addresses": "'127.0.0.1'", "port": str(self.port),
-            "unix_socket_directories": f"'{self.root}'",
-            # a throwaway cluster: no durability; JIT off (the usual setting for tile servers:
-            # with it on, PG spends tens of ms compiling each costly low-zoom tile query)
-            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-            "jit": "off", "shared_buffers": "256MB", "work_mem": "16MB",
-            "max_connections": "50", "logging_collector": "off",
-        }
-        with open(self.data / "postgresql.conf", "a", encoding="utf-8") as f:
-            f.write("\n# bench/tiles.py\n" + "".join(f"{k} = {v}\n" for k, v in conf.items()))
-
-    def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.logfile), "-w", "-t", "60",
-                  "start")
-        self.running = True
-
-    def stop(self) -> None:
-        if not self.running:
-            return
-        try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop")
-        except Exception as e:  # noqa: BLE001 - last resort: the postmaster's own pid
-            log(f"pg_ctl stop failed ({e}); sending SIGQUIT to the postmaster")
-            pidfile = self.data / "postmaster.pid"
-            if pidfile.exists():
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pidfile.read_text().split()[0]), signal.SIGQUIT)
-        self.running = False
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def connect(self):  # noqa: ANN201
-        import psycopg
-
-        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
-                               dbname="postgres", autocommit=True)
+def new_postgres() -> Cluster:
+    """A throwaway cluster for this benchmark (see :mod:`bench.pgcluster`)."""
+    try:
+        return Cluster(conf=PG_CONF, tag="tilebench")
+    except PostgresMissing as e:
+        raise SystemExit(str(e)) from None
 
 
 def _sql_type(s) -> str:  # noqa: ANN001
@@ -266,7 +187,7 @@ def copy_table(conn, name: str, props, geoms: np.ndarray, geomtype: str) -> None
     conn.execute(f'VACUUM ANALYZE "{name}"')
 
 
-def load_postgis(pg: Postgres, villages, roads, indicators: list[str]) -> dict[str, int]:  # noqa: ANN001
+def load_postgis(pg: Cluster, villages, roads, indicators: list[str]) -> dict[str, int]:  # noqa: ANN001
     """The villages (reference points) and roads with the properties Buque's tile layers carry."""
     import shapely
 
@@ -713,7 +634,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with sigterm_as_exit():
             # 2. PostGIS
-            pg = Postgres()
+            pg = new_postgres()
             log(f"initdb + start PostgreSQL in {pg.root} on port {pg.port}")
             pg.init()
             pg.start()
