@@ -10,7 +10,9 @@ per UTM zone; nothing loops over villages.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -48,6 +50,7 @@ Progress = Callable[[int, int, str], None]
 _STATUS = np.array(["met", "missing", "unknown"], dtype=object)
 _REASON = np.array(list(REASONS), dtype=object)
 _R = {r: np.int8(i) for i, r in enumerate(REASONS)}
+THREADS = 2  # indicators assessed side by side
 
 
 @dataclass
@@ -95,7 +98,8 @@ def evidence_classes(layers: dict[str, gpd.GeoDataFrame], profile: Profile
 
 def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], profile: Profile,
            progress: Progress | None = None, bands: list[Band] | None = None,
-           classes: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+           classes: dict[str, np.ndarray] | None = None, threads: int = THREADS
+           ) -> pd.DataFrame:
     """Assess every applicable (village, indicator) pair.
 
     ``villages`` needs ``code``, ``level``, ``ref_lon``, ``ref_lat``, geometry (EPSG:4326) and
@@ -104,7 +108,8 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     Returns a long table with :data:`GAP_COLUMNS` and ``_v``, the village's position in
     ``villages`` (for joining back without a lookup by code). ``bands`` fixes the metric CRSs
     (default: chosen from the villages, see :mod:`geo.metric`); ``classes`` are the layers'
-    :func:`evidence_classes` when the caller already has them.
+    :func:`evidence_classes` when the caller already has them. ``threads``: indicators assessed
+    side by side (their numpy, GEOS and k-d tree work releases the GIL).
     """
     n = len(villages)
     lon = villages["ref_lon"].to_numpy(dtype=float)
@@ -118,45 +123,83 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
         classes = evidence_classes(layers, profile)
     results = {i.key: _Result(n) for i in inds}
     total, done = int(sum(m.sum() for m in masks.values())), 0
-    for z in bands if bands is not None else bands_of(lon, lat):
-        ref_p = shapely.points(transform_xy(lonlat[z.members], z.crs))
-        zone_polys: np.ndarray | None = None
-        windows: dict[str, tuple[np.ndarray, FeatureIndex]] = {}
-        graphs: dict[str, RoadGraph] = {}
-        for ind in inds:
-            sel = masks[ind.key][z.members]
-            gidx = z.members[sel]
-            res = results[ind.key]
-            if ind.layer not in layers or len(gidx) == 0:
-                continue
-            graph = None
-            if ind.rule == "within_network_distance":
-                if ind.network_layer not in layers:
-                    continue  # unknown: the road network was not provided
-                if ind.network_layer not in graphs:
-                    roads = layers[ind.network_layer].geometry.to_numpy()
-                    roads = roads[in_lon_range(roads, z.lon_range)]
-                    graphs[ind.network_layer] = RoadGraph.build(project(roads, z.crs))
-                graph = graphs[ind.network_layer]
-            lyr = layers[ind.layer]
-            if ind.layer not in windows:
-                lgeoms = lyr.geometry.to_numpy()
-                win = np.flatnonzero(in_lon_range(lgeoms, z.lon_range))
-                windows[ind.layer] = (win, FeatureIndex(lgeoms[win], z.crs).warm())
-            win, layer_index = windows[ind.layer]
-            polys = None
-            if ind.rule == "inside_village":
-                if zone_polys is None:
-                    zone_polys = project(vgeom[z.members], z.crs)
-                polys = zone_polys[sel]
-            radius = (feature_radius(layers[ind.layer].iloc[win], ind.default_radius_m or 0.0)
-                      if ind.rule == "coverage" else None)
-            _assess_zone(ind, ref_p[sel], is_poly[gidx], polys, layer_index, win,
-                         classes[ind.key][win], radius, res, gidx, graph)
-            done += len(gidx)
-            if progress:
-                progress(done, total, ind.key)
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for z in bands if bands is not None else bands_of(lon, lat):
+            band = _Band(z, layers, shapely.points(transform_xy(lonlat[z.members], z.crs)),
+                         vgeom, is_poly)
+            jobs = {pool.submit(band.assess, ind, masks[ind.key], classes.get(ind.key),
+                                results[ind.key]): ind for ind in inds}
+            for job in as_completed(jobs):  # indicators of a band run side by side
+                done += job.result()
+                if progress:
+                    progress(done, total, jobs[job].key)
     return _to_table(villages, layers, inds, masks, results)
+
+
+class _Band:
+    """One metric band's shared work, built once on first use (thread-safe): the layers'
+    windows and indexes, road graphs, projected village polygons."""
+
+    def __init__(self, z: Band, layers: dict[str, gpd.GeoDataFrame], ref_p: np.ndarray,
+                 vgeom: np.ndarray, is_poly: np.ndarray) -> None:
+        self.z, self.layers, self.ref_p = z, layers, ref_p
+        self.vgeom, self.is_poly = vgeom, is_poly
+        self._cache: dict[tuple[str, str], object] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def _once(self, key: tuple[str, str], build: Callable[[], object]) -> object:
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._cache:
+                self._cache[key] = build()
+            return self._cache[key]
+
+    def window(self, layer: str) -> tuple[np.ndarray, FeatureIndex]:
+        def build() -> tuple[np.ndarray, FeatureIndex]:
+            lgeoms = self.layers[layer].geometry.to_numpy()
+            win = np.flatnonzero(in_lon_range(lgeoms, self.z.lon_range))
+            return win, FeatureIndex(lgeoms[win], self.z.crs).warm()
+        return self._once(("window", layer), build)  # type: ignore[return-value]
+
+    def graph(self, layer: str) -> RoadGraph:
+        def build() -> RoadGraph:
+            roads = self.layers[layer].geometry.to_numpy()
+            roads = roads[in_lon_range(roads, self.z.lon_range)]
+            return RoadGraph.build(project(roads, self.z.crs))
+        return self._once(("graph", layer), build)  # type: ignore[return-value]
+
+    def polygons(self, sel: np.ndarray) -> np.ndarray:
+        """The band's selected villages' polygons, projected (None for point villages)."""
+        members = self.z.members
+        poly = self.is_poly[members]
+        allp = self._once(("polygons", ""), lambda: np.full(len(members), None, dtype=object))
+        with self._lock:  # project the ones not yet projected
+            todo = sel & poly & np.equal(allp, None)
+            allp[todo] = project(self.vgeom[members[todo]], self.z.crs)  # type: ignore[index]
+        return allp[sel]  # type: ignore[index]
+
+    def assess(self, ind: Indicator, mask: np.ndarray, cls: np.ndarray | None, res: _Result
+               ) -> int:
+        """Assess one indicator's villages in this band; returns how many."""
+        z = self.z
+        sel = mask[z.members]
+        gidx = z.members[sel]
+        if ind.layer not in self.layers or len(gidx) == 0 or cls is None:
+            return len(gidx)
+        graph = None
+        if ind.rule == "within_network_distance":
+            if ind.network_layer not in self.layers:
+                return len(gidx)  # unknown: the road network was not provided
+            graph = self.graph(ind.network_layer)
+        win, layer_index = self.window(ind.layer)
+        polys = self.polygons(sel) if ind.rule == "inside_village" else None
+        radius = (feature_radius(self.layers[ind.layer].iloc[win], ind.default_radius_m or 0.0)
+                  if ind.rule == "coverage" else None)
+        _assess_zone(ind, self.ref_p[sel], self.is_poly[gidx], polys, layer_index, win,
+                     cls[win], radius, res, gidx, graph)
+        return len(gidx)
 
 
 def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np.ndarray | None,
@@ -247,26 +290,47 @@ def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np
 
 def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds: list[Indicator],
               masks: dict[str, np.ndarray], results: dict[str, _Result]) -> pd.DataFrame:
-    codes = villages["code"].to_numpy(dtype=object, na_value=None)
-    level = villages["level"].to_numpy(dtype=object)
-    parts = []
+    """The long table: text columns are taken from small string arrays by position (no per-row
+    string conversion)."""
+    # every evidence id once: the layers' ids one after another, then a null for "none"
+    offset: dict[str, int] = {}
+    pools = []
     for ind in inds:
-        rows = np.flatnonzero(masks[ind.key])
+        if ind.layer in layers and ind.layer not in offset:
+            offset[ind.layer] = sum(len(p) for p in pools)
+            pools.append(layers[ind.layer]["id"].astype("string").array)
+    null_id = sum(len(p) for p in pools)
+    id_pool = _strings(pd.concat([pd.Series(p) for p in [*pools, [pd.NA]]], ignore_index=True))
+    rows, ind_no, cols = [], [], {k: [] for k in ("status", "reason", "dist", "evid", "cand",
+                                                  "cand_dist", "net")}
+    for n, ind in enumerate(inds):
+        r = np.flatnonzero(masks[ind.key])
         res = results[ind.key]
-        ids = (layers[ind.layer]["id"].to_numpy(dtype=object, na_value=None)
-               if ind.layer in layers else np.array([None], dtype=object))
-        ids = np.append(ids, None)  # index -1 -> None
+        off = offset.get(ind.layer, 0)
+        rows.append(r)
+        ind_no.append(np.full(len(r), n, dtype=np.int64))
+        for k in cols:
+            val = getattr(res, k)[r]
+            if k in ("evid", "cand"):
+                val = np.where(val >= 0, val + off, null_id)
+            cols[k].append(val)
+    if not rows:
+        return pd.DataFrame(columns=[*GAP_COLUMNS, "_v"])
+    v = np.concatenate(rows)
+    c = {k: np.concatenate(x) for k, x in cols.items()}
+    return pd.DataFrame({
+        "village_code": _strings(villages["code"]).take(v),
+        "level": _strings(villages["level"]).take(v),
+        "indicator": _strings([i.key for i in inds]).take(np.concatenate(ind_no)),
+        "status": _strings(_STATUS).take(c["status"]),
+        "distance_m": c["dist"],
+        "evidence_id": id_pool.take(c["evid"]),
+        "candidate_id": id_pool.take(c["cand"]),
+        "candidate_distance_m": c["cand_dist"],
+        "network_m": c["net"],
+        "reason": _strings(_REASON).take(c["reason"]),
+        "_v": v})
 
-        parts.append(pd.DataFrame({
-            "village_code": codes[rows], "level": level[rows], "indicator": ind.key,
-            "status": _STATUS[res.status[rows]], "distance_m": res.dist[rows],
-            "evidence_id": ids[res.evid[rows]], "candidate_id": ids[res.cand[rows]],
-            "candidate_distance_m": res.cand_dist[rows], "network_m": res.net[rows],
-            "reason": _REASON[res.reason[rows]],
-            "_v": rows}))
-    out = (pd.concat(parts, ignore_index=True) if parts
-           else pd.DataFrame(columns=[*GAP_COLUMNS, "_v"]))
-    for c in ("village_code", "level", "indicator", "status", "evidence_id", "candidate_id",
-              "reason"):
-        out[c] = out[c].astype("string")
-    return out[[*GAP_COLUMNS, "_v"]]
+
+def _strings(values) -> pd.api.extensions.ExtensionArray:  # noqa: ANN001
+    return pd.array(values, dtype="string")

@@ -225,7 +225,18 @@ class _Segments:
         """Segments of the features marked in ``keep``, owners renumbered to the subset."""
         m = keep[self.owner]
         rank = np.cumsum(keep) - 1
-        return _Segments(self.a[m], self.b[m], rank[self.owner[m]])
+        new = _Segments(self.a[m], self.b[m], rank[self.owner[m]])
+        if "_packed" in self.__dict__:
+            new.__dict__["_packed"] = self._packed[m]
+        return new
+
+    @cached_property
+    def _packed(self) -> np.ndarray:
+        """Per segment: start x, y, direction x, y and 1 / squared length (0 if degenerate)."""
+        ab = self.b - self.a
+        den = np.einsum("ij,ij->i", ab, ab)
+        inv = np.divide(1.0, den, out=np.zeros_like(den), where=den > 0)
+        return np.column_stack([self.a, ab, inv])
 
     @cached_property
     def kd(self) -> cKDTree:
@@ -264,13 +275,13 @@ class _Segments:
         dm, j = dm.reshape(n, k), j.reshape(n, k)
         valid = np.isfinite(dm)
         jj = np.where(valid, j, 0)
-        a = self.a[jj]
-        ab = self.b[jj] - a
-        ap = xy[:, None, :] - a
-        den = np.einsum("ijk,ijk->ij", ab, ab)
-        t = np.clip(np.einsum("ijk,ijk->ij", ap, ab) / np.where(den > 0, den, 1), 0, 1)
-        diff = ap - t[..., None] * ab
-        d = np.where(valid, np.hypot(diff[..., 0], diff[..., 1]), np.inf)
+        g = self._packed[jj]  # (n, k, 5): one gather for all candidate segments
+        px = xy[:, 0, None] - g[..., 0]
+        py = xy[:, 1, None] - g[..., 1]
+        t = np.clip((px * g[..., 2] + py * g[..., 3]) * g[..., 4], 0, 1)
+        px -= t * g[..., 2]
+        py -= t * g[..., 3]
+        d = np.where(valid, np.sqrt(px * px + py * py), np.inf)
         owner = np.where(valid, self.owner[jj], big)
         best = d.min(axis=1)
         # ties: the lowest owner among the candidates at the best distance
@@ -307,13 +318,16 @@ def split_segments(a: np.ndarray, b: np.ndarray, max_len: float
 
 
 def _point_segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise distance from points ``p`` to segments ``a``-``b`` (all (N, 2))."""
+    """Row-wise distance from points ``p`` to segments ``a``-``b`` (all (N, 2)); the same
+    arithmetic as :meth:`_Segments._candidates`."""
     ab = b - a
-    ap = p - a
     den = np.einsum("ij,ij->i", ab, ab)
-    t = np.clip(np.einsum("ij,ij->i", ap, ab) / np.where(den > 0, den, 1), 0, 1)
-    diff = ap - t[:, None] * ab
-    return np.hypot(diff[:, 0], diff[:, 1])
+    inv = np.divide(1.0, den, out=np.zeros_like(den), where=den > 0)
+    px, py = p[:, 0] - a[:, 0], p[:, 1] - a[:, 1]
+    t = np.clip((px * ab[:, 0] + py * ab[:, 1]) * inv, 0, 1)
+    px -= t * ab[:, 0]
+    py -= t * ab[:, 1]
+    return np.sqrt(px * px + py * py)
 
 
 def _kd_nearest(kd: cKDTree, xy: np.ndarray, max_distance: float | None

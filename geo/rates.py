@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from geo.columns import codes
 from layers.profile import Profile
 
 SUMMARY_COLUMNS = ["scope", "county", "township", "indicator", "assessed", "met", "missing", "unknown",
@@ -22,9 +23,8 @@ def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.
     """
     pos = gaps["_v"].to_numpy()
     keys = list(profile.indicators)
-    ind = pd.Categorical(gaps["indicator"].to_numpy(dtype=object), categories=keys).codes
-    status = pd.Categorical(gaps["status"].to_numpy(dtype=object),
-                            categories=["met", "missing", "unknown"]).codes
+    ind = codes(gaps["indicator"], keys)
+    status = codes(gaps["status"], ["met", "missing", "unknown"])
     # places per village (not per gap row): county and township codes, then their pairs
     cc, cnames = pd.factorize(villages["county"].astype("string").fillna(UNASSIGNED), sort=True)
     tc, tnames = pd.factorize(villages["township"].astype("string").fillna(UNASSIGNED), sort=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from geo.columns import codes, equals, strings
 from layers.profile import Profile, Remedy
 
 PROJECT_COLUMNS = ["rank", "priority", "village_code", "name", "level", "county", "township",
@@ -45,42 +46,51 @@ def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd
     profile defines an upgrade (e.g. a clinic to standardize), else ``build``. Quantities from
     distance use the straight-line distance to the nearest qualifying feature; where none
     exists the profile's ``default_quantity`` is used and ``quantity_basis`` says so.
+    Columns are gathered by position (no per-row text conversion).
     """
-    miss = gaps[gaps["status"] == "missing"].reset_index(drop=True)
-    parts = []
-    for key, ind in profile.indicators.items():
-        g = miss[miss["indicator"] == key]
-        if g.empty:
-            continue
-        attrs = villages.iloc[g["_v"].to_numpy()]
-        up = (g["reason"] == "non_qualifying_nearby").to_numpy(dtype=bool) & (ind.upgrade is not None)
-        dist = g["distance_m"].to_numpy(dtype=float, na_value=np.nan)
-        hh = attrs["households"].to_numpy(dtype=float, na_value=np.nan)
-        frames = []
-        for action, rem, sel in (("build", ind.remedy, ~up), ("upgrade", ind.upgrade, up)):
+    missing = equals(gaps["status"], "missing")
+    ind_code = codes(gaps["indicator"], list(profile.indicators))
+    nonq = equals(gaps["reason"], "non_qualifying_nearby")
+    vpos = gaps["_v"].to_numpy()
+    dist = gaps["distance_m"].to_numpy(dtype=float, na_value=np.nan)
+    hh = villages["households"].to_numpy(dtype=float, na_value=np.nan)
+    rows, jobs, qty, basis = [], [], [], []
+    job_rows = []  # per (indicator, action): indicator, action, item, unit, unit cost, deadline
+    for n, (key, ind) in enumerate(profile.indicators.items()):
+        here = missing & (ind_code == n)
+        up = nonq & (ind.upgrade is not None)
+        for action, rem, sel in (("build", ind.remedy, here & ~up), ("upgrade", ind.upgrade, here & up)):
             if rem is None or not sel.any():
                 continue
-            q, basis = _quantity(rem, dist[sel], hh[sel])
-            a = attrs[sel]
-            frames.append(pd.DataFrame({
-                "village_code": g["village_code"].to_numpy()[sel], "name": a["name"].to_numpy(),
-                "level": g["level"].to_numpy()[sel], "county": a["county"].to_numpy(),
-                "township": a["township"].to_numpy(), "poor": a["poor"].to_numpy(),
-                "exit_year": a["exit_year"].to_numpy(), "population": a["population"].to_numpy(),
-                "households": a["households"].to_numpy(), "indicator": key, "action": action,
-                "item": rem.item, "unit": rem.unit, "quantity": q, "quantity_basis": basis,
-                "unit_cost": rem.unit_cost, "cost": np.round(q * rem.unit_cost, 2),
-                "distance_m": dist[sel], "deadline": ind.deadline.isoformat(),
-                "priority": priority(a)}))
-        parts.extend(frames)
-    if not parts:
+            gi = np.flatnonzero(sel)
+            q, b = _quantity(rem, dist[gi], hh[vpos[gi]])
+            rows.append(gi)
+            jobs.append(np.full(len(gi), len(job_rows)))
+            qty.append(q)
+            basis.append(b)
+            job_rows.append((key, action, rem.item, rem.unit, rem.unit_cost,
+                             ind.deadline.isoformat()))
+    if not rows:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in PROJECT_COLUMNS})
-    out = pd.concat(parts, ignore_index=True)
+    gi, job, q = np.concatenate(rows), np.concatenate(jobs), np.concatenate(qty)
+    v = vpos[gi]
+    spec = pd.DataFrame(job_rows, columns=["indicator", "action", "item", "unit", "unit_cost",
+                                           "deadline"])
+    unit_cost = spec["unit_cost"].to_numpy(dtype=float)[job]
+    out = pd.DataFrame({
+        "village_code": gaps["village_code"].array.take(gi),
+        "name": villages["name"].array.take(v), "level": gaps["level"].array.take(gi),
+        "county": villages["county"].array.take(v), "township": villages["township"].array.take(v),
+        "poor": villages["poor"].astype("boolean").array.take(v),
+        "exit_year": villages["exit_year"].astype("Int64").array.take(v),
+        "population": villages["population"].astype("Int64").array.take(v),
+        "households": villages["households"].astype("Int64").array.take(v),
+        **{c: strings(spec[c]).take(job) for c in ("indicator", "action", "item", "unit")},
+        "quantity": q, "quantity_basis": strings(np.concatenate(basis)),
+        "unit_cost": unit_cost, "cost": np.round(q * unit_cost, 2),
+        "distance_m": dist[gi], "deadline": strings(spec["deadline"]).take(job),
+        "priority": priority(villages)[v]})
     out = out.sort_values(["priority", "exit_year", "county", "township", "village_code",
                            "indicator"], na_position="last", kind="stable").reset_index(drop=True)
     out["rank"] = np.arange(1, len(out) + 1)
-    for c in ("poor",):
-        out[c] = out[c].astype("boolean")
-    for c in ("exit_year", "population", "households"):
-        out[c] = out[c].astype("Int64")
     return out[PROJECT_COLUMNS]

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from geo.archive import RunTables, hash_input, sha256_file, write_run
-from geo.gaps import assess, evidence_classes
+from geo.columns import codes, strings
+from geo.gaps import STATUSES, assess, evidence_classes
 from geo.metric import bands_of
 from geo.rates import summary
 from geo.remedies import remedies
@@ -147,26 +148,27 @@ def village_table(v: gpd.GeoDataFrame, gaps: pd.DataFrame, profile: Profile) -> 
     n = len(v)
     out = v.drop(columns=["_layer", ROW, FILE]).reset_index(drop=True)
     pos = gaps["_v"].to_numpy()
-    ind = gaps["indicator"].to_numpy()
-    status = gaps["status"].to_numpy(dtype=object, na_value=None)
+    keys = list(profile.indicators)
+    ind = codes(gaps["indicator"], keys)
+    status = codes(gaps["status"], STATUSES)
     dist = gaps["distance_m"].to_numpy(dtype=float, na_value=np.nan)
     bits = np.zeros(n, dtype=np.int64)
-    keys = list(profile.indicators)
+    names = strings([*STATUSES, None])  # code -1 (not assessed): null
     for j, k in enumerate(keys):
-        sel = ind == k
-        st = np.full(n, None, dtype=object)
+        sel = ind == j
+        st = np.full(n, -1, dtype=np.int64)
         st[pos[sel]] = status[sel]
         d = np.full(n, np.nan)
         d[pos[sel]] = dist[sel]
-        out[k] = pd.array(st, dtype="string")
+        out[k] = names.take(st)
         out[f"{k}_distance_m"] = d
-        bits |= (st == "missing").astype(np.int64) << j
+        bits |= (st == STATUSES.index("missing")).astype(np.int64) << j
     # ``missing``: comma-joined keys, one string per distinct combination (no loop over villages)
     combos, inverse = np.unique(bits, return_inverse=True)
     text = np.array([",".join(k for j, k in enumerate(keys) if c >> j & 1) for c in combos],
                     dtype=object)
     out["n_missing"] = np.array([int(c).bit_count() for c in combos], dtype=np.int64)[inverse]
-    out["missing"] = pd.array(text[inverse], dtype="string")
+    out["missing"] = strings(text).take(inverse)
     return gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
 
 

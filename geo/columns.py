@@ -1,0 +1,31 @@
+"""Column helpers that stay in Arrow: no round trips of text columns through Python objects.
+
+pandas 3 keeps text in Arrow-backed string arrays; converting them to object arrays (``to_numpy``)
+and back is what made the table steps slow. These helpers code and gather text by position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def strings(values: object) -> pd.api.extensions.ExtensionArray:
+    """A pandas ``string`` array of ``values`` (a sequence, array or Series)."""
+    return pd.array(values, dtype="string")
+
+
+def codes(column: pd.Series, categories: Sequence[str]) -> np.ndarray:
+    """Position of each value of a text column in ``categories`` (-1: null or not listed)."""
+    arr = pa.array(column.astype("string").array)
+    out = pc.index_in(arr, value_set=pa.array(list(categories), pa.large_string()))
+    return pc.fill_null(out, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def equals(column: pd.Series, value: str) -> np.ndarray:
+    """Boolean mask of ``column == value`` (null: False)."""
+    return (column == value).to_numpy(dtype=bool, na_value=False)
