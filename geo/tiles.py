@@ -153,6 +153,67 @@ class TileLayer:
         return encode_layer(self.name, geoms, self._table, ids=idx, extent=EXTENT, rows=idx)
 
 
+def draw_minzoom(layer: TileLayer) -> np.ndarray:
+    """Per feature, the zoom from which :meth:`TileLayer.select` draws it (``maxzoom + 1``:
+    never), for tile servers that filter ``minzoom <= z`` instead of thinning per tile.
+
+    A feature counts as drawn at a zoom when it is selected in its home tile (the tile of its
+    bounding box's centre); its minzoom is the lowest zoom from which it is drawn at every zoom
+    up to ``maxzoom``. Only tiles where thinning can happen (more points than a quarter of
+    :data:`MAX_FEATURES` in the tile and its neighbours, more than :data:`LINE_BUDGET` lines up
+    to :data:`LOW_ZOOM`, more than :data:`MAX_FEATURES` features) are rendered, one
+    ``select`` per such tile; elsewhere only the size rule applies, computed in closed form.
+    Tiles are nested and their buffer shrinks with zoom, so once no tile of a zoom can thin, no
+    tile of a higher zoom can either.
+    """
+    n = len(layer.geoms)
+    out = np.full(n, layer.minzoom, dtype=np.int64)
+    if n == 0:
+        return out
+    b = shapely.bounds(layer.geoms)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    pts = layer._is_point
+    # the size rule: visible from the zoom where the feature spans MIN_SIZE_PX pixels
+    with np.errstate(divide="ignore"):
+        need = np.ceil(np.log2(MIN_SIZE_PX * 2 * WEB_MERCATOR_HALF / (256 * layer._size)) - 1e-9)
+    need = np.where(pts | ~np.isfinite(need), 0, np.clip(need, 0, 99)).astype(np.int64)
+    for z in range(layer.minzoom, layer.maxzoom + 1):
+        side = 2 * WEB_MERCATOR_HALF / (1 << z)
+        tx = np.clip(np.floor((cx + WEB_MERCATOR_HALF) / side), 0, (1 << z) - 1).astype(np.int64)
+        ty = np.clip(np.floor((WEB_MERCATOR_HALF - cy) / side), 0, (1 << z) - 1).astype(np.int64)
+        key = tx * (1 << z) + ty
+        ukey, inv = np.unique(key, return_inverse=True)
+        ux, uy = ukey // (1 << z), ukey % (1 << z)
+
+        def around(counts: np.ndarray, ux: np.ndarray = ux, uy: np.ndarray = uy,
+                   ukey: np.ndarray = ukey, z: int = z) -> np.ndarray:
+            """Per home tile, the count over it and its 8 neighbours."""
+            total = np.zeros(len(ukey), dtype=np.int64)
+            for dx in (-1, 0, 1):
+                for dy in (-1, 0, 1):
+                    k = (ux + dx) * (1 << z) + (uy + dy)
+                    at = np.clip(np.searchsorted(ukey, k), 0, len(ukey) - 1)
+                    total += np.where(ukey[at] == k, counts[at], 0)
+            return total
+
+        n_pts = around(np.bincount(inv, weights=pts, minlength=len(ukey)).astype(np.int64))
+        n_all = around(np.bincount(inv, minlength=len(ukey)))
+        dense = (n_pts > MAX_FEATURES // 4) | (n_all > MAX_FEATURES)
+        if z <= LOW_ZOOM:
+            dense |= (n_all - n_pts) > 0
+        drawn = need <= z
+        order = np.argsort(inv, kind="stable")
+        starts = np.searchsorted(inv[order], np.arange(len(ukey) + 1))
+        for t in np.flatnonzero(dense):  # one render per dense tile, not per feature
+            members = order[starts[t]:starts[t + 1]]
+            idx, _ = layer.select(z, int(ux[t]), int(uy[t]))
+            drawn[members] &= np.isin(members, idx)
+        out[~drawn] = z + 1
+        if not dense.any() and z > LOW_ZOOM:
+            break
+    return np.maximum(out, np.minimum(need, layer.maxzoom + 1))
+
+
 def _encode_generic(name: str, geoms: np.ndarray, props: pd.DataFrame, idx: np.ndarray) -> bytes:
     """Polygons and mixed layers go through ``mapbox_vector_tile`` (winding order, rings)."""
     feats = [{"geometry": g, "properties": p, "id": int(i)}
