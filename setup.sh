@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-SYSTEM_PACKAGES=(chromium fonts-noto-cjk poppler-utils nodejs npm)
+# postgresql + postgresql-15-postgis-3 (Debian 12's names): the PostGIS store's tests start a
+# throwaway cluster with them (bench/pgcluster.py); the tile and engine benchmarks use them too
+SYSTEM_PACKAGES=(chromium fonts-noto-cjk poppler-utils nodejs npm postgresql postgresql-15-postgis-3)
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   missing=()

@@ -22,7 +22,7 @@ from api.openapi import build_openapi
 from api.routes import exports, features, ogc, projects, runs, summary, tiles
 from api.routes import map as map_routes
 from api.settings import Settings
-from api.store import RunStore
+from api.store import open_store
 
 log = logging.getLogger("buque.api")
 
@@ -59,15 +59,15 @@ def _mount_docs(app: FastAPI, path: str) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """An ASGI app serving the run (or the folder of runs) at ``settings.data``."""
+    """An ASGI app serving the run (or the folder of runs) at ``settings.data``, or the runs
+    published into PostGIS at ``settings.postgres``."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if getattr(app.state, "store", None) is None:
-            app.state.store = await anyio.to_thread.run_sync(
-                lambda: RunStore(settings.data, preload=settings.preload))
-            log.info("serving %d run(s) from %s", len(app.state.store.ids), settings.data)
+            app.state.store = await anyio.to_thread.run_sync(lambda: open_store(settings))
+            log.info("serving %d run(s) from %s", len(app.state.store.ids), app.state.store.label)
         store = app.state.store
         if store.newest is not None:  # the newest run's tile layers are built once, here
             cache = tiles.cache_of_app(app)
@@ -76,7 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # millions of objects (full collections took 0.1-0.3 s each, stalling requests)
         gc.collect()
         gc.freeze()
-        yield
+        try:
+            yield
+        finally:
+            store.close()
 
     offline_docs = _swagger_ui_path()
     app = FastAPI(

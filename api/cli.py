@@ -146,27 +146,87 @@ def demo(
         _serve(data, host, port)
 
 
-def _serve(data: Path, host: str, port: int) -> None:
+def _serve(data: Path | None, host: str, port: int, postgres: str | None = None,
+           schema: str = "buque") -> None:
     import uvicorn
 
     from api.app import create_app
     from api.settings import Settings
 
-    Console().print(f"serving {data} on http://{host}:{port}  (API docs /docs, map /map; "
+    settings = Settings(data=data) if postgres is None else Settings(postgres=postgres,
+                                                                     pg_schema=schema)
+    app = create_app(settings)
+    where = str(data)
+    if postgres is not None:  # open the store here: a bad DSN is a one-line error, not a trace
+        from api.pgstore import PgRunStore, PgStoreError
+
+        try:
+            app.state.store = PgRunStore(postgres, schema, preload=settings.preload)
+        except PgStoreError as e:
+            _fail(e)
+        where = app.state.store.label
+    Console().print(f"serving {where} on http://{host}:{port}  (API docs /docs, map /map; "
                     "Ctrl-C stops)")
-    uvicorn.run(create_app(Settings(data=data)), host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+PgOption = Annotated[str | None, typer.Option(
+    "--postgres", help="A PostgreSQL/PostGIS database (libpq DSN or postgresql:// URL).")]
+SchemaOption = Annotated[str, typer.Option("--schema", help="The schema holding Buque's tables.")]
 
 
 @app.command()
 def serve(
-    data: Annotated[Path, typer.Argument(help="A run directory or a folder of runs.")],
+    data: Annotated[Path | None, typer.Argument(
+        help="A run directory or a folder of runs (not with --postgres).")] = None,
     host: str = "127.0.0.1",
     port: int = 8000,
+    postgres: PgOption = None,
+    schema: SchemaOption = "buque",
 ) -> None:
-    """Serve the API (OGC API - Features) and the gap map for a run or a folder of runs."""
+    """Serve the API (OGC API - Features) and the gap map for a run or a folder of runs, or for
+    the runs published into PostGIS (--postgres)."""
+    if postgres is not None:
+        if data is not None:
+            _fail(typer.BadParameter("give either DIR or --postgres, not both"))
+        _serve(None, host, port, postgres=postgres, schema=schema)
+        return
+    if data is None:
+        _fail(typer.BadParameter("give a run directory or folder of runs (or --postgres DSN)"))
     if not data.exists():
         _fail(FileNotFoundError(f"{data}: no such run or folder"))
     _serve(data, host, port)
+
+
+@app.command()
+def publish(
+    run: Annotated[Path, typer.Argument(help="A run directory (written by buque run).")],
+    postgres: Annotated[str, typer.Option(
+        "--postgres", help="The PostgreSQL/PostGIS database (libpq DSN or postgresql:// URL).")],
+    schema: SchemaOption = "buque",
+) -> None:
+    """Load a run into PostGIS (GiST-indexed), replacing an earlier copy of the same run in one
+    transaction; serve it with buque serve --postgres."""
+    from api.pgstore import PgStoreError
+    from api.pgstore import publish as publish_run
+    from geo.archive import is_run
+
+    if not is_run(run):
+        _fail(FileNotFoundError(f"{run}: not a Buque run (no manifest.json)"))
+    t0 = time.perf_counter()
+    with console.status("publishing", spinner="dots") as status:
+        def step(msg: str) -> None:
+            console.log(msg)
+            status.update(msg)
+
+        try:
+            out = publish_run(run, postgres, schema=schema, step=step)
+        except PgStoreError as e:
+            _fail(e)
+    rows = sum(out["rows"].values())
+    console.log(f"published run [bold]{out['run_id']}[/] into schema {out['schema']} "
+                f"(PostGIS {out['postgis']}): {len(out['rows'])} tables, {rows:,} rows in "
+                f"{time.perf_counter() - t0:.2f} s")
 
 
 @standards_app.command("list")

@@ -12,7 +12,7 @@ from fastapi import Depends, Query, Request
 from api.encoders import CSV, GEOJSON, JSON, XLSX
 from api.problems import Problem
 from api.settings import Role, Settings
-from api.store import RunStore, ServedRun, UnknownRun
+from api.store import RunStoreBase, ServedRun, UnknownRun, open_store
 
 _store_lock = threading.Lock()
 LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
@@ -22,15 +22,14 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> RunStore:
+def get_store(request: Request) -> RunStoreBase:
     """The store the lifespan loaded; loaded here on first use when no lifespan ran."""
     store = getattr(request.app.state, "store", None)
     if store is None:
         with _store_lock:
             store = getattr(request.app.state, "store", None)
             if store is None:
-                s = get_settings(request)
-                store = RunStore(s.data, preload=s.preload)
+                store = open_store(get_settings(request))
                 request.app.state.store = store
     return store
 
@@ -87,9 +86,9 @@ RunParam = Annotated[str | None, Query(
     description="Run id (see `/runs`); the newest run when absent.", max_length=100)]
 
 
-def unknown_run(store: RunStore, run_id: str | None) -> Problem:
+def unknown_run(store: RunStoreBase, run_id: str | None) -> Problem:
     if run_id is None:
-        return Problem(404, f"no runs in {store.data.name or store.data}", kind="no-run")
+        return Problem(404, f"no runs in {store.label}", kind="no-run")
     shown = ", ".join(store.ids[-20:])
     return Problem(404, f"no run {run_id!r}; known runs: {shown or 'none'}", kind="unknown-run")
 

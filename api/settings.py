@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BUQUE_", extra="ignore")
 
     data: Path = Field(default=Path("buque-data"), description="A run directory or a folder of runs.")
+    postgres: str | None = Field(default=None, description="Serve the runs published into this "
+                                 "PostgreSQL/PostGIS database (a libpq DSN or URL) instead of "
+                                 "`data`; see `buque publish`.")
+    pg_schema: str = Field(default="buque", description="The schema `buque publish` loaded the "
+                           "runs into.")
     api_keys: dict[str, Role] = Field(default_factory=dict,
                                       description="API key -> role (viewer | office).")
     open_loopback: bool = Field(default=False, description="With api_keys set, let requests from "

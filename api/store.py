@@ -31,13 +31,27 @@ class UnknownRun(KeyError):
 
 @dataclass
 class ServedRun:
-    """A loaded run and its encoders."""
+    """A loaded run and its encoders.
+
+    ``tiles`` is a tile source that renders the run's gap-map tiles itself (the PostGIS store's
+    :class:`api.pgstore.PgTiles`); ``None`` means in-process tiles from :mod:`geo.tiles`.
+    ``origin`` says where the run was loaded from (``files`` or ``postgres``).
+    """
 
     data: RunData
     villages: FeatureTable
     projects: RowTable
+    tiles: Any = None
+    origin: str = "files"
     _inputs: dict[str, tuple[FeatureTable, STRtree]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def of(cls, data: RunData, **kw: Any) -> ServedRun:
+        """A run with the encoders of its villages and remedy list."""
+        return cls(data=data, projects=RowTable(data.projects),
+                   villages=FeatureTable(data.index.properties, data.index.geometry,
+                                         id_column="code"), **kw)
 
     @property
     def run_id(self) -> str:
@@ -57,47 +71,42 @@ class ServedRun:
         return self.input_layer(kind)[0]
 
 
-class RunStore:
-    """Runs of a folder (or one run), oldest first; the newest is served by default."""
+class RunStoreBase:
+    """Runs by id, oldest first; the newest is served by default. Subclasses load one run
+    (:meth:`_load`): :class:`RunStore` from run archives, :class:`api.pgstore.PgRunStore` from
+    PostGIS. Loaded runs are kept; diffs between two runs are cached."""
 
-    def __init__(self, data: Path, preload: str = "newest") -> None:
-        data = Path(data)
-        if not data.exists():
-            raise FileNotFoundError(f"{data}: no such run or folder")
-        self.data = data
-        self.paths: OrderedDict[str, Path] = OrderedDict()
-        self.manifests: dict[str, dict[str, Any]] = {}
-        for p in list_runs(data):
-            m = read_manifest(p)
-            rid = str(m.get("run_id") or p.name)
-            if rid in self.paths:
-                log.warning("%s: run id %s already served from %s; skipped", p, rid, self.paths[rid])
-                continue
-            self.paths[rid] = p
-            self.manifests[rid] = m
+    def __init__(self, label: str, manifests: dict[str, dict[str, Any]]) -> None:
+        self.label = label
+        self.manifests = manifests
         self._runs: dict[str, ServedRun] = {}
-        self._locks = {rid: threading.Lock() for rid in self.paths}
+        self._locks = {rid: threading.Lock() for rid in manifests}
         self._diffs: OrderedDict[tuple[str, str], pd.DataFrame] = OrderedDict()
         self._diff_lock = threading.Lock()
-        for rid in (list(self.paths) if preload == "all" else list(self.paths)[-1:]):
+
+    def _preload(self, preload: str) -> None:
+        for rid in (self.ids if preload == "all" else self.ids[-1:]):
             self.get(rid)
+
+    def _load(self, rid: str) -> ServedRun:
+        raise NotImplementedError
 
     @property
     def ids(self) -> list[str]:
-        return list(self.paths)
+        return list(self.manifests)
 
     @property
     def newest(self) -> str | None:
-        return next(reversed(self.paths), None)
+        return next(reversed(self.manifests), None)
 
     def resolve(self, run_id: str | None) -> str:
-        if run_id == "latest" and "latest" not in self.paths:
+        if run_id == "latest" and "latest" not in self.manifests:
             run_id = None
         if run_id is None:
             if self.newest is None:
-                raise UnknownRun(f"{self.data.name or self.data}: no runs to serve")
+                raise UnknownRun(f"{self.label}: no runs to serve")
             return self.newest
-        if run_id not in self.paths:
+        if run_id not in self.manifests:
             raise UnknownRun(run_id)
         return run_id
 
@@ -108,13 +117,8 @@ class RunStore:
             return run
         with self._locks[rid]:
             if rid not in self._runs:
-                data = load_run_data(self.paths[rid])
-                data.run_id = rid
-                self._runs[rid] = ServedRun(
-                    data=data, projects=RowTable(data.projects),
-                    villages=FeatureTable(data.index.properties, data.index.geometry,
-                                          id_column="code"))
-                log.info("loaded run %s (%d villages)", rid, data.index.n)
+                self._runs[rid] = self._load(rid)
+                log.info("loaded run %s (%d villages)", rid, self._runs[rid].data.index.n)
             return self._runs[rid]
 
     def diff(self, a: str, b: str) -> pd.DataFrame:
@@ -129,3 +133,42 @@ class RunStore:
             while len(self._diffs) > DIFF_CACHE:
                 self._diffs.popitem(last=False)
         return d
+
+    def close(self) -> None:
+        """Release what the store holds open (database connections)."""
+
+
+class RunStore(RunStoreBase):
+    """Runs of a folder (or one run) of run archives."""
+
+    def __init__(self, data: Path, preload: str = "newest") -> None:
+        data = Path(data)
+        if not data.exists():
+            raise FileNotFoundError(f"{data}: no such run or folder")
+        self.data = data
+        self.paths: OrderedDict[str, Path] = OrderedDict()
+        manifests: dict[str, dict[str, Any]] = {}
+        for p in list_runs(data):
+            m = read_manifest(p)
+            rid = str(m.get("run_id") or p.name)
+            if rid in self.paths:
+                log.warning("%s: run id %s already served from %s; skipped", p, rid, self.paths[rid])
+                continue
+            self.paths[rid] = p
+            manifests[rid] = m
+        super().__init__(label=data.name or str(data), manifests=manifests)
+        self._preload(preload)
+
+    def _load(self, rid: str) -> ServedRun:
+        data = load_run_data(self.paths[rid])
+        data.run_id = rid
+        return ServedRun.of(data)
+
+
+def open_store(settings: Any) -> RunStoreBase:
+    """The store the settings name: PostGIS (``postgres``) or run archives (``data``)."""
+    if getattr(settings, "postgres", None):
+        from api.pgstore import PgRunStore
+
+        return PgRunStore(settings.postgres, settings.pg_schema, preload=settings.preload)
+    return RunStore(settings.data, preload=settings.preload)

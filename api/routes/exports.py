@@ -19,8 +19,10 @@ from api.deps import Run, reject_unknown_params, viewer
 from api.openapi import BINARY, problems
 from api.problems import Problem
 from api.store import ServedRun
+from geo.query import RunData
 from geo.report import MEDIA_TYPES, ExportError, ExportOptions, Selection, export, export_bundle
 from geo.report.filters import ReportData, load_report, split_values
+from geo.report.filters import _profile as report_profile
 
 router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 _lock = threading.Lock()
@@ -33,8 +35,20 @@ def _report(run: ServedRun) -> ReportData:
     with _lock:
         if run.run_id not in _loaded:
             _loaded.clear()  # keep one run's report data (they are large)
-            _loaded[run.run_id] = load_report(run.data.path)
+            _loaded[run.run_id] = (load_report(run.data.path) if run.origin == "files"
+                                   else report_of(run.data))
         return _loaded[run.run_id]
+
+
+def report_of(data: RunData) -> ReportData:
+    """Report data from a run already loaded (from PostGIS), as :func:`load_report` reads it."""
+    v = data.tables.villages
+    profile = report_profile(data.manifest)
+    inds = tuple(k for k in profile.indicators if k in v.columns)
+    return ReportData(run=data.path, manifest=data.manifest, profile=profile, villages=v,
+                      gaps=data.tables.gaps, projects=data.tables.projects,
+                      summary=data.tables.summary, layers=data.tables.layers, indicators=inds,
+                      all_villages=v)
 
 
 def _options(fmt: str, county: str | None, township: str | None, indicator: str | None,

@@ -23,7 +23,7 @@ from api.deps import (
 from api.encoders import CSV, XLSX, csv_bytes, dumps, xlsx_bytes
 from api.openapi import json_ok, problems
 from api.settings import Role
-from api.store import RunStore, UnknownRun
+from api.store import RunStoreBase, UnknownRun
 from geo.diff import CHANGES, diff_codes, diff_counts, filter_diff
 from geo.query import choices
 
@@ -34,7 +34,7 @@ def _json(body: Any) -> Response:
     return Response(dumps(body).encode(), media_type="application/json")
 
 
-def _resolve(store: RunStore, run_id: str) -> str:
+def _resolve(store: RunStoreBase, run_id: str) -> str:
     try:
         return store.resolve(run_id)
     except UnknownRun:

@@ -39,6 +39,8 @@ class TileCache:
         self._lock = threading.Lock()
 
     def layers(self, run: ServedRun) -> dict[str, TileLayer]:
+        if run.tiles is not None:  # rendered by the store (PostGIS)
+            return run.tiles.layers()
         with self._lock:
             if run.run_id not in self._layers:
                 data = run.data
@@ -59,7 +61,8 @@ class TileCache:
             if hit is not None:
                 self._tiles.move_to_end(key)
                 return hit
-        raw = self.layers(run)[layer].render(z, x, y)
+        raw = (run.tiles.render(layer, z, x, y) if run.tiles is not None
+               else self.layers(run)[layer].render(z, x, y))
         body = gzip.compress(raw, compresslevel=5) if raw else b""
         with self._lock:
             self._tiles[key] = body
