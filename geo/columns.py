@@ -29,3 +29,17 @@ def codes(column: pd.Series, categories: Sequence[str]) -> np.ndarray:
 def equals(column: pd.Series, value: str) -> np.ndarray:
     """Boolean mask of ``column == value`` (null: False)."""
     return (column == value).to_numpy(dtype=bool, na_value=False)
+
+
+def isin(column: pd.Series, values: pd.Series | Sequence[str]) -> np.ndarray:
+    """Boolean mask of the values of a text column found in ``values`` (null: False)."""
+    arr = pa.array(column.astype("string").array)
+    ref = pa.array(pd.Series(values, dtype="string").array)
+    return pc.fill_null(pc.is_in(arr, value_set=ref), False).to_numpy(zero_copy_only=False)
+
+
+def lookup(keys: pd.Series, index: pd.Series, values: pd.Series) -> pd.api.extensions.ExtensionArray:
+    """``values`` at the first position where ``index`` equals each key (null where none)."""
+    arr = pa.array(keys.astype("string").array)
+    pos = pc.index_in(arr, value_set=pa.array(index.astype("string").array))
+    return values.array.take(pc.fill_null(pos, -1).to_numpy(zero_copy_only=False), allow_fill=True)

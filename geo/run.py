@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from geo.archive import RunTables, hash_input, sha256_file, write_run
-from geo.columns import codes, strings
+from geo.columns import codes, isin, lookup, strings
 from geo.gaps import STATUSES, assess, evidence_classes
 from geo.metric import bands_of
 from geo.rates import summary
@@ -114,12 +114,11 @@ def prepare_villages(layers: dict[str, gpd.GeoDataFrame], report: Report) -> gpd
         linked = link_parents(v.loc[nat], admin)
         v.loc[nat, "village_code"] = linked["village_code"].to_numpy()
         v.loc[nat, "village_code_source"] = linked["village_code_source"].to_numpy()
-        parent = admin.set_index("code")[["county", "township"]]
         for fld in ("county", "township"):
-            inherit = v.loc[nat, "village_code"].map(parent[fld])
-            v.loc[nat, fld] = v.loc[nat, fld].fillna(inherit.astype("string"))
+            inherit = lookup(v.loc[nat, "village_code"], admin["code"], admin[fld].astype("string"))
+            v.loc[nat, fld] = v.loc[nat, fld].fillna(pd.Series(inherit, index=v.index[nat]))
         unknown_parent = nat & v["village_code"].notna().to_numpy() & \
-            ~v["village_code"].isin(set(admin["code"])).to_numpy()
+            ~isin(v["village_code"], admin["code"])
         if unknown_parent.any() and len(admin):
             report.warn("", "natural_villages", v.loc[unknown_parent, ROW].to_numpy(),
                         "village_code names no administrative village of the inputs",

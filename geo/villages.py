@@ -29,9 +29,9 @@ def reference_points(geoms: np.ndarray, ref_lon: np.ndarray | None = None,
         given = ~is_point & np.isfinite(ref_lon) & np.isfinite(ref_lat)
         lon[given], lat[given] = ref_lon[given], ref_lat[given]
     todo = np.flatnonzero(~np.isfinite(lon))
-    if len(todo):
-        c = shapely.centroid(geoms[todo])
-        for b in bands_of(shapely.get_x(c), shapely.get_y(c)):
+    if len(todo):  # the band is chosen by the centre of the bounds (cheaper than centroids)
+        xmin, ymin, xmax, ymax = shapely.bounds(geoms[todo]).T
+        for b in bands_of((xmin + xmax) / 2, (ymin + ymax) / 2):
             sub = todo[b.members]
             pos = shapely.point_on_surface(project(geoms[sub], b.crs))
             back = project(pos, b.crs, inverse=True)

@@ -304,7 +304,6 @@ def _coerce(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDa
             continue
         if typ == "bool":
             val = _as_bool(col)
-            bad = col.notna() & (col.astype("string").str.strip() != "") & val.isna()
         else:
             num = pd.to_numeric(col, errors="coerce")
             if typ == "float" and not pd.api.types.is_numeric_dtype(col):
@@ -319,8 +318,7 @@ def _coerce(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDa
                 val = num.round().astype("Int64")
             else:
                 val = num.astype("Float64")
-            bad = col.notna() & (col.astype("string").str.strip() != "") & val.isna()
-        bad = bad.fillna(False).to_numpy(dtype=bool)
+        bad = _unparsed(col, val)
         if bad.any():
             report.warn(path, kind, rows[bad], f"value does not parse as {typ}; left null",
                         field=spec.fields.get(name, name))
@@ -335,6 +333,15 @@ def _coerce(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDa
             gen = pd.Series(rows[absent], index=gdf.index[absent]).astype("string")
             result.loc[absent, "id"] = f"{kind}:" + gen
     return result.reset_index(drop=True)
+
+
+def _unparsed(col: pd.Series, val: pd.Series) -> np.ndarray:
+    """Rows with a non-blank source value that did not parse (text only looked at there)."""
+    bad = (col.notna() & val.isna()).to_numpy(dtype=bool, na_value=False).copy()
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        bad[idx] = (col.iloc[idx].astype("string").str.strip() != "").to_numpy(bool, na_value=False)
+    return bad
 
 
 def _as_bool(col: pd.Series) -> pd.Series:
