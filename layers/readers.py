@@ -1,7 +1,8 @@
 """Read input layers from real files into canonical, validated GeoDataFrames (EPSG:4326).
 
 Formats: anything GDAL reads (GeoPackage, Shapefile with a declared encoding, GeoJSON,
-FlatGeobuf, ...) through pyogrio, and CSV with lon/lat columns. CRS: a layer's declared ``crs``
+FlatGeobuf, ...) through pyogrio; GeoParquet and GeoArrow (Feather/IPC) through pyarrow; CSV,
+and Parquet/Arrow tables without geometry, from lon/lat columns. CRS: a layer's declared ``crs``
 wins, then the file's own, then the project's; none at all is an error, never a guess.
 GCJ-02 and BD-09 are converted to WGS84. Rows that cannot be used are recorded in the
 :class:`~layers.errors.Report` with file, row, field and reason; nothing is dropped silently.
@@ -14,6 +15,9 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as pa_feather
+import pyarrow.parquet as pq
 import pyogrio
 import shapely
 from pyproj import CRS
@@ -26,6 +30,8 @@ from layers.schema import FALSE_STRINGS, GEOMETRY_FAMILIES, LAYER_FIELDS, TRUE_S
 
 LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度", "jd")
 LAT_NAMES = ("lat", "latitude", "y", "纬度", "wd")
+#: GeoParquet and GeoArrow files, read with pyarrow (GDAL here has no Parquet driver)
+ARROW_SUFFIXES = (".parquet", ".geoparquet", ".arrow", ".feather", ".ipc")
 ROW = "_row"   # 1-based source data row, kept through the pipeline for reports
 FILE = "_file"
 
@@ -41,6 +47,8 @@ def read_layer(spec: LayerSpec, project_crs: str | None, report: Report) -> gpd.
         raise BuqueInputError(str(path), f"layer '{spec.kind}': no such file")
     if path.suffix.lower() in (".csv", ".txt", ".tsv"):
         gdf, declared = _read_csv(spec, report)
+    elif path.suffix.lower() in ARROW_SUFFIXES:
+        gdf, declared = _read_arrow_file(spec, report)
     else:
         gdf, declared = _read_vector(spec), None
     if ROW not in gdf:  # a CSV sets its own (it drops rows without coordinates)
@@ -138,6 +146,25 @@ def _find_column(columns, explicit: str | None, names: tuple[str, ...], path: Pa
                           f"name it with {what[:3]} = \"COLUMN\" in the project")
 
 
+def _read_arrow_file(spec: LayerSpec, report: Report) -> tuple[gpd.GeoDataFrame, str | None]:
+    """GeoParquet / GeoArrow (Feather, IPC) with their own geometry and CRS; a plain Parquet or
+    Arrow table without geometry is read like a CSV, from its lon/lat columns."""
+    path = spec.path
+    feather = path.suffix.lower() != ".parquet" and path.suffix.lower() != ".geoparquet"
+    try:
+        schema = pa.ipc.open_file(pa.memory_map(str(path))).schema if feather else pq.read_schema(path)
+    except (OSError, pa.ArrowException) as e:
+        raise BuqueInputError(str(path), f"cannot read layer '{spec.kind}': {e}") from e
+    if schema.metadata and b"geo" in schema.metadata:
+        try:
+            gdf = gpd.read_feather(path) if feather else gpd.read_parquet(path)
+        except (OSError, ValueError, pa.ArrowException) as e:
+            raise BuqueInputError(str(path), f"cannot read layer '{spec.kind}': {e}") from e
+        return gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf, None
+    df = (pa_feather.read_table(path) if feather else pq.read_table(path)).to_pandas()
+    return _points_from_lonlat(df, spec, report)
+
+
 def _read_csv(spec: LayerSpec, report: Report) -> tuple[gpd.GeoDataFrame, str | None]:
     path = spec.path
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
@@ -149,6 +176,14 @@ def _read_csv(spec: LayerSpec, report: Report) -> tuple[gpd.GeoDataFrame, str | 
                               "set encoding = \"GBK\" (or the file's encoding) for this layer") from e
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise BuqueInputError(str(path), f"cannot read CSV: {e}") from e
+    return _points_from_lonlat(df, spec, report)
+
+
+def _points_from_lonlat(df: pd.DataFrame, spec: LayerSpec, report: Report
+                        ) -> tuple[gpd.GeoDataFrame, str | None]:
+    """Points from a table's longitude/latitude columns (found by name or named in the spec);
+    rows without usable coordinates are rejected here."""
+    path = spec.path
     xcol = _find_column(df.columns, spec.lon, LON_NAMES, path, "longitude")
     ycol = _find_column(df.columns, spec.lat, LAT_NAMES, path, "latitude")
     x = pd.to_numeric(df[xcol], errors="coerce").to_numpy(dtype=float)
