@@ -21,7 +21,16 @@ import pandas as pd
 import shapely
 
 from geo.evidence import FAIL, PASS, UNKNOWN, evaluate, evaluate_all
-from geo.metric import Band, bands_of, in_lon_range, project, transform_xy
+from geo.metric import (
+    MARGIN_DEG,
+    NEAR_MARGIN_DEG,
+    Band,
+    bands_of,
+    in_lon_range,
+    outside_bound_m,
+    project,
+    transform_xy,
+)
 from geo.nearest import FeatureIndex
 from geo.network import RoadGraph
 from layers.profile import Indicator, Profile
@@ -125,8 +134,7 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     total, done = int(sum(m.sum() for m in masks.values())), 0
     with ThreadPoolExecutor(max(1, threads)) as pool:
         for z in bands if bands is not None else bands_of(lon, lat):
-            band = _Band(z, layers, shapely.points(transform_xy(lonlat[z.members], z.crs)),
-                         vgeom, is_poly)
+            band = _Band(z, layers, lonlat[z.members], vgeom, is_poly)
             jobs = {pool.submit(band.assess, ind, masks[ind.key], classes.get(ind.key),
                                 results[ind.key]): ind for ind in inds}
             for job in as_completed(jobs):  # indicators of a band run side by side
@@ -140,10 +148,13 @@ class _Band:
     """One metric band's shared work, built once on first use (thread-safe): the layers'
     windows and indexes, road graphs, projected village polygons."""
 
-    def __init__(self, z: Band, layers: dict[str, gpd.GeoDataFrame], ref_p: np.ndarray,
+    def __init__(self, z: Band, layers: dict[str, gpd.GeoDataFrame], lonlat: np.ndarray,
                  vgeom: np.ndarray, is_poly: np.ndarray) -> None:
-        self.z, self.layers, self.ref_p = z, layers, ref_p
+        self.z, self.layers = z, layers
+        self.ref_p = shapely.points(transform_xy(lonlat, z.crs))
         self.vgeom, self.is_poly = vgeom, is_poly
+        # per member village: how far anything outside the narrow window is, at least
+        self.near_bound = outside_bound_m(lonlat[:, 0], lonlat[:, 1], z.window(NEAR_MARGIN_DEG))
         self._cache: dict[tuple[str, str], object] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
@@ -156,12 +167,17 @@ class _Band:
                 self._cache[key] = build()
             return self._cache[key]
 
-    def window(self, layer: str) -> tuple[np.ndarray, FeatureIndex]:
+    def positions(self, layer: str, margin_deg: float = MARGIN_DEG) -> np.ndarray:
+        """Positions of the layer's features within ``margin_deg`` of the band."""
+        return self._once((f"positions {margin_deg}", layer), lambda: np.flatnonzero(  # type: ignore[return-value]
+            in_lon_range(self.layers[layer].geometry.to_numpy(), self.z.window(margin_deg))))
+
+    def window(self, layer: str, margin_deg: float = MARGIN_DEG) -> tuple[np.ndarray, FeatureIndex]:
+        """The layer's features within ``margin_deg`` of the band, and their index."""
         def build() -> tuple[np.ndarray, FeatureIndex]:
-            lgeoms = self.layers[layer].geometry.to_numpy()
-            win = np.flatnonzero(in_lon_range(lgeoms, self.z.lon_range))
-            return win, FeatureIndex(lgeoms[win], self.z.crs).warm()
-        return self._once(("window", layer), build)  # type: ignore[return-value]
+            win = self.positions(layer, margin_deg)
+            return win, FeatureIndex(self.layers[layer].geometry.to_numpy()[win], self.z.crs).warm()
+        return self._once((f"window {margin_deg}", layer), build)  # type: ignore[return-value]
 
     def graph(self, layer: str) -> RoadGraph:
         def build() -> RoadGraph:
@@ -193,13 +209,25 @@ class _Band:
             if ind.network_layer not in self.layers:
                 return len(gidx)  # unknown: the road network was not provided
             graph = self.graph(ind.network_layer)
-        win, layer_index = self.window(ind.layer)
         polys = self.polygons(sel) if ind.rule == "inside_village" else None
+        pts, is_poly = self.ref_p[sel], self.is_poly[gidx]
+        if ind.rule == "within_distance":
+            # narrow window first; a village is settled there when its nearest qualifying
+            # feature, and the rule's reach, are closer than anything outside the window
+            win, layer_index = self.window(ind.layer, NEAR_MARGIN_DEG)
+            _assess_zone(ind, pts, is_poly, polys, layer_index, win, cls[win], None, res, gidx)
+            bound = self.near_bound[sel]
+            redo = ~(res.dist[gidx] < bound) | (ind.reach_m >= bound)
+            if not redo.any() or len(self.positions(ind.layer)) == len(win):
+                return len(gidx)  # settled, or the wide window holds nothing more
+            gidx, pts, is_poly = gidx[redo], pts[redo], is_poly[redo]
+            polys = None if polys is None else polys[redo]
+        win, layer_index = self.window(ind.layer)
         radius = (feature_radius(self.layers[ind.layer].iloc[win], ind.default_radius_m or 0.0)
                   if ind.rule == "coverage" else None)
-        _assess_zone(ind, self.ref_p[sel], self.is_poly[gidx], polys, layer_index, win,
-                     cls[win], radius, res, gidx, graph)
-        return len(gidx)
+        _assess_zone(ind, pts, is_poly, polys, layer_index, win, cls[win], radius, res, gidx,
+                     graph)
+        return int(sel.sum())
 
 
 def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np.ndarray | None,

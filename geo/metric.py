@@ -4,7 +4,8 @@ Villages whose longitudes span at most :data:`MAX_BAND_DEG` are measured in one 
 Mercator projection centred on them (scale error under 0.25% at the band's edges, within the
 contract's 0.5%). Wider extents (a country) are split into the 6° UTM zones, each measured in
 its own zone; a loop over bands, never over villages. Each band sees the features within
-:data:`MARGIN_DEG` degrees of longitude of it.
+:data:`MARGIN_DEG` degrees of longitude of it; nearest-feature searches first look only within
+:data:`NEAR_MARGIN_DEG` and widen for the few villages that narrow window cannot certify.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from geo.crs import utm_epsg_for_zone, utm_zone_of
 
 MAX_BAND_DEG = 8.0
 MARGIN_DEG = 3.0
+#: the narrow window tried first for nearest-feature searches (see :func:`outside_bound_m`)
+NEAR_MARGIN_DEG = 0.5
+#: the smallest radius of curvature of the WGS84 ellipsoid (meridional, at the equator)
+R_MIN_M = 6_335_439.0
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,24 @@ class Band:
 
     @property
     def lon_range(self) -> tuple[float, float]:
-        return self.west - MARGIN_DEG, self.east + MARGIN_DEG
+        return self.window(MARGIN_DEG)
+
+    def window(self, margin_deg: float) -> tuple[float, float]:
+        """The longitudes within ``margin_deg`` of the band."""
+        return self.west - margin_deg, self.east + margin_deg
+
+
+def outside_bound_m(lon: np.ndarray, lat: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """A lower bound, in metric-CRS metres, on the distance from each point to anything whose
+    longitude lies outside ``window``.
+
+    On a sphere the distance from (lon, lat) to the meridian ``d`` degrees away is
+    R asin(cos lat sin d); R is the ellipsoid's smallest radius of curvature, and 1% is taken off
+    for the projections' scale error (under 0.25% in a band, a little more just outside it).
+    """
+    d = np.radians(np.minimum(np.minimum(lon - window[0], window[1] - lon), 90.0))
+    s = np.clip(np.abs(np.cos(np.radians(lat))) * np.sin(np.maximum(d, 0.0)), 0.0, 1.0)
+    return 0.99 * R_MIN_M * np.arcsin(s)
 
 
 def tmerc(lon_0: float, lat_0: float = 0.0) -> str:
