@@ -28,7 +28,9 @@ router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reje
 _lock = threading.Lock()
 _loaded: dict[str, ReportData] = {}
 Fmt = Literal["png", "pdf", "html", "xlsx", "gpkg", "geojson", "csv", "shp", "pmtiles"]
-Text = Annotated[str | None, Query(max_length=2000)]
+#: comma-separated names: at least one that is not blank (the schema says so, not only the code)
+Text = Annotated[str | None, Query(max_length=2000, pattern=r"[^,\s]",
+                                   description="One or more comma-separated names.")]
 
 
 def _report(run: ServedRun) -> ReportData:
