@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.columns import codes
 from geo.evidence import FAIL, PASS, UNKNOWN, evaluate, evaluate_all
 from geo.metric import (
     MARGIN_DEG,
@@ -81,10 +82,11 @@ class _Result:
 
 def applicable(villages: pd.DataFrame, ind: Indicator) -> np.ndarray:
     """Which villages an indicator applies to: its levels, then any per-level condition."""
-    level = villages["level"].to_numpy()
-    mask = np.isin(level, ind.levels)
+    levels = list(dict.fromkeys([*ind.levels, *ind.applies]))
+    level = codes(villages["level"], levels)
+    mask = np.isin(level, [levels.index(lv) for lv in ind.levels])
     for lvl, cond in ind.applies.items():
-        sel = level == lvl
+        sel = level == levels.index(lvl)
         if sel.any():
             mask[sel] &= evaluate(villages.loc[sel], cond) != FAIL
     return mask
