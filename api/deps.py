@@ -167,6 +167,17 @@ ACCEPT = {"application/geo+json": "geojson", "application/json": "json", "text/c
           "application/csv": "csv", XLSX: "xlsx"}
 
 FeatureFormat = Literal["json", "geojson", "csv", "xlsx"]
+#: comma-separated filters shared by the villages, summary, projects and diff routes
+Counties = Annotated[str | None, Query(description="County name(s), comma-separated.",
+                                       max_length=2000)]
+Townships = Annotated[str | None, Query(description="Township name(s), comma-separated.",
+                                        max_length=2000)]
+Indicators = Annotated[str | None, Query(description="Indicator key(s), comma-separated.",
+                                         max_length=2000)]
+Levels = Annotated[str | None, Query(description="admin and/or natural.", max_length=2000)]
+Codes = Annotated[str | None, Query(description="Village code(s), comma-separated.",
+                                    max_length=2000)]
+
 TableFormat = Literal["json", "csv", "xlsx"]
 FeatureF = Annotated[FeatureFormat | None, Query(
     description="Output format: json/geojson (GeoJSON), csv (UTF-8 with BOM) or xlsx. "

@@ -12,9 +12,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import (
+    Codes,
+    Counties,
     FeatureF,
+    Levels,
     Paging,
     Run,
+    Townships,
     alternates,
     get_settings,
     link,
@@ -37,7 +41,6 @@ router = APIRouter(tags=["Villages"], dependencies=[Depends(viewer), Depends(rej
 layers = APIRouter(tags=["Input layers"],
                    dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 FORMATS = ("geojson", "json", "csv", "xlsx")
-Text = Annotated[str | None, Query(max_length=2000)]
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CrsParam = Annotated[Literal["http://www.opengis.net/def/crs/OGC/1.3/CRS84"] | None, Query(
     description="Coordinate reference system of the response: CRS84 (WGS 84 lon/lat) only.")]
@@ -60,11 +63,9 @@ class VillageParams:
     met: Annotated[str | None, Query(
         description="Comma-separated indicator keys; villages meeting any of them.",
         max_length=2000)] = None
-    county: Annotated[str | None, Query(description="County name(s), comma-separated.",
-                                        max_length=2000)] = None
-    township: Annotated[str | None, Query(description="Township name(s), comma-separated.",
-                                          max_length=2000)] = None
-    level: Annotated[str | None, Query(description="admin and/or natural.", max_length=2000)] = None
+    county: Counties = None
+    township: Townships = None
+    level: Levels = None
     poor: Annotated[bool | None, Query(description="Registered poor villages (true) or the "
                                        "others (false).")] = None
     exit_year: Annotated[str | None, Query(description="Planned poverty-exit year(s), "
@@ -76,8 +77,7 @@ class VillageParams:
                                         "`indicator`).", max_length=2000)] = None
     q: Annotated[str | None, Query(description="Text search: case-insensitive part of the "
                                    "village name or code.", max_length=200)] = None
-    code: Annotated[str | None, Query(description="Village code(s), comma-separated.",
-                                      max_length=2000)] = None
+    code: Codes = None
 
 
 def now() -> str:

@@ -8,9 +8,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import (
+    Codes,
+    Counties,
+    Indicators,
+    Levels,
     Paging,
     Run,
     TableF,
+    Townships,
     alternates,
     get_settings,
     negotiate,
@@ -25,27 +30,19 @@ from api.openapi import json_ok, problems
 from geo.query import ProjectFilter
 
 router = APIRouter(tags=["Projects"], dependencies=[Depends(office), Depends(reject_unknown_params)])
-Text = Annotated[str | None, Query(max_length=2000)]
 
 
 @router.get("/projects", summary="Remedy list with totals", response_class=Response,
             responses={**json_ok(tables=True), **problems(400, 404)})
 def projects(request: Request, run: Run, page: Annotated[Paging, Depends(paging)],
-             county: Annotated[str | None, Query(description="County name(s), comma-separated.",
-                                                 max_length=2000)] = None,
-             township: Annotated[str | None, Query(description="Township name(s), "
-                                                   "comma-separated.", max_length=2000)] = None,
-             indicator: Annotated[str | None, Query(description="Indicator key(s).",
-                                                    max_length=2000)] = None,
+             county: Counties = None, township: Townships = None, indicator: Indicators = None,
              priority: Annotated[str | None, Query(
                  description="1 = poor village with a planned exit year, 2 = other poor "
                  "village, 3 = other village; comma-separated.", max_length=2000)] = None,
-             level: Annotated[str | None, Query(description="admin and/or natural.",
-                                                max_length=2000)] = None,
+             level: Levels = None,
              action: Annotated[str | None, Query(description="build and/or upgrade.",
                                                  max_length=2000)] = None,
-             village: Annotated[str | None, Query(description="Village code(s).",
-                                                  max_length=2000)] = None,
+             village: Codes = None,
              f: TableF = None) -> Response:
     """One row per missing (village, indicator): what fills it, quantity, unit, estimated cost,
     priority and deadline, in rank order. `totals` (quantity and cost per indicator, per

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import (
+    Indicators,
     TableF,
     alternates,
     get_settings,
@@ -93,8 +94,7 @@ def run_manifest(request: Request, run_id: str, role: Annotated[Role, Depends(vi
 @router.get("/runs/{a}/diff/{b}", summary="What changed between two runs", response_class=Response,
             responses={**json_ok(tables=True), **problems(400, 404)})
 def diff(request: Request, a: str, b: str, role: Annotated[Role, Depends(viewer)],
-         indicator: Annotated[str | None, Query(description="Indicator key(s).",
-                                                max_length=2000)] = None,
+         indicator: Indicators = None,
          change: Annotated[str | None, Query(
              description="fixed, regressed, newly_assessed, removed and/or changed.",
              max_length=2000)] = None,

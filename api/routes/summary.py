@@ -8,8 +8,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import (
+    Counties,
+    Indicators,
     Run,
     TableF,
+    Townships,
     alternates,
     link,
     negotiate,
@@ -28,12 +31,7 @@ router = APIRouter(tags=["Summary"], dependencies=[Depends(viewer), Depends(reje
 def summary(request: Request, run: Run,
             by: Annotated[Literal["county", "township"], Query(
                 description="One row per county, or per township, and indicator.")] = "county",
-            county: Annotated[str | None, Query(description="County name(s), comma-separated.",
-                                                max_length=2000)] = None,
-            township: Annotated[str | None, Query(description="Township name(s), "
-                                                  "comma-separated.", max_length=2000)] = None,
-            indicator: Annotated[str | None, Query(description="Indicator key(s).",
-                                                   max_length=2000)] = None,
+            county: Counties = None, township: Townships = None, indicator: Indicators = None,
             f: TableF = None) -> Response:
     """Per place and indicator: villages assessed, met, missing, unknown, the rate (met /
     assessed), the target, the shortfall (villages still to fix to reach the target) and the

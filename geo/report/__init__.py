@@ -139,14 +139,20 @@ def _commit(files: list[Path], tmp: Path, dest: Path) -> list[Path]:
     return [dest / f.name for f in files]
 
 
-def export(run: str | Path | ReportData, out: str | Path, opts: ExportOptions) -> ExportResult:
-    """Export a run (path, or an already loaded :class:`ReportData`) as ``opts.fmt`` to ``out``."""
-    t0 = time.perf_counter()
-    out = Path(out).resolve()
+def _selected(run: str | Path | ReportData, opts: ExportOptions) -> ReportData:
+    """The run's report data (loaded if given as a path), narrowed to the selection."""
     data = run if isinstance(run, ReportData) else load_report(run)
     data = select(data, opts.selection)
     if data.villages.empty:
         raise ExportError("--county", "the selection holds no villages")
+    return data
+
+
+def export(run: str | Path | ReportData, out: str | Path, opts: ExportOptions) -> ExportResult:
+    """Export a run (path, or an already loaded :class:`ReportData`) as ``opts.fmt`` to ``out``."""
+    t0 = time.perf_counter()
+    out = Path(out).resolve()
+    data = _selected(run, opts)
     notes: list[str] = []
     with _staged(out) as tmp_name:
         tmp = Path(tmp_name)
@@ -176,10 +182,7 @@ def export_bundle(run: str | Path | ReportData, out: str | Path, opts: ExportOpt
 
     t0 = time.perf_counter()
     out = Path(out).resolve()
-    data = run if isinstance(run, ReportData) else load_report(run)
-    data = select(data, opts.selection)
-    if data.villages.empty:
-        raise ExportError("--county", "the selection holds no villages")
+    data = _selected(run, opts)
     pages = _per_county(data)
     single = out.suffix.lower() == ".zip"
     if single and len(pages) > 1:
