@@ -19,7 +19,7 @@ from api.deps import Run, reject_unknown_params, viewer
 from api.openapi import BINARY, problems
 from api.problems import Problem
 from api.store import ServedRun
-from geo.query import RunData
+from geo.query import MAX_ITEMS, RunData
 from geo.report import MEDIA_TYPES, ExportError, ExportOptions, Selection, export, export_bundle
 from geo.report.filters import ReportData, load_report, split_values
 from geo.report.filters import _profile as report_profile
@@ -60,6 +60,8 @@ def _options(fmt: str, county: str | None, township: str | None, indicator: str 
         if value is not None and not split_values(value):
             raise Problem(400, f"{name}: give one or more comma-separated names",
                           kind="invalid-parameter")
+        if value is not None and value.count(",") >= MAX_ITEMS:  # as the schema says
+            raise Problem(400, f"{name}: at most {MAX_ITEMS} values", kind="invalid-parameter")
     try:
         return ExportOptions(fmt=fmt, selection=Selection.parse(county, township, indicator),
                              paper=paper, orientation=orientation, lang=lang, dpi=dpi,

@@ -42,7 +42,8 @@ def test_bundle_is_a_zip(client) -> None:
 @pytest.mark.parametrize("params,status", [({"county": "No such county"}, 404),
                                            ({"indicator": "nosuch"}, 404),
                                            ({"dpi": "5000"}, 400), ({"paper": "B5"}, 400),
-                                           ({"county": ""}, 400), ({"township": " , "}, 400)])
+                                           ({"county": ""}, 400), ({"township": " , "}, 400),
+                                           ({"indicator": ",".join(["road"] * 101)}, 400)])
 def test_bad_export_parameters_are_client_errors(client, params, status) -> None:
     r = client.get("/exports/pdf", params=params)
     assert r.status_code == status
