@@ -19,7 +19,7 @@ from shapely import STRtree
 from api.encoders import FeatureTable, RowTable
 from geo.archive import list_runs, read_manifest
 from geo.diff import diff_gaps
-from geo.query import RunData, load_run_data
+from geo.query import RunData, VillageSelector, load_run_data
 
 log = logging.getLogger("buque.api")
 DIFF_CACHE = 8
@@ -35,7 +35,9 @@ class ServedRun:
 
     ``tiles`` is a tile source that renders the run's gap-map tiles itself (the PostGIS store's
     :class:`api.pgstore.PgTiles`); ``None`` means in-process tiles from :mod:`geo.tiles`.
-    ``origin`` says where the run was loaded from (``files`` or ``postgres``).
+    ``origin`` says where the run was loaded from (``files`` or ``postgres``). ``selector``
+    picks the villages of a request (:class:`geo.query.VillageSelector`; the PostGIS store's
+    selects in SQL); ``None`` means the in-memory :class:`geo.query.VillageIndex`.
     """
 
     data: RunData
@@ -43,6 +45,7 @@ class ServedRun:
     projects: RowTable
     tiles: Any = None
     origin: str = "files"
+    selector: VillageSelector | None = None
     _inputs: dict[str, tuple[FeatureTable, STRtree]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -56,6 +59,11 @@ class ServedRun:
     @property
     def run_id(self) -> str:
         return self.data.run_id
+
+    @property
+    def village_selector(self) -> VillageSelector:
+        """What selects and counts the villages of a request."""
+        return self.selector if self.selector is not None else self.data.index
 
     def input_layer(self, kind: str) -> tuple[FeatureTable, STRtree]:
         """An input layer's encoder and spatial index, built on first use."""

@@ -22,10 +22,10 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -263,6 +263,29 @@ def village_properties(villages: pd.DataFrame, indicators: Sequence[str]) -> pd.
     return pd.DataFrame(out).reset_index(drop=True)
 
 
+def search_text(properties: pd.DataFrame) -> list[str]:
+    """What ``q`` searches in, per village: ``"name\x1fcode"`` lower-cased (the name may be
+    missing); ``properties`` as :func:`village_properties` returns them."""
+    return [f"{n}\x1f{c}".lower() for n, c in zip(
+        properties["name"].fillna("").astype(str), properties["code"].astype(str), strict=True)]
+
+
+def search_term(q: str) -> str:
+    """``q`` as it is looked for in :func:`search_text` (lower-cased, no separators)."""
+    return q.lower().replace("\n", " ").replace("\x1f", " ")
+
+
+class VillageSelector(Protocol):
+    """What the villages route asks of a run: how many villages match, and which of them (row
+    positions, ascending) fall in the window of the matches it serves.
+    :class:`VillageIndex` answers in memory; the PostGIS store answers in SQL."""
+
+    def select_window(self, f: VillageFilter, window: Callable[[int], slice]
+                      ) -> tuple[int, np.ndarray]:
+        """``(number matched, positions of window(number matched))``."""
+        ...
+
+
 class VillageIndex:
     """One run's villages with everything filtering needs, built once (vectorised).
 
@@ -292,9 +315,7 @@ class VillageIndex:
         self._exit_year = self.properties["exit_year"].to_numpy(dtype=float, na_value=np.nan)
         # text search: "name\x1fcode" per village, lower-cased, as one string (rows split by
         # newlines) for fast str.count/finditer, and as an Arrow array for per-row matching
-        parts = [f"{n}\x1f{c}".lower() for n, c in zip(
-            self.properties["name"].fillna("").astype(str), self.properties["code"].astype(str),
-            strict=True)]
+        parts = search_text(self.properties)
         self._text = "\n".join(parts)
         self._starts = np.cumsum([0] + [len(x) + 1 for x in parts])[:-1]
         self._text_arrow = pa.array(parts, type=pa.large_string())
@@ -353,9 +374,15 @@ class VillageIndex:
             idx = self._search(idx, f.q)
         return idx
 
+    def select_window(self, f: VillageFilter, window: Callable[[int], slice]
+                      ) -> tuple[int, np.ndarray]:
+        """:meth:`select`, counted and cut to ``window(count)`` (see :class:`VillageSelector`)."""
+        idx = self.select(f)
+        return len(idx), idx[window(len(idx))]
+
     def _search(self, idx: np.ndarray, q: str) -> np.ndarray:
         """Rows of ``idx`` whose name or code contains ``q`` (case-insensitive)."""
-        q = q.lower().replace("\n", " ").replace("\x1f", " ")
+        q = search_term(q)
         # few candidates, or a pattern found nearly everywhere: match the candidate rows
         if len(idx) < self.n // 4 or self._text.count(q) > 20_000:
             hit = pc.match_substring(self._text_arrow.take(pa.array(idx)), q)

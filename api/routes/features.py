@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
@@ -88,11 +89,15 @@ def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
-def feature_response(request: Request, run: ServedRun, table: FeatureTable, idx: np.ndarray,
-                     page: Paging, fmt: str, name: str) -> Response:
-    matched = len(idx)
-    sl = window(matched, page, fmt, get_settings(request).max_export_rows)
-    sel = idx[sl]
+def page_window(request: Request, page: Paging, fmt: str) -> Callable[[int], slice]:
+    """The rows served of ``n`` matches: :func:`api.deps.window` with this request's settings."""
+    max_rows = get_settings(request).max_export_rows
+    return lambda n: window(n, page, fmt, max_rows)
+
+
+def feature_response(request: Request, run: ServedRun, table: FeatureTable, matched: int,
+                     sel: np.ndarray, page: Paging, fmt: str, name: str) -> Response:
+    """``sel`` (row positions of ``table``) of ``matched`` features, in the asked format."""
     headers = {"OGC-NumberMatched": str(matched), "OGC-NumberReturned": str(len(sel)),
                "X-Buque-Run": run.run_id, "Content-Crs": f"<{CRS84}>"}
     if fmt == "csv":
@@ -118,8 +123,8 @@ def villages_items(request: Request, run: Run, params: Annotated[VillageParams, 
     for tables; CSV and XLSX hold every match unless `limit` is given)."""
     fmt = negotiate(request, f, FORMATS, "geojson")
     vf = VillageFilter.parse(indicators=run.data.indicators, **asdict(params))
-    idx = run.data.index.select(vf)
-    return feature_response(request, run, run.villages, idx, page, fmt, "villages")
+    matched, sel = run.village_selector.select_window(vf, page_window(request, page, fmt))
+    return feature_response(request, run, run.villages, matched, sel, page, fmt, "villages")
 
 
 @router.get("/collections/villages/items/{code}", summary="One village by code",
@@ -151,7 +156,8 @@ def layer_items(request: Request, collection_id: str, run: Run,
         idx = np.unique(hits)
     else:
         idx = np.arange(len(table))
-    return feature_response(request, run, table, idx, page, fmt, collection_id)
+    sel = idx[page_window(request, page, fmt)(len(idx))]
+    return feature_response(request, run, table, len(idx), sel, page, fmt, collection_id)
 
 
 @layers.get("/collections/{collection_id}/items/{feature_id}", summary="One input feature",
