@@ -21,8 +21,10 @@ deletes and reloads its rows in one transaction, so a failed publish leaves the 
 
 Serving: :class:`PgRunStore` has the interface of :class:`api.store.RunStore`. A run's tables
 are read back from PostGIS (``COPY ... TO STDOUT``) into the same in-memory
-:class:`geo.query.RunData` the file store builds, so every route answers as it does from files;
-tiles are rendered by PostGIS (``ST_AsMVT``) on each request (see :class:`PgTiles`).
+:class:`geo.query.RunData` the file store builds, so every route answers as it does from files,
+except two that ask PostGIS on each request: tiles (``ST_AsMVT``, see :class:`PgTiles`) and the
+village filters of ``/collections/villages/items`` with their count and page
+(:class:`PgVillageSelector`; the page's rows are then encoded from memory by position).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import logging
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,14 +48,25 @@ import shapely
 
 from api.store import RunStoreBase, ServedRun
 from geo.archive import RunTables, read_manifest
-from geo.query import ProjectIndex, RunData, VillageIndex, load_run_data
+from geo.query import (
+    STATUSES,
+    ProjectIndex,
+    RunData,
+    VillageFilter,
+    VillageIndex,
+    indicator_keys,
+    load_run_data,
+    search_term,
+    search_text,
+)
 from geo.tiles import BUFFER, EXTENT, TileLayer, draw_minzoom, gap_tile_layers
 
 log = logging.getLogger("buque.api")
 
 NULL = r"\N"
 PLAIN = ("gaps", "projects", "summary", "rejected", "warnings", "unlocated")
-RESERVED = {"run_id", "_ord", "geom", "ref_geom", "tile_geom", "minzoom", "tile_rank", "_fid"}
+RESERVED = {"run_id", "_ord", "geom", "ref_geom", "tile_geom", "minzoom", "tile_rank", "_fid",
+            "_search"}
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 COPY_ROWS = 50_000      # rows per COPY chunk (bounds the memory of the CSV text)
 MAX_TILE_FEATURES = 4000
@@ -203,8 +216,10 @@ def _ensure_table(conn, schema: str, spec: TableSpec, tiles: bool) -> None:  # n
     if tiles:
         base += ["tile_geom geometry(Geometry, 3857)", "minzoom integer", "tile_rank double precision"]
     if spec.name == "villages":
-        base.append("ref_geom geometry(Point, 4326)")
+        base += ["ref_geom geometry(Point, 4326)", "_search text"]
     conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(t, sql.SQL(", ".join(base))))
+    if spec.name == "villages":  # a store published before villages were searched in SQL
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS _search text").format(t))
     have = dict(conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = %s AND table_name = %s", (schema, spec.name)).fetchall())
@@ -222,6 +237,10 @@ def _ensure_table(conn, schema: str, spec: TableSpec, tiles: bool) -> None:  # n
                  ("county", "indicator"), ("id",)):
         if all(c in dict(spec.columns) for c in cols):
             idx.append(("run_id", *cols))
+    if spec.name == "villages":  # the village filters (see PgVillageSelector)
+        names = [c for c, _ in spec.columns]
+        idx += [("run_id", c) for c in ("level", "poor", "exit_year") if c in names]
+        idx += [("run_id", k) for k in indicator_keys(pd.DataFrame(columns=names))]
     for cols in idx:
         name = f"{spec.name}_{'_'.join(c.strip('_') for c in cols)}_idx"
         conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
@@ -231,6 +250,25 @@ def _ensure_table(conn, schema: str, spec: TableSpec, tiles: bool) -> None:  # n
     for g in gist:
         conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gist ({})").format(
             _ident(f"{spec.name}_{g}_gist"[:63]), t, _ident(g)))
+    if spec.name == "villages":
+        _trigram_index(conn, schema)
+
+
+def _trigram_index(conn, schema: str) -> None:  # noqa: ANN001
+    """A trigram index for the text search (``q``) where ``pg_trgm`` is or can be installed;
+    without it the search still runs in SQL, scanning the run's villages."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with conn.transaction():  # a savepoint: a role that may not create it loses nothing
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin (_search "
+                                 "gin_trgm_ops)").format(_ident("villages_search_trgm"),
+                                                         _ident(schema, "villages")))
+    except psycopg.Error as e:
+        log.info("no trigram index for the village search: %s",
+                 (str(e).strip().splitlines() or [""])[0])
 
 
 def _copy_frame(conn, schema: str, spec: TableSpec, run_id: str,  # noqa: ANN001
@@ -279,6 +317,7 @@ def _prepare(run: Path, say: Callable[[str], None]) -> tuple[str, dict[str, Any]
     vt = _tile_frame(tile_layers["villages"])
     vt["ref_geom"] = _hex_wkb(shapely.points(v["ref_lon"].to_numpy(float),
                                              v["ref_lat"].to_numpy(float)), 4326)
+    vt["_search"] = search_text(data.index.properties)
     specs.append((_spec("villages", v), vt))
     for name in PLAIN:
         specs.append((_spec(name, getattr(tables, name)), None))
@@ -293,7 +332,8 @@ def _prepare(run: Path, say: Callable[[str], None]) -> tuple[str, dict[str, Any]
             "bounds": [None if not np.isfinite(b) else b for b in lyr.bounds_lonlat],
             "minzoom": lyr.minzoom, "maxzoom": lyr.maxzoom})
     meta_tables = [{"name": s.name, "columns": s.columns, "rows": len(s.frame),
-                    "geometry": s.geometry_name} for s, _ in specs]
+                    "geometry": s.geometry_name, "extra": [] if x is None else list(x.columns)}
+                   for s, x in specs]
 
     return run_id, manifest, specs, meta_tables, meta_tiles
 
@@ -514,6 +554,120 @@ def _read_table(conn, schema: str, name: str, run_id: str, meta: dict[str, Any] 
     return df
 
 
+def _like_pattern(q: str) -> str:
+    """A LIKE pattern (escape ``\\``) matching text that contains ``q`` literally."""
+    return "%" + re.sub(r"([\\%_])", r"\\\1", q) + "%"
+
+
+class PgVillageSelector:
+    """The village filters, their count and the page of matches, in SQL (see
+    :class:`geo.query.VillageSelector`): the same answers as :meth:`geo.query.VillageIndex.select`,
+    as row positions (``_ord``). Values are bound parameters; only column names, checked
+    against the run's published columns, are composed into the statements."""
+
+    #: the pandas dtypes' SQL types this selector's comparisons assume, per filtered column
+    TYPES = {"code": "text", "name": "text", "county": "text", "township": "text",
+             "level": "text", "poor": "boolean", "exit_year": "bigint"}
+
+    def __init__(self, pool: Pool, schema: str, run_id: str, columns: dict[str, str]) -> None:
+        self.pool, self.run_id = pool, run_id
+        self.table = _ident(schema, "villages")
+        self.columns = {c: sql_type(pd.api.types.pandas_dtype(d)) for c, d in columns.items()
+                        if d != "geometry"}
+        self.indicators = indicator_keys(pd.DataFrame(columns=list(columns)))
+
+    @classmethod
+    def for_run(cls, pool: Pool, schema: str, run_id: str, meta: dict[str, Any]
+                ) -> PgVillageSelector | None:
+        """A selector for a run's published villages, or ``None`` where SQL could answer
+        differently from memory (published before ``_search`` existed, or a filtered column of
+        another type than these comparisons assume)."""
+        columns = {str(c): str(d) for c, d in meta["columns"]}
+        sel = cls(pool, schema, run_id, columns)
+        want = {**cls.TYPES, **{k: "text" for k in sel.indicators}}
+        odd = sorted(c for c, t in want.items() if c in sel.columns and sel.columns[c] != t)
+        if "_search" not in meta.get("extra", ()) or odd or not meta.get("geometry"):
+            log.warning("run %s: village filters answered in memory (%s)", run_id,
+                        f"column types {odd}" if odd else "published by an earlier version")
+            return None
+        return sel
+
+    def where(self, f: VillageFilter) -> tuple[Any, list[Any]]:
+        """The WHERE clause of ``f`` and its parameters."""
+        from psycopg import sql
+
+        conds: list[Any] = [sql.SQL("run_id = %s")]
+        args: list[Any] = [self.run_id]
+        false = sql.SQL("false")
+
+        def isin(col: str, values: list[Any]) -> None:
+            if col not in self.columns:
+                conds.append(false)
+                return
+            conds.append(sql.SQL("{} = ANY(%s)").format(_ident(col)))
+            args.append(values)
+
+        def any_status(keys: Sequence[str], statuses: Sequence[str]) -> None:
+            keys = [k for k in dict.fromkeys(keys) if k in self.indicators]
+            if not keys:
+                conds.append(false)
+                return
+            conds.append(sql.SQL("({})").format(sql.SQL(" OR ").join(
+                sql.SQL("{} = ANY(%s)").format(_ident(k)) for k in keys)))
+            args.extend([list(statuses)] * len(keys))
+
+        if f.county:
+            isin("county", list(f.county))
+        if f.township:
+            isin("township", list(f.township))
+        if f.level:
+            isin("level", list(f.level))
+        if f.poor is not None:
+            isin("poor", [f.poor])
+        if f.exit_year:
+            isin("exit_year", list(f.exit_year))
+        if f.missing:
+            any_status(f.missing, ["missing"])
+        if f.missing_any:
+            any_status(self.indicators, ["missing"])
+        if f.met:
+            any_status(f.met, ["met"])
+        if f.indicator or f.status:
+            any_status(f.indicator or self.indicators, f.status or STATUSES)
+        if f.code:
+            isin("code", list(f.code))
+        if f.bbox:
+            conds.append(sql.SQL("({})").format(sql.SQL(" OR ").join(
+                sql.SQL("ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
+                for _ in f.bbox)))
+            args.extend(float(x) for box in f.bbox for x in box)
+        if f.q:
+            conds.append(sql.SQL("_search LIKE %s ESCAPE '\\'"))
+            args.append(_like_pattern(search_term(f.q)))
+        return sql.SQL(" AND ").join(conds), args
+
+    def select_window(self, f: VillageFilter, window: Callable[[int], slice]
+                      ) -> tuple[int, np.ndarray]:
+        """The number of villages matching ``f`` and the positions of ``window(number)`` of
+        them in archive order: a count and a ``LIMIT``/``OFFSET`` page, in one read-only
+        snapshot."""
+        from psycopg import sql
+
+        where, args = self.where(f)
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            n = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+                self.table, where), args).fetchone()[0])
+            sl = window(n)
+            start, stop = sl.indices(n)[:2]
+            if stop <= start:
+                return n, np.array([], dtype=np.int64)
+            rows = conn.execute(sql.SQL("SELECT _ord FROM {} WHERE {} ORDER BY _ord "
+                                        "LIMIT %s OFFSET %s").format(self.table, where),
+                                [*args, stop - start, start]).fetchall()
+        return n, np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+
 class PgRunStore(RunStoreBase):
     """Runs published into PostGIS (``buque publish``), with :class:`api.store.RunStore`'s
     interface: run ids oldest first, the newest served by default."""
@@ -549,8 +703,10 @@ class PgRunStore(RunStoreBase):
         data = RunData(run_id=rid, path=Path(f"postgresql:{self.schema}") / rid, manifest=manifest,
                        tables=tables, index=VillageIndex(tables.villages),
                        project_index=ProjectIndex(tables.projects))
+        vmeta = next(m for m in tables_meta if m["name"] == "villages")
         return ServedRun.of(data, tiles=PgTiles(self.pool, self.schema, rid, tiles_meta),
-                            origin="postgres")
+                            origin="postgres",
+                            selector=PgVillageSelector.for_run(self.pool, self.schema, rid, vmeta))
 
     def close(self) -> None:
         self.pool.close()

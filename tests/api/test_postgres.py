@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mapbox_vector_tile
 import numpy as np
+import pandas as pd
 import pytest
 
 from api.pgstore import PgRunStore, PgStoreError, publish
@@ -115,6 +116,165 @@ def test_village_items_same_as_files(pgc, folder_client, runs, query: str) -> No
     body = pgc.get(f"/collections/villages/items?run={runs.a_id}&{query}")
     if "f=" not in query and "poor" not in query:
         assert body.json()["numberReturned"] > 0, query  # the queries select something
+
+
+#: every filter alone, several combined, text search with case, accents and LIKE
+#: metacharacters, empty results, last pages and beyond, bad values (the same 400 problems)
+MORE_QUERIES = [
+    "missing=broadband", "met=road", "county=Andorra", "township=Canillo,Encamp",
+    "township=Sant%20Julià%20de%20Lòria",
+    "level=admin", "poor=true", "exit_year=2020", "indicator=road", "status=unknown",
+    "indicator=road&status=met", "q=sant", "q=SANT&limit=3", "q=aubinyà", "q=AUBINYÀ", "q=d’a",
+    "q=%25", "q=_", "q=a_b", "q=100%25", "q=%5C", "q=osm:n", "q=n6495438", "q=%20a%20",
+    "code=osm:n64954377,osm:n64954382,nope", "code=nope", "county=Nowhere",
+    "bbox=1.4,42.4,1.5,42.5", "bbox=1.4,42.4,0,1.5,42.5,10", "bbox=170,40,-170,50",
+    "bbox=1.5,42.5,1.5,42.5", "bbox=-200,-100,200,100&limit=2",
+    "missing=any&county=Andorra&level=admin&limit=4&offset=2",
+    "missing=road,water&met=power", "missing=any,road&q=a&bbox=1.4,42.4,1.8,42.7",
+    "missing=any&q=a&bbox=1.45,42.45,1.6,42.6&township=La%20Massana,Ordino",
+    "indicator=road,power&status=missing,unknown&township=Canillo&f=csv",
+    "level=admin,natural&poor=false&exit_year=2020,2021",
+    "missing=any&limit=10&offset=60", "limit=10&offset=68", "limit=5&offset=1000",
+    "missing=any&f=csv&limit=3&offset=5", "q=a&f=xlsx",
+    "missing=nope", "status=bad", "level=town", "poor=maybe", "exit_year=1800",
+    "bbox=1,2,3", "bbox=1,50,2,40", "limit=0", "offset=-1",
+]
+
+
+@pytest.mark.parametrize("query", MORE_QUERIES)
+def test_more_village_filters_same_as_files(pgc, folder_client, runs, query: str) -> None:
+    for run in (runs.a_id, runs.b_id):
+        url = f"/collections/villages/items?run={run}&{query}"
+        a, b = folder_client.get(url), pgc.get(url)
+        _same(a, b)
+        assert a.headers.get("OGC-NumberMatched") == b.headers.get("OGC-NumberMatched")
+
+
+def test_village_filters_run_in_sql(pgc, folder_client, runs, monkeypatch) -> None:
+    """The PostGIS store selects, counts and pages villages in SQL: with the in-memory
+    selection disabled its answers are still those of the file-based API."""
+    from api.pgstore import PgVillageSelector
+    from geo.query import VillageIndex
+
+    queries = ["", "missing=any&limit=3&offset=4", "q=sant&county=Andorra", "code=nope",
+               "bbox=1.45,42.45,1.6,42.6&f=csv", "indicator=road&status=met&limit=2"]
+    urls = [f"/collections/villages/items?run={r}&{q}" for r in (runs.a_id, runs.b_id)
+            for q in queries]
+    expected = [folder_client.get(u) for u in urls]
+    store = pgc.app.state.store
+    assert all(isinstance(store.get(r).selector, PgVillageSelector) for r in store.ids)
+    calls: list[str] = []
+    real = PgVillageSelector.select_window
+
+    def counted(self, f, window):  # noqa: ANN001, ANN202
+        calls.append(self.run_id)
+        return real(self, f, window)
+
+    def boom(self, f):  # noqa: ANN001, ANN202
+        raise AssertionError("VillageIndex.select used by the PostGIS store")
+
+    monkeypatch.setattr(VillageIndex, "select", boom)
+    monkeypatch.setattr(PgVillageSelector, "select_window", counted)
+    for url, a in zip(urls, expected, strict=True):
+        _same(a, pgc.get(url))
+    assert len(calls) == len(urls)
+    with pytest.raises(AssertionError, match="VillageIndex.select"):
+        folder_client.get(urls[0])
+
+
+def test_village_filter_sql_binds_values(pg, dsn) -> None:
+    """User values never reach the statement text: they are parameters."""
+    from api.pgstore import PgRunStore
+    from geo.query import VillageFilter
+
+    store = PgRunStore(dsn)
+    try:
+        sel = store.get().selector
+        hostile = "x'); DROP TABLE buque.villages; --"
+        f = VillageFilter.parse(indicators=store.get().data.indicators, county=hostile,
+                                q=hostile, code=hostile)
+        where, args = sel.where(f)
+        with pg.connect() as c:
+            text = where.as_string(c)
+        assert hostile not in text and "DROP" not in text
+        n, pos = sel.select_window(f, lambda n: slice(0, n))
+        assert n == 0 and len(pos) == 0
+    finally:
+        store.close()
+
+
+def test_old_or_oddly_typed_runs_are_filtered_in_memory(dsn) -> None:
+    """No SQL selector where SQL could answer differently: a run published without ``_search``
+    or with a status column that is not text."""
+    from api.pgstore import PgVillageSelector
+
+    store = PgRunStore(dsn)
+    try:
+        meta = next(m for m in store._meta[store.newest][0] if m["name"] == "villages")
+        assert PgVillageSelector.for_run(store.pool, "buque", store.newest, meta) is not None
+        old = {**meta, "extra": [c for c in meta["extra"] if c != "_search"]}
+        odd = {**meta, "columns": [[c, "float64" if c == "road" else d]
+                                   for c, d in meta["columns"]]}
+        for m in (old, odd):
+            assert PgVillageSelector.for_run(store.pool, "buque", store.newest, m) is None
+    finally:
+        store.close()
+
+
+def _polygon_copy(src: Path, dst: Path) -> Path:
+    """The run ``src`` with its villages as polygons (squares of ~1 km around the points), some
+    names in Chinese or with LIKE metacharacters and a poverty register (same run id)."""
+    import shapely
+
+    t = read_run(src)
+    v = t.villages.copy()
+    v["geometry"] = shapely.buffer(v.geometry.to_numpy(), 0.01, cap_style="square")
+    names = ["石门村", "石门_村", "上%村", "下村\\", "ABC村", "Ça_Va"]
+    for i, name in enumerate(names):
+        v.loc[i * 7, "name"] = name
+    n = len(v)  # a poverty register: poor, not poor, unknown; exit years 2020, 2021, none
+    v["poor"] = pd.array([[True, False, None][i % 3] for i in range(n)], dtype="boolean")
+    v["exit_year"] = pd.array([[2020, 2021, None, 2020][i % 4] for i in range(n)], dtype="Int64")
+    t.villages = v
+    write_run(dst, t, read_manifest(src))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def polygons(pg, runs, tmp_path_factory):
+    """A file client and a PostGIS client on the polygon copy of run a."""
+    run = _polygon_copy(runs.a, tmp_path_factory.mktemp("poly") / "runs" / "p")
+    publish(run, pg.dsn(), schema="poly")
+    with TestClient(create_app(Settings(data=run))) as files, \
+            TestClient(create_app(Settings(postgres=pg.dsn(), pg_schema="poly"))) as pgp:
+        yield files, pgp
+
+
+@pytest.mark.parametrize("query", [
+    "bbox=1.5,42.5,1.52,42.52", "bbox=1.497,42.458,1.498,42.459", "bbox=1.4,42.4,1.8,42.7&limit=5",
+    "q=石门", "q=石门_", "q=门_村", "q=%25", "q=上%25", "q=_", "q=村&limit=2&offset=1",
+    "q=\\", "q=abc", "q=ça_va", "q=ÇA", "q=村&bbox=1.4,42.4,1.8,42.7&missing=any",
+    "q=村&f=csv", "q=nothing-like-this", "bbox=1.497,42.458,1.497,42.458",
+    "bbox=1.501,42.44,1.6,42.447", "poor=true",
+    "poor=false&exit_year=2021", "exit_year=2020,2021&level=admin&limit=3&offset=2",
+    "poor=true&missing=any&bbox=1.4,42.4,1.6,42.6&q=a",
+])
+def test_polygon_villages_and_text_search_same_as_files(polygons, query: str) -> None:
+    files, pgp = polygons
+    url = f"/collections/villages/items?{query}"
+    a, b = files.get(url), pgp.get(url)
+    _same(a, b)
+    assert a.headers.get("OGC-NumberMatched") == b.headers.get("OGC-NumberMatched")
+
+
+def test_polygon_search_finds_them(polygons) -> None:
+    _, pgp = polygons
+    n = {q: pgp.get(f"/collections/villages/items?{q}").json()["numberMatched"]
+         for q in ("q=石门", "q=石门_", "q=上%25", "q=_", "q=\\", "q=%25")}
+    assert n == {"q=石门": 2, "q=石门_": 1, "q=上%25": 1, "q=_": 2, "q=\\": 1, "q=%25": 1}
+    # boxes inside a village's square (off its point), a point in it, one crossing edges
+    for box in ("1.497,42.458,1.498,42.459", "1.497,42.458,1.497,42.458"):
+        assert pgp.get(f"/collections/villages/items?bbox={box}").json()["numberMatched"] >= 1
 
 
 def test_paging_walks_the_same_villages(pgc, folder_client) -> None:
@@ -276,6 +436,10 @@ def test_indexes_and_minzoom(pg, dsn) -> None:
         assert "USING gist" in idx[name], name
     assert "(run_id, code)" in idx["villages_run_id_code_idx"]
     assert "(run_id, county, township)" in idx["villages_run_id_county_township_idx"]
+    for name in ("villages_run_id_road_idx", "villages_run_id_level_idx",
+                 "villages_run_id_poor_idx", "villages_run_id_exit_year_idx"):
+        assert name in idx, name
+    assert "gin_trgm_ops" in idx["villages_search_trgm"]
     assert zooms[0] > 5 and zooms[1] > 0 and zooms[2] > 12  # roads appear zoom by zoom
 
 
