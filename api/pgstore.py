@@ -673,7 +673,6 @@ class PgRunStore(RunStoreBase):
     interface: run ids oldest first, the newest served by default."""
 
     def __init__(self, dsn: str, schema: str = "buque", preload: str = "newest") -> None:
-        from psycopg import sql
 
         self.dsn, self.schema = dsn, _check_schema(schema)
         self.pool = Pool(dsn)
@@ -683,13 +682,24 @@ class PgRunStore(RunStoreBase):
                 raise PgStoreError(f"no Buque runs in schema {schema!r} of "
                                    f"{_safe_dsn(dsn)}: publish one with "
                                    f"buque publish RUN --postgres DSN --schema {schema}")
-            rows = conn.execute(sql.SQL(
-                "SELECT run_id, manifest_text, tables, tile_layers FROM {} "
-                "ORDER BY manifest->>'created', run_id").format(_ident(schema, "runs"))).fetchall()
-        self._meta = {str(r[0]): (r[2], r[3]) for r in rows}
-        super().__init__(label=f"{schema} at {_safe_dsn(dsn)}",
-                         manifests={str(r[0]): json.loads(r[1]) for r in rows})
+        super().__init__(label=f"{schema} at {_safe_dsn(dsn)}", manifests=self._scan())
         self._preload(preload)
+
+    def _scan(self) -> dict[str, dict[str, Any]]:
+        """The published runs, oldest first (a run published again gets a new ``published_at``)."""
+        from psycopg import sql
+
+        with self.pool.connection() as conn:
+            rows = conn.execute(sql.SQL(
+                "SELECT run_id, manifest_text, tables, tile_layers, published_at FROM {} "
+                "ORDER BY manifest->>'created', run_id").format(
+                    _ident(self.schema, "runs"))).fetchall()
+        self._meta = {str(r[0]): (r[2], r[3]) for r in rows}
+        self._published = {str(r[0]): r[4] for r in rows}
+        return {str(r[0]): json.loads(r[1]) for r in rows}
+
+    def _version(self, rid: str) -> object:
+        return self._published.get(rid)
 
     def _load(self, rid: str) -> ServedRun:
         tables_meta, tiles_meta = self._meta[rid]

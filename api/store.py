@@ -1,13 +1,16 @@
 """The runs being served, loaded once: manifests at start-up, tables on first use (or preloaded).
 
 Run ids come from the manifests; a request names a run only by id, which is looked up in this
-registry, so no request text ever becomes a file-system path.
+registry, so no request text ever becomes a file-system path. The registry looks for new,
+replaced and removed runs at most every :data:`REFRESH_S` seconds (a run written or published
+while the server runs is served without a restart).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from geo.query import RunData, VillageSelector, load_run_data
 
 log = logging.getLogger("buque.api")
 DIFF_CACHE = 8
+REFRESH_S = 5.0  # how often requests may trigger a look for new or removed runs
 
 
 class UnknownRun(KeyError):
@@ -91,6 +95,48 @@ class RunStoreBase:
         self._locks = {rid: threading.Lock() for rid in manifests}
         self._diffs: OrderedDict[tuple[str, str], pd.DataFrame] = OrderedDict()
         self._diff_lock = threading.Lock()
+        self._scan_lock = threading.Lock()
+        self._scanned = time.monotonic()
+        self._versions = {rid: self._version(rid) for rid in manifests}
+
+    def _scan(self) -> dict[str, dict[str, Any]]:
+        """The runs there are now, oldest first (subclasses look again at their source)."""
+        return self.manifests
+
+    def _version(self, rid: str) -> object:
+        """What changes when a run id is written again (a re-run into the same place)."""
+        return None
+
+    def refresh(self, force: bool = False) -> None:
+        """Look for new, replaced and removed runs (at most every :data:`REFRESH_S` seconds)."""
+        if not force and time.monotonic() - self._scanned < REFRESH_S:
+            return
+        with self._scan_lock:
+            if not force and time.monotonic() - self._scanned < REFRESH_S:
+                return
+            self._scanned = time.monotonic()
+            try:
+                found = self._scan()
+                versions = {rid: self._version(rid) for rid in found}
+            except Exception as e:  # noqa: BLE001 - a failed look keeps serving what was there
+                log.warning("%s: could not look for new runs: %s", self.label, e)
+                return
+            changed = [rid for rid in found if rid in self._versions
+                       and versions[rid] != self._versions[rid]]
+            gone = [rid for rid in self.manifests if rid not in found]
+            for rid in [*gone, *changed]:  # loaded copies are dropped, reloaded on next use
+                self._runs.pop(rid, None)
+            if gone or changed:
+                with self._diff_lock:
+                    self._diffs.clear()
+            for rid in found:
+                self._locks.setdefault(rid, threading.Lock())
+            new = [rid for rid in found if rid not in self.manifests]
+            self._versions = versions
+            self.manifests = found
+            if new or gone or changed:
+                log.info("%s: runs added %s, removed %s, replaced %s", self.label, new, gone,
+                         changed)
 
     def _preload(self, preload: str) -> None:
         for rid in (self.ids if preload == "all" else self.ids[-1:]):
@@ -108,6 +154,8 @@ class RunStoreBase:
         return next(reversed(self.manifests), None)
 
     def resolve(self, run_id: str | None) -> str:
+        self.refresh(force=run_id is not None and run_id != "latest"
+                     and run_id not in self.manifests and self._stale())
         if run_id == "latest" and "latest" not in self.manifests:
             run_id = None
         if run_id is None:
@@ -117,6 +165,10 @@ class RunStoreBase:
         if run_id not in self.manifests:
             raise UnknownRun(run_id)
         return run_id
+
+    def _stale(self) -> bool:
+        """Whether an unknown run id may be worth a look now (not more than once a second)."""
+        return time.monotonic() - self._scanned >= 1.0
 
     def get(self, run_id: str | None = None) -> ServedRun:
         rid = self.resolve(run_id)
@@ -155,17 +207,26 @@ class RunStore(RunStoreBase):
             raise FileNotFoundError(f"{data}: no such run or folder")
         self.data = data
         self.paths: OrderedDict[str, Path] = OrderedDict()
+        super().__init__(label=data.name or str(data), manifests=self._scan())
+        self._preload(preload)
+
+    def _scan(self) -> dict[str, dict[str, Any]]:
+        paths: OrderedDict[str, Path] = OrderedDict()
         manifests: dict[str, dict[str, Any]] = {}
-        for p in list_runs(data):
+        for p in list_runs(self.data):
             m = read_manifest(p)
             rid = str(m.get("run_id") or p.name)
-            if rid in self.paths:
-                log.warning("%s: run id %s already served from %s; skipped", p, rid, self.paths[rid])
+            if rid in paths:
+                log.warning("%s: run id %s already served from %s; skipped", p, rid, paths[rid])
                 continue
-            self.paths[rid] = p
+            paths[rid] = p
             manifests[rid] = m
-        super().__init__(label=data.name or str(data), manifests=manifests)
-        self._preload(preload)
+        self.paths = paths
+        return manifests
+
+    def _version(self, rid: str) -> object:
+        p = self.paths.get(rid)
+        return (str(p), (p / "manifest.json").stat().st_mtime_ns) if p is not None else None
 
     def _load(self, rid: str) -> ServedRun:
         data = load_run_data(self.paths[rid])

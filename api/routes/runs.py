@@ -58,12 +58,15 @@ def redact(manifest: dict[str, Any]) -> dict[str, Any]:
 @router.get("/runs", summary="Runs served", responses={**json_ok(), **problems(400)})
 def runs(request: Request, role: Annotated[Role, Depends(viewer)]) -> Response:
     store = get_store(request)
+    store.refresh()
+    manifests = store.manifests  # one snapshot: a refresh may swap in a new registry
+    newest = next(reversed(manifests), None)
     items = []
-    for rid in reversed(store.ids):
-        m = store.manifests[rid]
+    for rid in reversed(manifests):
+        m = manifests[rid]
         c = m.get("counts", {})
         items.append({
-            "run_id": rid, "created": m.get("created"), "newest": rid == store.newest,
+            "run_id": rid, "created": m.get("created"), "newest": rid == newest,
             "project": (m.get("project") or {}).get("name"),
             "profile": {k: (m.get("profile") or {}).get(k) for k in ("name", "version")},
             "counts": {k: c.get(k) for k in ("villages_in", "assessed", "rejected", "gaps",
@@ -73,7 +76,7 @@ def runs(request: Request, role: Annotated[Role, Depends(viewer)]) -> Response:
                            "application/geo+json", "villages of this run"),
                       link(url_for(request, "/summary", run=rid), "summary", "application/json")],
         })
-    return _json({"newest": store.newest, "numberReturned": len(items), "runs": items,
+    return _json({"newest": newest, "numberReturned": len(items), "runs": items,
                   "links": [link(url_for(request, "/runs"), "self", "application/json")]})
 
 

@@ -479,3 +479,18 @@ def test_initdb_on_this_machine() -> None:
     from bench.pgcluster import pg_bindir
 
     assert (pg_bindir() / "initdb").exists() or shutil.which("initdb")
+
+
+def test_runs_published_while_serving_are_served(pg, runs, monkeypatch) -> None:
+    import api.store
+
+    monkeypatch.setattr(api.store, "REFRESH_S", 0.0)
+    publish(runs.a, pg.dsn(), schema="live")
+    with TestClient(create_app(Settings(postgres=pg.dsn(), pg_schema="live"))) as c:
+        assert [r["run_id"] for r in c.get("/runs").json()["runs"]] == [runs.a_id]
+        publish(runs.b, pg.dsn(), schema="live")
+        got = c.get("/runs").json()
+        assert [r["run_id"] for r in got["runs"]] == [runs.b_id, runs.a_id]
+        assert got["newest"] == runs.b_id
+        r = c.get("/collections/villages/items", params={"missing": "any", "limit": 3})
+        assert r.status_code == 200 and r.json()["numberMatched"] > 0
