@@ -9,7 +9,7 @@ const I18N = {
         admin: "行政村", natural: "自然村", population: "人口", poor: "贫困村", exit_year: "计划退出年份",
         indicator: "指标", status: "状态", distance: "距离 (m)", evidence: "依据", remedy: "补缺项目",
         quantity: "数量", cost: "估算 (元)", none: "无", yes: "是", no: "否", run: "运行",
-        road_hard: "硬化路", road_other: "非硬化路", road_unknown: "路面未知" },
+        road_hard: "硬化路", road_other: "非硬化路", road_unknown: "路面未知", labels: "村名" },
   en: { title: "Infrastructure gap map", colour: "Colour by", by_gaps: "number of gaps", county: "County",
         township: "Township", all: "all", search: "Search village name or code", go: "Find", layers: "Layers",
         list_csv: "Deficient villages (CSV)", gaps: "gaps", met: "met", missing: "missing", unknown: "unknown",
@@ -18,7 +18,8 @@ const I18N = {
         population: "Population", poor: "Poor village", exit_year: "Planned exit", indicator: "Indicator",
         status: "Status", distance: "Distance (m)", evidence: "Evidence", remedy: "Remedy",
         quantity: "Quantity", cost: "Cost (CNY)", none: "none", yes: "yes", no: "no", run: "Run",
-        road_hard: "hardened road", road_other: "other road", road_unknown: "surface unknown" },
+        road_hard: "hardened road", road_other: "other road", road_unknown: "surface unknown",
+        labels: "Village names" },
 };
 const GAP_COLOURS = ["#1a9850", "#fee08b", "#fc8d59", "#d73027", "#7f0000", "#40004b"];
 const STATUS_COLOURS = { met: "#1a9850", missing: "#d73027", unknown: "#9e9e9e" };
@@ -89,6 +90,7 @@ function placeFilter() {
   if (county) f.push(["==", ["get", "county"], county]);
   if (town) f.push(["==", ["get", "township"], town]);
   map.setFilter("villages", f.length > 1 ? f : null);
+  map.once("idle", drawLabels);
   listLinks();
 }
 
@@ -121,11 +123,54 @@ function fillPlaces() {
 function toggles() {
   const box = document.getElementById("toggles");
   box.innerHTML = `<legend>${t("layers")}</legend>` + config.layers.map((l) =>
-    `<label><input type="checkbox" data-layer="${l}" checked> ${t(l)}</label>`).join("");
-  box.querySelectorAll("input").forEach((el) => {
-    el.onchange = () => config.style_layers[el.dataset.layer].forEach((id) =>
-      map.setLayoutProperty(id, "visibility", el.checked ? "visible" : "none"));
+    `<label><input type="checkbox" data-layer="${l}" checked> ${t(l)}</label>`).join("") +
+    `<label><input type="checkbox" id="show-labels" ${showLabels ? "checked" : ""}> ${t("labels")}</label>`;
+  box.querySelectorAll("input[data-layer]").forEach((el) => {
+    el.onchange = () => {
+      config.style_layers[el.dataset.layer].forEach((id) =>
+        map.setLayoutProperty(id, "visibility", el.checked ? "visible" : "none"));
+      map.once("idle", drawLabels);
+    };
   });
+  document.getElementById("show-labels").onchange = (e) => { showLabels = e.target.checked; drawLabels(); };
+}
+
+/* Village names as HTML labels: MapLibre's text layers need glyph files (PBF) from a server;
+   these use the browser's own fonts (Noto CJK and the like), so names show with no internet.
+   From LABEL_ZOOM up, at most LABEL_MAX, villages with the most gaps first, none overlapping. */
+const LABEL_ZOOM = 11;
+const LABEL_MAX = 250;
+const LABEL_FONT = '12px "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif';
+let showLabels = true;
+let labelMarkers = [];
+const measure = document.createElement("canvas").getContext("2d");
+
+function drawLabels() {
+  labelMarkers.forEach((m) => m.remove());
+  labelMarkers = [];
+  if (!showLabels || !map.getLayer("villages") || map.getZoom() < LABEL_ZOOM) return;
+  measure.font = LABEL_FONT;
+  const boxes = [];
+  const seen = new Set();
+  const feats = map.queryRenderedFeatures({ layers: ["villages"] })
+    .sort((a, b) => (b.properties.n_missing || 0) - (a.properties.n_missing || 0));
+  for (const f of feats) {
+    if (labelMarkers.length >= LABEL_MAX) break;
+    const p = f.properties;
+    if (!p.name || seen.has(p.code) || f.geometry.type !== "Point") continue;
+    seen.add(p.code);
+    const at = map.project(f.geometry.coordinates);
+    const w = measure.measureText(p.name).width + 6;
+    const box = [at.x + 5, at.y - 9, at.x + 5 + w, at.y + 9];
+    if (boxes.some((b) => box[0] < b[2] && box[2] > b[0] && box[1] < b[3] && box[3] > b[1])) continue;
+    boxes.push(box);
+    const el = document.createElement("div");
+    el.className = "village-label";
+    el.textContent = p.name;
+    el.dataset.code = p.code;
+    labelMarkers.push(new maplibregl.Marker({ element: el, anchor: "left", offset: [5, 0] })
+      .setLngLat(f.geometry.coordinates).addTo(map));
+  }
 }
 
 function fmt(v, digits = 0) {
@@ -191,6 +236,8 @@ map.on("load", async () => {
   map.on("click", "villages", (e) => popup(e.features[0].properties.code, e.lngLat));
   map.on("mouseenter", "villages", () => { map.getCanvas().style.cursor = "pointer"; });
   map.on("mouseleave", "villages", () => { map.getCanvas().style.cursor = ""; });
+  map.on("moveend", drawLabels);
+  map.once("idle", drawLabels);
   window.buqueReady = true;
 });
 document.getElementById("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("buque-lang", lang); applyI18n(); };

@@ -81,3 +81,33 @@ def test_click_on_a_village_opens_its_popup(page, tables) -> None:
     label = {"road": "通硬化路", "water": "饮水安全", "power": "通生产生活用电",
              "clinic": "标准化村卫生室", "broadband": "通光纤和4G"}[first_missing]
     assert label in text
+
+
+def test_village_names_are_labelled_offline(page, tables) -> None:
+    """Names drawn with the browser's fonts (no glyph server): from zoom 11, without overlaps,
+    each label the name of a village drawn at that place; the toggle hides them."""
+    pg, outside, errors = page
+    pg.evaluate("""() => new Promise((done) => {
+        const m = window.buqueMap;
+        const f = m.queryRenderedFeatures({layers: ['villages']})[0];
+        m.once('idle', () => setTimeout(done, 300));
+        m.jumpTo({center: f.geometry.coordinates, zoom: 13});
+    })""")
+    labels = pg.evaluate("""() => [...document.querySelectorAll('.village-label')].map((el) => {
+        const r = el.getBoundingClientRect();
+        return {code: el.dataset.code, text: el.textContent, box: [r.left, r.top, r.right, r.bottom]};
+    })""")
+    assert labels, "no village labels at zoom 13"
+    names = tables.villages.set_index("code")["name"]
+    for lab in labels:
+        assert lab["text"] == names.loc[lab["code"]]
+    boxes = [lab["box"] for lab in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            overlap = a[0] < b[2] - 1 and a[2] > b[0] + 1 and a[1] < b[3] - 1 and a[3] > b[1] + 1
+            assert not overlap, (a, b)
+    pg.click("#show-labels")
+    assert pg.evaluate("document.querySelectorAll('.village-label').length") == 0
+    pg.click("#show-labels")
+    assert pg.evaluate("document.querySelectorAll('.village-label').length") == len(labels)
+    assert outside == [] and not errors
