@@ -334,15 +334,21 @@ def _kd_nearest(kd: cKDTree, xy: np.ndarray, max_distance: float | None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest point per query; among equidistant points the lowest index wins (up to K_TIES
     points at exactly the same distance; beyond that a remaining tie is settled by the tree)."""
-    n = len(xy)
-    k = min(K_TIES, kd.n)
     bound = np.inf if max_distance is None else float(max_distance) * (1 + 1e-12) + 1e-9
-    d, i = kd.query(xy, k=k, distance_upper_bound=bound, workers=WORKERS)
-    d, i = d.reshape(n, k), i.reshape(n, k)
-    found = np.isfinite(d[:, 0])
-    tied = d == d[:, :1]
-    best = np.where(tied, i, np.iinfo(np.int64).max).min(axis=1)
-    return np.where(found, d[:, 0], np.nan), np.where(found, best, -1).astype(np.int64)
+
+    def lowest(q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        d, i = kd.query(q, k=k, distance_upper_bound=bound, workers=WORKERS)
+        d, i = d.reshape(len(q), k), i.reshape(len(q), k)
+        best = np.where(d == d[:, :1], i, np.iinfo(np.int64).max).min(axis=1)
+        return d[:, 0], best, np.isfinite(d[:, 0]) & (d[:, -1] == d[:, 0])
+
+    # two neighbours tell whether there is a tie; only tied points ask for K_TIES
+    d0, best, tied = lowest(xy, min(2, kd.n))
+    if tied.any() and kd.n > 2:
+        t = np.flatnonzero(tied)
+        _, best[t], _ = lowest(xy[t], min(K_TIES, kd.n))
+    found = np.isfinite(d0)
+    return np.where(found, d0, np.nan), np.where(found, best, -1).astype(np.int64)
 
 
 def _tree_nearest(tree: STRtree, geoms: np.ndarray, points: np.ndarray,
