@@ -6,6 +6,8 @@ import shutil
 import time
 import warnings
 
+import pytest
+
 import api.store
 from api.app import create_app
 from api.settings import Settings
@@ -15,10 +17,17 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 
-def test_new_and_removed_runs_are_picked_up(runs, tmp_path, monkeypatch) -> None:
+@pytest.fixture
+def served(runs, tmp_path):
+    """A folder being served that holds run a (as ``a``)."""
     folder = tmp_path / "served"
     folder.mkdir()
     shutil.copytree(runs.a, folder / "a")
+    return folder
+
+
+def test_new_and_removed_runs_are_picked_up(runs, served, monkeypatch) -> None:
+    folder = served
     with TestClient(create_app(Settings(data=folder))) as c:
         first = c.get("/runs").json()
         assert [r["run_id"] for r in first["runs"]] == [runs.a_id]
@@ -43,10 +52,8 @@ def test_new_and_removed_runs_are_picked_up(runs, tmp_path, monkeypatch) -> None
         assert gone.headers["content-type"].startswith("application/problem+json")
 
 
-def test_an_unknown_run_id_looks_again(runs, tmp_path, monkeypatch) -> None:
-    folder = tmp_path / "served"
-    folder.mkdir()
-    shutil.copytree(runs.a, folder / "a")
+def test_an_unknown_run_id_looks_again(runs, served, monkeypatch) -> None:
+    folder = served
     monkeypatch.setattr(api.store, "REFRESH_S", 3600.0)
     with TestClient(create_app(Settings(data=folder))) as c:
         assert c.get("/summary", params={"run": runs.b_id}).status_code == 404
@@ -71,12 +78,9 @@ def test_a_run_replaced_in_place_is_reloaded(runs, tmp_path, monkeypatch) -> Non
         assert items["numberMatched"] > 0
 
 
-def test_refresh_keeps_serving_when_the_folder_cannot_be_read(runs, tmp_path, monkeypatch) -> None:
-    folder = tmp_path / "served"
-    folder.mkdir()
-    shutil.copytree(runs.a, folder / "a")
+def test_refresh_keeps_serving_when_the_folder_cannot_be_read(runs, served, monkeypatch) -> None:
     monkeypatch.setattr(api.store, "REFRESH_S", 0.0)
-    with TestClient(create_app(Settings(data=folder))) as c:
+    with TestClient(create_app(Settings(data=served))) as c:
         store = c.app.state.store
 
         def broken():  # noqa: ANN202
