@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.columns import codes
+from geo.columns import codes, strings
 from geo.evidence import FAIL, PASS, UNKNOWN, evaluate, evaluate_all
 from geo.metric import (
     MARGIN_DEG,
@@ -183,8 +183,7 @@ class _Band:
 
     def graph(self, layer: str) -> RoadGraph:
         def build() -> RoadGraph:
-            roads = self.layers[layer].geometry.to_numpy()
-            roads = roads[in_lon_range(roads, self.z.lon_range)]
+            roads = self.layers[layer].geometry.to_numpy()[self.positions(layer)]
             return RoadGraph.build(project(roads, self.z.crs))
         return self._once(("graph", layer), build)  # type: ignore[return-value]
 
@@ -204,12 +203,13 @@ class _Band:
         z = self.z
         sel = mask[z.members]
         gidx = z.members[sel]
-        if ind.layer not in self.layers or len(gidx) == 0 or cls is None:
-            return len(gidx)
+        n = len(gidx)
+        if ind.layer not in self.layers or n == 0 or cls is None:
+            return n
         graph = None
         if ind.rule == "within_network_distance":
             if ind.network_layer not in self.layers:
-                return len(gidx)  # unknown: the road network was not provided
+                return n  # unknown: the road network was not provided
             graph = self.graph(ind.network_layer)
         polys = self.polygons(sel) if ind.rule == "inside_village" else None
         pts, is_poly = self.ref_p[sel], self.is_poly[gidx]
@@ -221,7 +221,7 @@ class _Band:
             bound = self.near_bound[sel]
             redo = ~(res.dist[gidx] < bound) | (ind.reach_m >= bound)
             if not redo.any() or len(self.positions(ind.layer)) == len(win):
-                return len(gidx)  # settled, or the wide window holds nothing more
+                return n  # settled, or the wide window holds nothing more
             gidx, pts, is_poly = gidx[redo], pts[redo], is_poly[redo]
             polys = None if polys is None else polys[redo]
         win, layer_index = self.window(ind.layer)
@@ -229,7 +229,7 @@ class _Band:
                   if ind.rule == "coverage" else None)
         _assess_zone(ind, pts, is_poly, polys, layer_index, win, cls[win], radius, res, gidx,
                      graph)
-        return int(sel.sum())
+        return n
 
 
 def _assess_zone(ind: Indicator, pts: np.ndarray, is_poly: np.ndarray, polys: np.ndarray | None,
@@ -330,7 +330,7 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
             offset[ind.layer] = sum(len(p) for p in pools)
             pools.append(layers[ind.layer]["id"].astype("string").array)
     null_id = sum(len(p) for p in pools)
-    id_pool = _strings(pd.concat([pd.Series(p) for p in [*pools, [pd.NA]]], ignore_index=True))
+    id_pool = strings(pd.concat([pd.Series(p) for p in [*pools, [pd.NA]]], ignore_index=True))
     rows, ind_no, cols = [], [], {k: [] for k in ("status", "reason", "dist", "evid", "cand",
                                                   "cand_dist", "net")}
     for n, ind in enumerate(inds):
@@ -349,18 +349,14 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
     v = np.concatenate(rows)
     c = {k: np.concatenate(x) for k, x in cols.items()}
     return pd.DataFrame({
-        "village_code": _strings(villages["code"]).take(v),
-        "level": _strings(villages["level"]).take(v),
-        "indicator": _strings([i.key for i in inds]).take(np.concatenate(ind_no)),
-        "status": _strings(_STATUS).take(c["status"]),
+        "village_code": strings(villages["code"]).take(v),
+        "level": strings(villages["level"]).take(v),
+        "indicator": strings([i.key for i in inds]).take(np.concatenate(ind_no)),
+        "status": strings(_STATUS).take(c["status"]),
         "distance_m": c["dist"],
         "evidence_id": id_pool.take(c["evid"]),
         "candidate_id": id_pool.take(c["cand"]),
         "candidate_distance_m": c["cand_dist"],
         "network_m": c["net"],
-        "reason": _strings(_REASON).take(c["reason"]),
+        "reason": strings(_REASON).take(c["reason"]),
         "_v": v})
-
-
-def _strings(values) -> pd.api.extensions.ExtensionArray:  # noqa: ANN001
-    return pd.array(values, dtype="string")

@@ -154,7 +154,7 @@ class FeatureIndex:
             f = seg.owner[sj]
             sel = mask[f]
             qi, sj, f = qi[sel], sj[sel], f[sel]
-            d_ex = _point_segment_distance(xy[qi], seg.a[sj], seg.b[sj])
+            d_ex = _packed_distance(xy[qi, 0], xy[qi, 1], seg._packed[sj])
             ok = d_ex <= r
             d, i = np.full(n, np.nan), np.full(n, -1, dtype=np.int64)
             _first_per_query(qi[ok], f[ok], d_ex[ok], d, i)
@@ -232,11 +232,7 @@ class _Segments:
 
     @cached_property
     def _packed(self) -> np.ndarray:
-        """Per segment: start x, y, direction x, y and 1 / squared length (0 if degenerate)."""
-        ab = self.b - self.a
-        den = np.einsum("ij,ij->i", ab, ab)
-        inv = np.divide(1.0, den, out=np.zeros_like(den), where=den > 0)
-        return np.column_stack([self.a, ab, inv])
+        return _pack(self.a, self.b)
 
     @cached_property
     def kd(self) -> cKDTree:
@@ -275,13 +271,9 @@ class _Segments:
         dm, j = dm.reshape(n, k), j.reshape(n, k)
         valid = np.isfinite(dm)
         jj = np.where(valid, j, 0)
-        g = self._packed[jj]  # (n, k, 5): one gather for all candidate segments
-        px = xy[:, 0, None] - g[..., 0]
-        py = xy[:, 1, None] - g[..., 1]
-        t = np.clip((px * g[..., 2] + py * g[..., 3]) * g[..., 4], 0, 1)
-        px -= t * g[..., 2]
-        py -= t * g[..., 3]
-        d = np.where(valid, np.sqrt(px * px + py * py), np.inf)
+        # (n, k, 5): one gather for all candidate segments
+        d = np.where(valid, _packed_distance(xy[:, 0, None], xy[:, 1, None], self._packed[jj]),
+                     np.inf)
         owner = np.where(valid, self.owner[jj], big)
         best = d.min(axis=1)
         # ties: the lowest owner among the candidates at the best distance
@@ -317,16 +309,22 @@ def split_segments(a: np.ndarray, b: np.ndarray, max_len: float
     return start, end, rep
 
 
-def _point_segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise distance from points ``p`` to segments ``a``-``b`` (all (N, 2)); the same
-    arithmetic as :meth:`_Segments._candidates`."""
+def _pack(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per segment ``a``-``b``: start x, y, direction x, y and 1 / squared length (0 if
+    degenerate), the form :func:`_packed_distance` reads."""
     ab = b - a
     den = np.einsum("ij,ij->i", ab, ab)
     inv = np.divide(1.0, den, out=np.zeros_like(den), where=den > 0)
-    px, py = p[:, 0] - a[:, 0], p[:, 1] - a[:, 1]
-    t = np.clip((px * ab[:, 0] + py * ab[:, 1]) * inv, 0, 1)
-    px -= t * ab[:, 0]
-    py -= t * ab[:, 1]
+    return np.column_stack([a, ab, inv])
+
+
+def _packed_distance(x: np.ndarray, y: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Distance from points (``x``, ``y``) to packed segments ``g`` (``[..., 5]``, broadcast)."""
+    px = x - g[..., 0]
+    py = y - g[..., 1]
+    t = np.clip((px * g[..., 2] + py * g[..., 3]) * g[..., 4], 0, 1)
+    px -= t * g[..., 2]
+    py -= t * g[..., 3]
     return np.sqrt(px * px + py * py)
 
 
