@@ -216,6 +216,11 @@ def negotiate(request: Request, f: str | None, allowed: tuple[str, ...], default
 
 # --------------------------------------------------------------------------------- links
 
+def attachment(name: str) -> dict[str, str]:
+    """The header that makes a browser save the response as ``name``."""
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
+
+
 def link(href: str, rel: str, type: str | None = None, title: str | None = None) -> dict[str, str]:
     d = {"href": href, "rel": rel}
     if type:

@@ -21,6 +21,7 @@ from api.deps import (
     Run,
     Townships,
     alternates,
+    attachment,
     get_settings,
     link,
     negotiate,
@@ -85,10 +86,6 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _attachment(name: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{name}"'}
-
-
 def page_window(request: Request, page: Paging, fmt: str) -> Callable[[int], slice]:
     """The rows served of ``n`` matches: :func:`api.deps.window` with this request's settings."""
     max_rows = get_settings(request).max_export_rows
@@ -102,10 +99,10 @@ def feature_response(request: Request, run: ServedRun, table: FeatureTable, matc
                "X-Buque-Run": run.run_id, "Content-Crs": f"<{CRS84}>"}
     if fmt == "csv":
         return Response(table.csv(sel), media_type=CSV,
-                        headers={**headers, **_attachment(f"{name}-{run.run_id}.csv")})
+                        headers={**headers, **attachment(f"{name}-{run.run_id}.csv")})
     if fmt == "xlsx":
         return Response(table.xlsx(sel, name), media_type=XLSX,
-                        headers={**headers, **_attachment(f"{name}-{run.run_id}.xlsx")})
+                        headers={**headers, **attachment(f"{name}-{run.run_id}.xlsx")})
     links = paging_links(request, page, len(sel), matched, GEOJSON)
     links += alternates(request, "geojson", ("csv", "xlsx"))
     links.append(link(url_for(request, f"/collections/{name}"), "collection", "application/json"))

@@ -17,6 +17,7 @@ from api.deps import (
     TableF,
     Townships,
     alternates,
+    attachment,
     get_settings,
     negotiate,
     office,
@@ -61,12 +62,12 @@ def projects(request: Request, run: Run, page: Annotated[Paging, Depends(paging)
     headers = {"OGC-NumberMatched": str(matched), "X-Buque-Run": run.run_id}
     if fmt == "csv":
         return Response(run.projects.csv(part), media_type=CSV, headers={
-            **headers, "Content-Disposition": f'attachment; filename="{name}.csv"'})
+            **headers, **attachment(f"{name}.csv")})
     if fmt == "xlsx":
         sheets = {"by_indicator": totals["by_indicator"], "by_county": totals["by_county"],
                   "by_county_total": totals["by_county_total"]}
         return Response(run.projects.xlsx(part, "projects", sheets), media_type=XLSX, headers={
-            **headers, "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+            **headers, **attachment(f"{name}.xlsx")})
     body = {
         "run": run.run_id, "numberMatched": matched, "numberReturned": len(part),
         "totals": {"total": rows(totals["total"])[0],

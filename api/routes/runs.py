@@ -12,6 +12,7 @@ from api.deps import (
     Indicators,
     TableF,
     alternates,
+    attachment,
     get_settings,
     get_store,
     link,
@@ -125,9 +126,9 @@ def diff(request: Request, a: str, b: str, role: Annotated[Role, Depends(viewer)
         name = f"diff-{ra}-{rb}"
         if fmt == "csv":
             return Response(csv_bytes(table), media_type=CSV,
-                            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+                            headers=attachment(f"{name}.csv"))
         return Response(xlsx_bytes({"changes": table}), media_type=XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+                        headers=attachment(f"{name}.xlsx"))
     return _json({"a": ra, "b": rb, "counts": diff_counts(d, inds),
                   "changes": diff_codes(d, inds), "numberReturned": len(d),
                   "links": [link(str(request.url), "self", "application/json"),

@@ -14,6 +14,7 @@ from api.deps import (
     TableF,
     Townships,
     alternates,
+    attachment,
     link,
     negotiate,
     reject_unknown_params,
@@ -45,11 +46,11 @@ def summary(request: Request, run: Run,
     name = f"summary-{by}-{run.run_id}"
     if fmt == "csv":
         return Response(csv_bytes(sel), media_type=CSV,
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+                        headers=attachment(f"{name}.csv"))
     if fmt == "xlsx":
         return Response(xlsx_bytes({"summary": sel, "total": total}),
                         media_type=XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+                        headers=attachment(f"{name}.xlsx"))
     body = {"run": run.run_id, "by": by, "indicators": inds, "numberReturned": len(sel),
             "rows": rows(sel), "total": rows(total),
             "links": [link(str(request.url), "self", "application/json"),
