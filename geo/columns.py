@@ -19,10 +19,14 @@ def strings(values: object) -> pd.api.extensions.ExtensionArray:
     return pd.array(values, dtype="string")
 
 
+def _arrow(column: pd.Series | Sequence[str]) -> pa.Array:
+    """A text column as an Arrow string array (no copy when it already is one)."""
+    return pa.array(pd.Series(column, dtype="string").array)
+
+
 def codes(column: pd.Series, categories: Sequence[str]) -> np.ndarray:
     """Position of each value of a text column in ``categories`` (-1: null or not listed)."""
-    arr = pa.array(column.astype("string").array)
-    out = pc.index_in(arr, value_set=pa.array(list(categories), pa.large_string()))
+    out = pc.index_in(_arrow(column), value_set=pa.array(list(categories), pa.large_string()))
     return pc.fill_null(out, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
@@ -33,13 +37,11 @@ def equals(column: pd.Series, value: str) -> np.ndarray:
 
 def isin(column: pd.Series, values: pd.Series | Sequence[str]) -> np.ndarray:
     """Boolean mask of the values of a text column found in ``values`` (null: False)."""
-    arr = pa.array(column.astype("string").array)
-    ref = pa.array(pd.Series(values, dtype="string").array)
-    return pc.fill_null(pc.is_in(arr, value_set=ref), False).to_numpy(zero_copy_only=False)
+    return pc.fill_null(pc.is_in(_arrow(column), value_set=_arrow(values)),
+                        False).to_numpy(zero_copy_only=False)
 
 
 def lookup(keys: pd.Series, index: pd.Series, values: pd.Series) -> pd.api.extensions.ExtensionArray:
     """``values`` at the first position where ``index`` equals each key (null where none)."""
-    arr = pa.array(keys.astype("string").array)
-    pos = pc.index_in(arr, value_set=pa.array(index.astype("string").array))
+    pos = pc.index_in(_arrow(keys), value_set=_arrow(index))
     return values.array.take(pc.fill_null(pos, -1).to_numpy(zero_copy_only=False), allow_fill=True)

@@ -150,18 +150,15 @@ def _read_arrow_file(spec: LayerSpec, report: Report) -> tuple[gpd.GeoDataFrame,
     """GeoParquet / GeoArrow (Feather, IPC) with their own geometry and CRS; a plain Parquet or
     Arrow table without geometry is read like a CSV, from its lon/lat columns."""
     path = spec.path
-    feather = path.suffix.lower() != ".parquet" and path.suffix.lower() != ".geoparquet"
+    feather = path.suffix.lower() not in (".parquet", ".geoparquet")
     try:
         schema = pa.ipc.open_file(pa.memory_map(str(path))).schema if feather else pq.read_schema(path)
-    except (OSError, pa.ArrowException) as e:
-        raise BuqueInputError(str(path), f"cannot read layer '{spec.kind}': {e}") from e
-    if schema.metadata and b"geo" in schema.metadata:
-        try:
+        if schema.metadata and b"geo" in schema.metadata:
             gdf = gpd.read_feather(path) if feather else gpd.read_parquet(path)
-        except (OSError, ValueError, pa.ArrowException) as e:
-            raise BuqueInputError(str(path), f"cannot read layer '{spec.kind}': {e}") from e
-        return gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf, None
-    df = (pa_feather.read_table(path) if feather else pq.read_table(path)).to_pandas()
+            return gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf, None
+        df = (pa_feather.read_table(path) if feather else pq.read_table(path)).to_pandas()
+    except (OSError, ValueError, pa.ArrowException) as e:
+        raise BuqueInputError(str(path), f"cannot read layer '{spec.kind}': {e}") from e
     return _points_from_lonlat(df, spec, report)
 
 
