@@ -107,12 +107,14 @@ class RunStoreBase:
         """What changes when a run id is written again (a re-run into the same place)."""
         return None
 
-    def refresh(self, force: bool = False) -> None:
-        """Look for new, replaced and removed runs (at most every :data:`REFRESH_S` seconds)."""
-        if not force and time.monotonic() - self._scanned < REFRESH_S:
+    def refresh(self, every: float | None = None) -> None:
+        """Look for new, replaced and removed runs, unless the last look is less than ``every``
+        seconds old (default :data:`REFRESH_S`)."""
+        every = REFRESH_S if every is None else every
+        if time.monotonic() - self._scanned < every:
             return
         with self._scan_lock:
-            if not force and time.monotonic() - self._scanned < REFRESH_S:
+            if time.monotonic() - self._scanned < every:
                 return
             self._scanned = time.monotonic()
             try:
@@ -154,8 +156,9 @@ class RunStoreBase:
         return next(reversed(self.manifests), None)
 
     def resolve(self, run_id: str | None) -> str:
-        self.refresh(force=run_id is not None and run_id != "latest"
-                     and run_id not in self.manifests and self._stale())
+        unknown = run_id not in (None, "latest") and run_id not in self.manifests
+        # an unknown id looks again sooner: at most once a second
+        self.refresh(every=min(1.0, REFRESH_S) if unknown else None)
         if run_id == "latest" and "latest" not in self.manifests:
             run_id = None
         if run_id is None:
@@ -165,10 +168,6 @@ class RunStoreBase:
         if run_id not in self.manifests:
             raise UnknownRun(run_id)
         return run_id
-
-    def _stale(self) -> bool:
-        """Whether an unknown run id may be worth a look now (not more than once a second)."""
-        return time.monotonic() - self._scanned >= 1.0
 
     def get(self, run_id: str | None = None) -> ServedRun:
         rid = self.resolve(run_id)
