@@ -33,22 +33,15 @@ def _version() -> str:
     return tool_version()
 
 
-def _swagger_ui_path() -> str | None:
-    """Swagger UI's files from the ``swagger-ui-bundle`` package, when installed."""
-    try:
-        from swagger_ui_bundle import swagger_ui_path
-    except ImportError:
-        return None
-    return str(swagger_ui_path)
-
-
-def _mount_docs(app: FastAPI, path: str) -> None:
-    """``/docs`` served from local files, so it works with no internet access."""
+def _mount_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package, served by this app, so it
+    works with no internet access."""
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.responses import HTMLResponse
     from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
 
-    app.mount("/docs/assets", StaticFiles(directory=path), name="swagger-ui")
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -81,10 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             store.close()
 
-    offline_docs = _swagger_ui_path()
     app = FastAPI(
         title=f"{settings.title} API", version=_version(), lifespan=lifespan,
-        docs_url=None if offline_docs else "/docs", redoc_url=None,
+        docs_url=None, redoc_url=None,
         description="Rural-village infrastructure gaps against the national standard: "
         "deficient-village lists (OGC API - Features), summaries, remedy lists and run "
         "comparisons. Errors are RFC 7807 problem documents.",
@@ -111,8 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(map_routes.router)
     map_routes.mount_static(app)
 
-    if offline_docs:
-        _mount_docs(app, offline_docs)
+    _mount_docs(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -12,6 +12,26 @@ import pytest
 from synth_world import DEMO_TOML, REPO, CliRun, Synth, build_synth, run_cli
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """No test may skip: on a machine set up by ``setup.sh`` everything a test needs is there,
+    so a skip can only hide a missing dependency. A skipped test is reported as failed."""
+    _no_skip((yield).get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module skipped while it is collected (``importorskip``)."""
+    _no_skip((yield).get_result())
+
+
+def _no_skip(report) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and no test may skip (run bash setup.sh): {reason}"
+
+
 @dataclass
 class DemoRun:
     out: Path

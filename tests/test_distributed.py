@@ -18,16 +18,14 @@ import pytest
 import shapely
 from scipy.spatial import cKDTree
 
-pytest.importorskip("dask.distributed")
-
-from bench.synth import generate  # noqa: E402
-from geo.distributed import assess_dask, partition_villages  # noqa: E402
-from geo.gaps import assess  # noqa: E402
-from geo.run import load_layers, prepare_villages, run_project  # noqa: E402
-from layers.errors import Report  # noqa: E402
-from layers.profile import load_profile  # noqa: E402
-from layers.project import load_project  # noqa: E402
-from layers.schema import VILLAGE_LAYERS  # noqa: E402
+from bench.synth import generate
+from geo.distributed import assess_dask, partition_villages
+from geo.gaps import assess
+from geo.run import load_layers, prepare_villages, run_project
+from layers.errors import Report
+from layers.profile import load_profile
+from layers.project import load_project
+from layers.schema import VILLAGE_LAYERS
 
 PARTITIONS = 6
 ARCHIVE_FILES = ("gaps.parquet", "summary.csv", "projects.csv")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -21,14 +20,19 @@ import pandas as pd
 import pyogrio
 import pytest
 from PIL import Image
+from synth_world import require_tools
 
 from geo.report import ExportError, ExportOptions, Selection, export, export_bundle, load_report
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "layers" / "demo" / "andorra.toml"
 ODBL = "© OpenStreetMap contributors, ODbL 1.0"
-POPPLER = all(shutil.which(t) for t in ("pdftoppm", "pdffonts", "pdftotext", "pdfinfo"))
-needs_poppler = pytest.mark.skipif(not POPPLER, reason="poppler-utils not installed")
+
+
+@pytest.fixture
+def poppler() -> None:
+    """The PDF checks read pages with poppler's tools."""
+    require_tools("pdftoppm", "pdffonts", "pdftotext", "pdfinfo", package="poppler-utils")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -85,7 +89,7 @@ def _missing_pairs(run: Path) -> set[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- print maps
 
-@needs_poppler
+@pytest.mark.usefixtures("poppler")
 def test_pdf_per_county_pages_fonts_and_text(synth_run, synth, tmp_path):
     out = tmp_path / "counties.pdf"
     proc = _cli(synth_run, "--format", "pdf", "--per-county", "--dpi", "150", "--out", out)
@@ -116,7 +120,7 @@ def test_pdf_per_county_pages_fonts_and_text(synth_run, synth, tmp_path):
         assert _ink(png.with_suffix(".png")) > 20
 
 
-@needs_poppler
+@pytest.mark.usefixtures("poppler")
 def test_pdf_attribution_and_english(demo_run, tmp_path):
     out = tmp_path / "demo-en.pdf"
     r = export(demo_run, out, ExportOptions(fmt="pdf", lang="en", paper="A3",
@@ -300,8 +304,8 @@ def test_html_is_self_contained(demo_run, tmp_path):
     assert html.count("<script") >= 3  # Leaflet and the map inline
 
 
-@pytest.mark.skipif(not shutil.which("chromium"), reason="chromium not installed")
 def test_html_draws_offline_in_chromium(synth, tmp_path):
+    require_tools("chromium", package="chromium")
     county = synth.run_counties[0]
     out = tmp_path / "map.html"
     export(synth, out, ExportOptions(fmt="html", selection=Selection.parse(county)))

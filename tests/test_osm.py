@@ -13,7 +13,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from synth_world import ANDORRA_PBF, SHARED_STATS
+from synth_world import ANDORRA_PBF, OSM_TAG_STATS
 
 MOTORABLE = {"motorway", "trunk", "primary", "secondary", "tertiary", "unclassified",
              "residential", "motorway_link", "trunk_link", "primary_link", "secondary_link",
@@ -22,9 +22,7 @@ MOTORABLE = {"motorway", "trunk", "primary", "secondary", "tertiary", "unclassif
 
 @pytest.fixture(scope="module")
 def stats() -> dict:
-    if not SHARED_STATS.is_file():
-        pytest.skip("shared OSM statistics not available")
-    return json.loads(SHARED_STATS.read_text("utf-8"))
+    return json.loads(OSM_TAG_STATS.read_text("utf-8"))
 
 
 KEYS = ("place", "highway", "surface", "power", "amenity", "healthcare", "man_made",

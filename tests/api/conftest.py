@@ -155,38 +155,43 @@ class Live:
     max_limit: int
 
 
-def serve(data: Path, **env: str):
-    """``uvicorn api.app:create_app --factory`` on a free loopback port, configured through
-    BUQUE_ environment variables; yields the base URL and stops the server afterwards."""
+def serve(data: Path, factory: str = "api.app:create_app", **env: str):
+    """``uvicorn FACTORY --factory`` on a free loopback port, configured through BUQUE_
+    environment variables; yields the base URL and stops the server afterwards. The server's
+    output goes to a file (a pipe nobody reads would stall it once full) shown if it fails."""
+    import tempfile
+
     port = free_port()
     full = {**os.environ, "BUQUE_DATA": str(data), **{f"BUQUE_{k.upper()}": v for k, v in env.items()}}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                             "--ws", "none"], cwd=REPO, env=full,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+    full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), str(REPO / "tests"),
+                                                        str(REPO / "tests" / "api"),
+                                                        full.get("PYTHONPATH")]))
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", factory, "--factory", "--host",
+                                 "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                                 "--ws", "none"], cwd=REPO, env=full, stdout=log,
+                                stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/conformance", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.seek(0)
+                raise RuntimeError(f"server did not start:\n{log.read().decode(errors='replace')}")
+            time.sleep(0.2)
         try:
-            if httpx.get(url + "/conformance", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            proc.kill()
-            raise RuntimeError(f"server did not start:\n{out}")
-        time.sleep(0.2)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if proc.stdout:
-            proc.stdout.close()
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @pytest.fixture(scope="session")
