@@ -5,7 +5,7 @@ Tables live in one schema (``buque`` by default), one row set per run, keyed by 
 - ``runs``: ``run_id`` (primary key), ``manifest`` (jsonb, and verbatim as ``manifest_text``),
   ``published_at``, ``tables`` (per table: columns with their pandas dtypes, row count) and
   ``tile_layers`` (per gap-map layer: table, properties, bounds, zoom range);
-- ``villages``: every column of ``villages.gpkg`` plus ``geom`` (EPSG:4326), ``ref_geom`` (the
+- ``villages``: every column of ``villages.parquet`` plus ``geom`` (EPSG:4326), ``ref_geom`` (the
   reference point, EPSG:4326), ``tile_geom`` (the point drawn on the map, EPSG:3857), ``minzoom``
   (the zoom from which the file-based tiles draw it, see :func:`geo.tiles.draw_minzoom``) and
   ``tile_rank``;

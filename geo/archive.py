@@ -1,7 +1,10 @@
 """The run archive: writing a run atomically, reading runs back, listing a folder of runs.
 
 A run directory holds exactly the files of the contract (manifest.json, gaps.parquet,
-villages.gpkg, projects.csv, summary.csv, rejected.csv) plus warnings.csv and unlocated.csv.
+villages.parquet, projects.csv, summary.csv, rejected.csv) plus warnings.csv and unlocated.csv.
+``villages.parquet`` is GeoParquet 1.1 (EPSG:4326, with a covering bbox column so readers can
+filter by area); runs written before it have ``villages.gpkg`` with the same columns, and are
+read the same way. GeoPackage, Shapefile and GeoJSON are export formats (``buque export``).
 The feature layers the run used are kept beside them as GeoParquet (``layers/<kind>.parquet``,
 EPSG:4326, canonical fields plus ``evidence_<indicator>`` = pass/fail/unknown per indicator that
 reads the layer), so maps, tiles and exports need nothing but the run.
@@ -19,6 +22,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +34,14 @@ import pyarrow.csv as pacsv
 import pyogrio
 
 MANIFEST = "manifest.json"
-FILES = ("manifest.json", "gaps.parquet", "villages.gpkg", "projects.csv", "summary.csv",
+FILES = ("manifest.json", "gaps.parquet", "villages.parquet", "projects.csv", "summary.csv",
          "rejected.csv", "warnings.csv", "unlocated.csv")
+VILLAGES = "villages.parquet"
+#: the village table of runs written before GeoParquet
+VILLAGES_GPKG = "villages.gpkg"
+GEOPARQUET_VERSION = "1.1.0"
+#: archive files written at once
+WRITE_THREADS = 3
 LAYERS_DIR = "layers"
 CSV_ENCODING = "utf-8-sig"  # with BOM, so Excel opens Chinese text correctly
 
@@ -84,24 +94,34 @@ def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    jobs: list[tuple[str, Callable[[Path], None]]] = [
+        ("gaps.parquet", lambda p: tables.gaps.to_parquet(p, index=False)),
+        (VILLAGES, lambda p: write_geoparquet(tables.villages, p)),
+    ]
+    for name, df in (("projects.csv", tables.projects), ("summary.csv", tables.summary),
+                     ("rejected.csv", tables.rejected), ("warnings.csv", tables.warnings),
+                     ("unlocated.csv", tables.unlocated)):
+        jobs.append((name, lambda p, df=df: write_csv(df, p)))
+    for kind, gdf in tables.layers.items():
+        jobs.append((f"{LAYERS_DIR}/{kind}.parquet", lambda p, gdf=gdf: write_geoparquet(gdf, p)))
     try:
-        def step(name: str) -> Path:
-            if fault:
-                fault(name)
-            return tmp / name
-
-        tables.gaps.to_parquet(step("gaps.parquet"), index=False)
-        pyogrio.write_dataframe(tables.villages, step("villages.gpkg"), layer="villages",
-                                driver="GPKG", use_arrow=True)
-        for name, df in (("projects.csv", tables.projects), ("summary.csv", tables.summary),
-                         ("rejected.csv", tables.rejected), ("warnings.csv", tables.warnings),
-                         ("unlocated.csv", tables.unlocated)):
-            write_csv(df, step(name))
         if tables.layers:
             (tmp / LAYERS_DIR).mkdir()
-        for kind, gdf in tables.layers.items():
-            gdf.to_parquet(step(f"{LAYERS_DIR}/{kind}.parquet"), index=False)
-        with open(step(MANIFEST), "w", encoding="utf-8") as f:
+        # the files are written side by side (Arrow's Parquet and CSV writers and GEOS's WKB
+        # encoding release the GIL); ``fault`` still sees every name, in this order
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            pending = []
+            try:
+                for name, write in jobs:
+                    if fault:
+                        fault(name)
+                    pending.append(pool.submit(write, tmp / name))
+            finally:
+                for f in pending:
+                    f.result()
+        if fault:
+            fault(MANIFEST)
+        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, ensure_ascii=False, indent=2, default=str)
         os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; a run is for everyone to read
         _replace_dir(tmp, out)
@@ -109,6 +129,11 @@ def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def write_geoparquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """GeoParquet 1.1 with a covering bbox column (GDAL, DuckDB and geopandas filter on it)."""
+    gdf.to_parquet(path, index=False, schema_version=GEOPARQUET_VERSION, write_covering_bbox=True)
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -169,15 +194,27 @@ def read_run(run: Path) -> RunTables:
                                   "township": "string"}, keep_default_na=False, na_values=[""])
 
     return RunTables(gaps=pd.read_parquet(run / "gaps.parquet"),
-                     villages=_village_dtypes(pyogrio.read_dataframe(run / "villages.gpkg",
-                                                                      use_arrow=True)),
+                     villages=read_villages(run),
                      projects=csv("projects.csv"), summary=csv("summary.csv"),
                      rejected=csv("rejected.csv"), warnings=csv("warnings.csv"),
                      unlocated=csv("unlocated.csv"), layers=read_layers(run))
 
 
+def read_villages(run: Path) -> gpd.GeoDataFrame:
+    """A run's village table: ``villages.parquet``, or ``villages.gpkg`` of an older run; the
+    same columns in the same order (geometry last) either way."""
+    run = Path(run)
+    if (run / VILLAGES).is_file() or not (run / VILLAGES_GPKG).is_file():
+        v = gpd.read_parquet(run / VILLAGES)
+        v = v[[c for c in v.columns if c != v.geometry.name] + [v.geometry.name]]
+    else:
+        v = pyogrio.read_dataframe(run / VILLAGES_GPKG, use_arrow=True)
+    return _village_dtypes(v)
+
+
 def _village_dtypes(v: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Nullable dtypes for the village columns that GeoPackage stores as bool / integer."""
+    """Nullable dtypes for the village columns stored as bool / integer (GeoPackage has no
+    nullable booleans, so older runs need them restored)."""
     for c in ("poor",):
         if c in v:
             v[c] = v[c].astype("boolean")

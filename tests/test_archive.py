@@ -49,7 +49,7 @@ def files_written_by(synth, tmp_path) -> list[str]:
 
 def test_fault_called_for_every_contract_file(synth, tmp_path):
     seen = files_written_by(synth, tmp_path)
-    assert {"manifest.json", "gaps.parquet", "villages.gpkg", "projects.csv", "summary.csv",
+    assert {"manifest.json", "gaps.parquet", "villages.parquet", "projects.csv", "summary.csv",
             "rejected.csv"} <= set(seen)
     probe = tmp_path / "probe"
     assert sorted(seen) == sorted(p.relative_to(probe).as_posix() for p in probe.rglob("*")

@@ -54,8 +54,8 @@ def test_geoparquet_and_geoarrow_inputs_give_the_same_run(copy_synth, synth, tmp
             b[col].astype(object).where(b[col].notna(), None).tolist(), col
     # roads went through UTM and back: distances agree to well under a millimetre
     np.testing.assert_allclose(b["distance_m"], a["distance_m"], atol=1e-3, equal_nan=True)
-    va = gpd.read_file(tmp_path / "ref" / "villages.gpkg").set_index("code").sort_index()
-    vb = gpd.read_file(tmp_path / "arrow" / "villages.gpkg").set_index("code").sort_index()
+    va = gpd.read_parquet(tmp_path / "ref" / "villages.parquet").set_index("code").sort_index()
+    vb = gpd.read_parquet(tmp_path / "arrow" / "villages.parquet").set_index("code").sort_index()
     assert va.index.tolist() == vb.index.tolist()
     assert va["name"].tolist() == vb["name"].tolist()  # Chinese text survives
     assert va["missing"].fillna("").tolist() == vb["missing"].fillna("").tolist()

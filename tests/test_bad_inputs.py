@@ -1,6 +1,6 @@
 """Bad inputs: a clear error naming the file and field/row, or a rejection with file, row and reason.
 
-And nothing is lost: every input village ends up in villages.gpkg or in rejected.csv.
+And nothing is lost: every input village ends up in villages.parquet or in rejected.csv.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def villages_gdf(geoms: list, codes: list[str] | None = None, crs: str | None = 
 
 def assert_nothing_lost(out: Path, src: Path, codes: list[str]) -> pd.DataFrame:
     """Every source row is a village of the run or a row of rejected.csv for that file."""
-    v = pyogrio.read_dataframe(out / "villages.gpkg")
+    v = gpd.read_parquet(out / "villages.parquet")
     rej = read_csv(out / "rejected.csv")
     mine = rej[rej["file"].map(lambda f: Path(f).resolve()) == src.resolve()]
     rejected_rows = set(mine["row"].astype(int))
@@ -88,7 +88,7 @@ def gbk_shapefile(tmp_path) -> Path:
 def test_gbk_shapefile_with_cpg_reads_chinese(gbk_shapefile, tmp_path):
     assert (tmp_path / "cun.cpg").read_text().strip().upper() == "GBK"
     run_project(write_project(tmp_path, "cun.shp"), tmp_path / "out")
-    v = pyogrio.read_dataframe(tmp_path / "out" / "villages.gpkg")
+    v = gpd.read_parquet(tmp_path / "out" / "villages.parquet")
     assert sorted(v["name"]) == sorted(CN_NAMES)
 
 
@@ -96,7 +96,7 @@ def test_gbk_shapefile_without_cpg_and_declared_encoding(gbk_shapefile, tmp_path
     (tmp_path / "cun.cpg").unlink()    # a legacy DBF: nothing says what encoding it is
     run_project(write_project(tmp_path, "cun.shp", layer_extra='encoding = "GBK"'),
                 tmp_path / "out")
-    v = pyogrio.read_dataframe(tmp_path / "out" / "villages.gpkg")
+    v = gpd.read_parquet(tmp_path / "out" / "villages.parquet")
     assert sorted(v["name"]) == sorted(CN_NAMES)
 
 
@@ -115,7 +115,7 @@ def test_gbk_csv_without_encoding_is_a_clear_error(tmp_path):
     assert "v.csv" in str(e.value) and "GBK" in str(e.value)
     run_project(write_project(tmp_path, "v.csv", top='crs = "EPSG:4490"',
                               layer_extra='encoding = "GBK"'), tmp_path / "out")
-    assert pyogrio.read_dataframe(tmp_path / "out" / "villages.gpkg")["name"].tolist() == ["张家村"]
+    assert gpd.read_parquet(tmp_path / "out" / "villages.parquet")["name"].tolist() == ["张家村"]
 
 
 # ------------------------------------------------------------------------------------ CRS
@@ -130,7 +130,7 @@ def test_layer_without_crs_and_no_project_crs(tmp_path):
     assert e.value.field == "crs"
     # with the project's CRS it reads
     run_project(write_project(tmp_path, "v.shp", top='crs = "EPSG:4490"'), tmp_path / "out")
-    assert len(pyogrio.read_dataframe(tmp_path / "out" / "villages.gpkg")) == 1
+    assert len(gpd.read_parquet(tmp_path / "out" / "villages.parquet")) == 1
 
 
 def test_unknown_declared_crs(tmp_path):
@@ -152,7 +152,7 @@ def test_offset_datum_layer_is_converted(tmp_path, datum, forward):
     g = villages_gdf([shapely.Point(c.lon, c.lat) for c in off])
     pyogrio.write_dataframe(g, tmp_path / "v.gpkg")
     run_project(write_project(tmp_path, "v.gpkg", layer_extra=f'crs = "{datum}"'), tmp_path / "out")
-    v = pyogrio.read_dataframe(tmp_path / "out" / "villages.gpkg").set_index("code")
+    v = gpd.read_parquet(tmp_path / "out" / "villages.parquet").set_index("code")
     got = v.loc[g["code"]].geometry
     lon, lat = to_wgs84([c.lon for c in off], [c.lat for c in off], datum)
     assert np.allclose(got.x, lon, atol=1e-9) and np.allclose(got.y, lat, atol=1e-9)
@@ -242,7 +242,7 @@ def test_invalid_bowtie_polygon_repaired_and_warned(tmp_path):
     assert len(w) == 1
     assert w.iloc[0]["row"] == 2 and w.iloc[0]["code"] == g["code"][1]
     assert "invalid" in w.iloc[0]["reason"] and Path(w.iloc[0]["file"]).name == "v.gpkg"
-    v = pyogrio.read_dataframe(out / "villages.gpkg").set_index("code")
+    v = gpd.read_parquet(out / "villages.parquet").set_index("code")
     fixed = v.loc[g["code"][1], "geometry"]
     assert fixed.is_valid and fixed.geom_type in ("MultiPolygon", "Polygon")
     # both triangles survive the repair
@@ -296,7 +296,7 @@ def test_duplicate_codes_later_rejected_naming_first(tmp_path):
     reason = rej.loc[4, "reason"]
     assert "duplicate" in reason and "v.gpkg" in reason and "row 2" in reason
     # the first one is the one kept
-    v = pyogrio.read_dataframe(out / "villages.gpkg").set_index("code")
+    v = gpd.read_parquet(out / "villages.parquet").set_index("code")
     assert v.loc["610902100002", "geometry"].equals_exact(g.geometry[1], 1e-9)
 
 
@@ -334,7 +334,7 @@ def test_unparseable_attribute_left_null_with_warning(tmp_path):
     out = tmp_path / "out"
     run_project(write_project(tmp_path, "v.gpkg", layer_extra='fields = { households = "HS" }'),
                 out)
-    v = pyogrio.read_dataframe(out / "villages.gpkg").set_index("code")
+    v = gpd.read_parquet(out / "villages.parquet").set_index("code")
     assert v.loc[g["code"][0], "households"] == 120
     assert pd.isna(v.loc[g["code"][1], "households"])
     w = read_csv(out / "warnings.csv")

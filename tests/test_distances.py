@@ -9,9 +9,9 @@ a deciding distance is within the contract's 0.5 % of a threshold).
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import pytest
 import refcalc
 import shapely
@@ -86,7 +86,7 @@ def _profile_indicator_rules(gaps: pd.DataFrame, profile: dict) -> list[str]:
 @pytest.fixture(scope="module")
 def andorra(andorra_run, andorra_layers):
     run = andorra_run.out
-    return (pyogrio.read_dataframe(run / "villages.gpkg"), pd.read_parquet(run / "gaps.parquet"),
+    return (gpd.read_parquet(run / "villages.parquet"), pd.read_parquet(run / "gaps.parquet"),
             andorra_layers[0])
 
 
@@ -116,7 +116,7 @@ def test_andorra_reference_points_are_the_village_points(andorra):
 @pytest.fixture(scope="module")
 def synthetic(synth, synth_cli_run):
     run = synth_cli_run.out
-    villages = pyogrio.read_dataframe(run / "villages.gpkg")
+    villages = gpd.read_parquet(run / "villages.parquet")
     src = {}
     for r in synth.admin.itertuples():
         src[r.code] = {"level": "admin", "households": r.households}
@@ -169,7 +169,7 @@ def test_synthetic_expected_cases(synthetic):
 def test_points_project_fallback_distance(synth, synth_points_run, national_toml):
     """Villages given as points: clinic by the 2 km fallback, distances still geodesic."""
     run = synth_points_run.out
-    villages = pyogrio.read_dataframe(run / "villages.gpkg")
+    villages = gpd.read_parquet(run / "villages.parquet")
     gaps = pd.read_parquet(run / "gaps.parquet")
     src = {r.code: {"level": "admin", "households": 100} for r in synth.admin_points.itertuples()}
     for r in synth.natural.itertuples():

@@ -7,13 +7,14 @@ import json
 import math
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
+import pyarrow.parquet as pq
 import pytest
 from synth_world import ADMIN, NATURAL, REPO, run_cli
 
-CONTRACT_FILES = {"manifest.json", "gaps.parquet", "villages.gpkg", "projects.csv",
+CONTRACT_FILES = {"manifest.json", "gaps.parquet", "villages.parquet", "projects.csv",
                   "summary.csv", "rejected.csv"}
 # documented in geo/archive.py: always written beside the contract's files
 DOCUMENTED_EXTRAS = {"warnings.csv", "unlocated.csv", "layers"}
@@ -32,7 +33,7 @@ def run(synth_cli_run):
         "out": out,
         "manifest": json.loads((out / "manifest.json").read_text("utf-8")),
         "gaps": pd.read_parquet(out / "gaps.parquet"),
-        "villages": pyogrio.read_dataframe(out / "villages.gpkg"),
+        "villages": gpd.read_parquet(out / "villages.parquet"),
         "projects": read_csv(out / "projects.csv"),
         "summary": read_csv(out / "summary.csv"),
         "rejected": read_csv(out / "rejected.csv"),
@@ -96,10 +97,14 @@ def test_gaps_one_row_per_village_and_applicable_indicator(run, expected_pairs):
     assert set(g.loc[g["level"] == "admin", "village_code"]) == {a[0] for a in ADMIN}
 
 
-def test_villages_gpkg_one_row_per_village_in_wgs84(run, synth):
+def test_villages_geoparquet_one_row_per_village_in_wgs84(run, synth):
     v = run["villages"]
-    info = pyogrio.read_info(run["out"] / "villages.gpkg")
-    assert info["crs"] == "EPSG:4326"
+    geo = json.loads(pq.read_schema(run["out"] / "villages.parquet").metadata[b"geo"])
+    assert geo["version"] == "1.1.0" and geo["primary_column"] == "geometry"
+    col = geo["columns"]["geometry"]
+    assert col["encoding"] == "WKB" and col["crs"]["id"] == {"authority": "EPSG", "code": 4326}
+    assert set(col["covering"]["bbox"]) == {"xmin", "ymin", "xmax", "ymax"}
+    assert v.crs.to_epsg() == 4326
     assert v["code"].is_unique
     assert set(v["code"]) == set(run["gaps"]["village_code"])
     assert len(v) == 5 + 5   # 5 admin; 7 natural rows minus a null geometry and a duplicate

@@ -15,7 +15,7 @@ from geo.run import run_project
 
 
 def villages_of(run_out) -> pd.DataFrame:
-    return pyogrio.read_dataframe(run_out / "villages.gpkg").set_index("code")
+    return gpd.read_parquet(run_out / "villages.parquet").set_index("code")
 
 
 def test_synthetic_parents(synth_cli_run):

@@ -1,5 +1,5 @@
 """Village filters: every result is checked against the run's own tables (gaps.parquet and
-villages.gpkg read back with geo.archive), not against the API's code."""
+villages.parquet read back with geo.archive), not against the API's code."""
 
 from __future__ import annotations
 
