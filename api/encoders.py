@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import shapely
 
+from geo.csvsafe import neutralise_table
+
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 CSV = "text/csv; charset=utf-8"
@@ -94,9 +96,11 @@ def _default(o: Any) -> Any:
 
 
 def _csv_arrow(table: pa.Table) -> bytes:
+    """CSV with a BOM; text cells that would run as spreadsheet formulas neutralised."""
     buf = io.BytesIO()
     buf.write(BOM)
-    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=True, quoting_style="needed"))
+    pacsv.write_csv(neutralise_table(table), buf,
+                    pacsv.WriteOptions(include_header=True, quoting_style="needed"))
     return buf.getvalue()
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from geo.csvsafe import neutralise_frame
 from geo.report.filters import ExportError, ReportData
 
 GIS_FORMATS = ("gpkg", "geojson", "csv", "shp")
@@ -127,7 +128,7 @@ def write_csv(data: ReportData, out: Path, encoding: str | None = None) -> tuple
         df, n = _recode(df, encoding)
         if n:
             notes.append(f"{n} text cells had characters {encoding} cannot hold (written as ?)")
-    df.to_csv(out, index=False, encoding=enc, lineterminator="\r\n")
+    neutralise_frame(df).to_csv(out, index=False, encoding=enc, lineterminator="\r\n")
     return [out], notes
 
 
@@ -175,7 +176,8 @@ def write_shp(data: ReportData, out: Path, encoding: str | None = None
         _write_shp(polys, p, enc)
         written.append(p)
     fields = out.with_name(f"{out.stem}_fields.csv")
-    pd.DataFrame({"field": list(names.values()), "column": list(names.keys())}).to_csv(
+    neutralise_frame(pd.DataFrame({"field": list(names.values()),
+                                   "column": list(names.keys())})).to_csv(
         fields, index=False, encoding="utf-8-sig")
     written.append(fields)
     return written, notes
