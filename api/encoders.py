@@ -95,11 +95,12 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
-def _csv_arrow(table: pa.Table) -> bytes:
-    """CSV with a BOM; text cells that would run as spreadsheet formulas neutralised."""
+def _csv_arrow(table: pa.Table, safe: bool = False) -> bytes:
+    """CSV with a BOM; text cells that would run as spreadsheet formulas are neutralised
+    (unless ``safe``: the table already was)."""
     buf = io.BytesIO()
     buf.write(BOM)
-    pacsv.write_csv(neutralise_table(table), buf,
+    pacsv.write_csv(table if safe else neutralise_table(table), buf,
                     pacsv.WriteOptions(include_header=True, quoting_style="needed"))
     return buf.getvalue()
 
@@ -157,6 +158,7 @@ class RowTable:
         self.columns = [str(c) for c in self.properties.columns]
         self.table = to_arrow(self.properties)
         self.schema = {str(f.name): f.type for f in self.table.schema}
+        self._csv_table: pa.Table | None = None
 
     def __len__(self) -> int:
         return len(self.properties)
@@ -168,7 +170,9 @@ class RowTable:
         return self.take(idx).to_pylist()
 
     def csv(self, idx: np.ndarray) -> bytes:
-        return _csv_arrow(self.take(idx))
+        if self._csv_table is None:  # neutralised once, on the first CSV download
+            self._csv_table = neutralise_table(self.table)
+        return _csv_arrow(self._csv_table.take(pa.array(idx, type=pa.int64())), safe=True)
 
     def xlsx(self, idx: np.ndarray, sheet: str, extra: Mapping[str, pd.DataFrame] = {}) -> bytes:
         return xlsx_bytes({sheet: self.take(idx), **extra})
