@@ -21,7 +21,6 @@ from hostile_world import LONG_NAME, NATURAL, VILLAGES, WATER_IDS
 from synth_world import run_cli
 
 from geo.archive import read_run
-from geo.csvsafe import neutralise_frame, restore_frame
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -39,6 +38,8 @@ def cells(data: bytes, encoding: str = "utf-8-sig") -> set[str]:
 
 
 def test_neutralise_rule_and_its_inverse() -> None:
+    from geo.csvsafe import neutralise_frame, restore_frame
+
     vals = ['=HYPERLINK("x")', "+1+1", "@SUM(A1)", "-12.5", "+3", "1e-3", "-", "\tx", "\rx",
             "'=x", "''+y", "a=b", None, "- 3", "普通", "村-1"]
     df = pd.DataFrame({"s": pd.array(vals, dtype="string"), "n": range(len(vals))})
