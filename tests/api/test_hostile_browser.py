@@ -94,7 +94,7 @@ def test_every_response_carries_the_security_headers(hostile_live) -> None:
 def test_search_and_popup_of_every_hostile_village(gap_map, hostile_run) -> None:
     pg = gap_map.page
     names = pyogrio.read_dataframe(hostile_run / "villages.gpkg").set_index("code")["name"]
-    for code, name, county, township, _ in VILLAGES:
+    for code, _name, county, township, _ in VILLAGES:
         shown = names.loc[code]
         pg.evaluate("() => document.getElementById('results').replaceChildren()")
         pg.fill("#q", code if len(shown) > 100 else shown)  # the long one by its code
