@@ -21,7 +21,7 @@ from api import problems
 from api.openapi import build_openapi
 from api.routes import exports, features, ogc, projects, runs, summary, tiles
 from api.routes import map as map_routes
-from api.security import CDN_DOCS_POLICY, SecurityHeaders, docs_policy
+from api.security import SecurityHeaders, docs_policy
 from api.settings import Settings
 from api.store import open_store
 
@@ -92,12 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = None
     problems.install(app)
-    # FastAPI's own /docs (Swagger UI from its CDN) when the files are not installed here
-    cdn_docs = {} if offline_docs else {"/docs": CDN_DOCS_POLICY}
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"],
                        allow_headers=["X-API-Key", "Authorization", "Accept"],
                        expose_headers=["OGC-NumberMatched", "OGC-NumberReturned", "X-Buque-Run"])
-    app.add_middleware(SecurityHeaders, policies=cdn_docs)  # on every response
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff, Referrer-Policy on every response
     app.include_router(ogc.public)
     app.include_router(features.router)      # /collections/villages/... before the generic routes
     app.include_router(ogc.router)

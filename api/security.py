@@ -6,9 +6,9 @@ defence: scripts only from this server (no inline script, no ``eval``), connecti
 nothing framed. MapLibre needs ``blob:`` workers and images; its canvas and controls set inline
 styles, hence ``style-src 'unsafe-inline'`` (styles cannot run script).
 
-``/docs`` (Swagger UI) starts with one inline script written by FastAPI; its policy allows that
-script by its SHA-256 hash (and, when Swagger UI's files are not installed locally, the CDN it
-then loads from). A response that sets its own policy keeps it.
+``/docs`` (Swagger UI, served from the ``swagger-ui-bundle`` package) starts with one inline
+script written by FastAPI; its response sets a policy that allows that script by its SHA-256
+hash. A response that sets its own policy keeps it.
 """
 
 from __future__ import annotations
@@ -41,13 +41,6 @@ def docs_policy(html: str) -> str:
     return (f"default-src 'self'; script-src 'self' {' '.join(inline_script_hashes(html))}; "
             "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
-
-
-#: FastAPI's default /docs (assets from jsDelivr, an inline script whose text FastAPI varies)
-CDN_DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-                   "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
-                   "https://fastapi.tiangolo.com; connect-src 'self'; object-src 'none'; "
-                   "base-uri 'none'; frame-ancestors 'none'")
 
 
 class SecurityHeaders:
