@@ -21,6 +21,7 @@ from api import problems
 from api.openapi import build_openapi
 from api.routes import exports, features, ogc, projects, runs, summary, tiles
 from api.routes import map as map_routes
+from api.security import SecurityHeaders, docs_policy
 from api.settings import Settings
 from api.store import open_store
 
@@ -43,12 +44,16 @@ def _mount_docs(app: FastAPI) -> None:
 
     app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} — docs",
+                               swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                               swagger_css_url="/docs/assets/swagger-ui.css",
+                               swagger_favicon_url="/docs/assets/favicon-32x32.png")
+    html = bytes(page.body).decode("utf-8")
+    policy = docs_policy(html)  # its one inline script allowed by hash
+
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} — docs",
-                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs/assets/swagger-ui.css",
-                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
+        return HTMLResponse(html, headers={"Content-Security-Policy": policy})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -90,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"],
                        allow_headers=["X-API-Key", "Authorization", "Accept"],
                        expose_headers=["OGC-NumberMatched", "OGC-NumberReturned", "X-Buque-Run"])
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff, Referrer-Policy on every response
     app.include_router(ogc.public)
     app.include_router(features.router)      # /collections/villages/... before the generic routes
     app.include_router(ogc.router)

@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import shapely
 
+from geo.csvsafe import neutralise_table
+
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 CSV = "text/csv; charset=utf-8"
@@ -93,10 +95,13 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
-def _csv_arrow(table: pa.Table) -> bytes:
+def _csv_arrow(table: pa.Table, safe: bool = False) -> bytes:
+    """CSV with a BOM; text cells that would run as spreadsheet formulas are neutralised
+    (unless ``safe``: the table already was)."""
     buf = io.BytesIO()
     buf.write(BOM)
-    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=True, quoting_style="needed"))
+    pacsv.write_csv(table if safe else neutralise_table(table), buf,
+                    pacsv.WriteOptions(include_header=True, quoting_style="needed"))
     return buf.getvalue()
 
 
@@ -153,6 +158,7 @@ class RowTable:
         self.columns = [str(c) for c in self.properties.columns]
         self.table = to_arrow(self.properties)
         self.schema = {str(f.name): f.type for f in self.table.schema}
+        self._csv_table: pa.Table | None = None
 
     def __len__(self) -> int:
         return len(self.properties)
@@ -164,7 +170,9 @@ class RowTable:
         return self.take(idx).to_pylist()
 
     def csv(self, idx: np.ndarray) -> bytes:
-        return _csv_arrow(self.take(idx))
+        if self._csv_table is None:  # neutralised once, on the first CSV download
+            self._csv_table = neutralise_table(self.table)
+        return _csv_arrow(self._csv_table.take(pa.array(idx, type=pa.int64())), safe=True)
 
     def xlsx(self, idx: np.ndarray, sheet: str, extra: Mapping[str, pd.DataFrame] = {}) -> bytes:
         return xlsx_bytes({sheet: self.take(idx), **extra})

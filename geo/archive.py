@@ -33,6 +33,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyogrio
 
+from geo.csvsafe import neutralise_table, restore_frame
+
 MANIFEST = "manifest.json"
 FILES = ("manifest.json", "gaps.parquet", "villages.parquet", "projects.csv", "summary.csv",
          "rejected.csv", "warnings.csv", "unlocated.csv")
@@ -137,8 +139,10 @@ def write_geoparquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
-    """UTF-8 CSV with a byte-order mark (Excel then reads Chinese correctly), via Arrow."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
+    """UTF-8 CSV with a byte-order mark (Excel then reads Chinese correctly), via Arrow; text
+    cells that a spreadsheet would run as a formula get a leading ``'`` (:mod:`geo.csvsafe`;
+    :func:`read_run` takes it off again)."""
+    table = neutralise_table(pa.Table.from_pandas(df, preserve_index=False))
     with open(path, "wb") as f:
         f.write("\ufeff".encode())
         pacsv.write_csv(table, f, write_options=pacsv.WriteOptions(quoting_style="needed"))
@@ -183,15 +187,16 @@ def read_manifest(run: Path) -> dict[str, Any]:
 
 
 def read_run(run: Path) -> RunTables:
-    """Load a run's tables back (CSV columns with their natural dtypes)."""
+    """Load a run's tables back (CSV columns with their natural dtypes, text as it came in)."""
     run = Path(run)
     if not is_run(run):
         raise FileNotFoundError(f"{run}: not a Buque run (no {MANIFEST})")
 
     def csv(name: str) -> pd.DataFrame:
-        return pd.read_csv(run / name, encoding=CSV_ENCODING,
-                           dtype={"village_code": "string", "code": "string", "county": "string",
-                                  "township": "string"}, keep_default_na=False, na_values=[""])
+        return restore_frame(pd.read_csv(
+            run / name, encoding=CSV_ENCODING, dtype={"village_code": "string", "code": "string",
+                                                      "county": "string", "township": "string"},
+            keep_default_na=False, na_values=[""]))
 
     return RunTables(gaps=pd.read_parquet(run / "gaps.parquet"),
                      villages=read_villages(run),

@@ -6,6 +6,7 @@ import pandas as pd
 
 from layers.errors import BuqueInputError
 from layers.project import OfficialSpec
+from layers.readers import ROW, read_text_table
 
 UNLOCATED_COLUMNS = ["code", "name", "township_code", "county_code", "township", "county", "reason"]
 
@@ -15,11 +16,10 @@ def read_official(spec: OfficialSpec) -> pd.DataFrame:
     path = spec.path
     if not path.is_file():
         raise BuqueInputError(str(path), "[official]: no such file")
-    try:
-        df = pd.read_csv(path, dtype=str, encoding=spec.encoding or "utf-8-sig",
-                         keep_default_na=False, na_values=[""])
-    except (UnicodeDecodeError, pd.errors.ParserError) as e:
-        raise BuqueInputError(str(path), f"cannot read the official list: {e}") from e
+    df, bad = read_text_table(path, spec.encoding, what="the official list")
+    if bad:  # a list to check completeness against cannot lose a row
+        raise BuqueInputError(str(path), f"[official]: {bad[0].reason}", row=bad[0].row)
+    df = df.drop(columns=ROW)
     if "code" not in df:
         raise BuqueInputError(str(path), "the official list needs a 'code' column", field="code")
     df["code"] = df["code"].str.strip()

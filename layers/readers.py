@@ -10,12 +10,16 @@ GCJ-02 and BD-09 are converted to WGS84. Rows that cannot be used are recorded i
 
 from __future__ import annotations
 
+import codecs
+import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.feather as pa_feather
 import pyarrow.parquet as pq
 import pyogrio
@@ -165,15 +169,99 @@ def _read_arrow_file(spec: LayerSpec, report: Report) -> tuple[gpd.GeoDataFrame,
 def _read_csv(spec: LayerSpec, report: Report) -> tuple[gpd.GeoDataFrame, str | None]:
     path = spec.path
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        df = pd.read_csv(path, dtype=str, encoding=spec.encoding or "utf-8-sig", sep=sep,
-                         keep_default_na=False, na_values=[""])
-    except UnicodeDecodeError as e:
-        raise BuqueInputError(str(path), f"text does not decode as {spec.encoding or 'UTF-8'}; "
-                              "set encoding = \"GBK\" (or the file's encoding) for this layer") from e
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise BuqueInputError(str(path), f"cannot read CSV: {e}") from e
+    df, bad = read_text_table(path, spec.encoding, sep, what=f"layer '{spec.kind}'")
+    for b in bad:
+        report.reject(str(path), spec.kind, [b.row], b.reason)
     return _points_from_lonlat(df, spec, report)
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A CSV row whose field count differs from the header's."""
+
+    line: int      #: the row's number in the file, the header being 1 (what a spreadsheet shows)
+    row: int       #: its data row (the header not counted), as in rejected.csv's ``row``
+    fields: int
+    expected: int
+    text: str
+
+    @property
+    def reason(self) -> str:
+        snippet = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return (f"{self.fields} fields where the header has {self.expected} (an unquoted "
+                f"comma or quote?), row not read: line {self.line} of the file counting the "
+                "header as line 1, as a spreadsheet numbers rows (a text editor's line too, "
+                f"unless an earlier quoted value spans lines): {snippet!r}")
+
+
+def read_text_table(path: Path, encoding: str | None, sep: str = ",", *, what: str = "CSV"
+                    ) -> tuple[pd.DataFrame, list[BadRow]]:
+    """A delimited text file as text columns (blank cells null), and the rows set aside.
+
+    A row with more or fewer fields than the header is never fitted in: it is returned as a
+    :class:`BadRow` and the other rows keep their columns (no data column is ever taken as the
+    index). The frame carries ``_row``, each row's 1-based data row in the file. Read by Arrow's
+    CSV reader (serially, so row numbers are exact; quoted values may span lines).
+    """
+    enc = encoding or "utf-8-sig"
+    try:
+        with open(path, encoding=enc, newline="") as f:
+            header = next(csv.reader(f, delimiter=sep), None)
+    except UnicodeDecodeError as e:
+        raise BuqueInputError(str(path), f"text does not decode as {encoding or 'UTF-8'}; set "
+                              "encoding = \"GBK\" (or the file's encoding) for this layer") from e
+    except (LookupError, csv.Error) as e:
+        raise BuqueInputError(str(path), f"cannot read {what}: {e}") from e
+    if not header:
+        raise BuqueInputError(str(path), f"cannot read {what}: the file is empty (no header)")
+    names = _unique_names(header)
+    bad: list[tuple[int, int, int, str]] = []
+
+    def on_bad(r: pacsv.InvalidRow) -> str:
+        bad.append((r.number if r.number is not None and r.number >= 0 else -1,
+                    r.actual_columns, r.expected_columns, r.text))
+        return "skip"
+
+    utf8 = codecs.lookup(enc).name in ("utf-8", "utf-8-sig")
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=names, skip_rows=1,
+                                           encoding="utf8" if utf8 else enc),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True,
+                                             invalid_row_handler=on_bad),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=True,
+                quoted_strings_can_be_null=True, null_values=[""]))
+    except pa.ArrowInvalid as e:
+        if "UTF8" in str(e) or "decode" in str(e):
+            raise BuqueInputError(str(path), f"text does not decode as {encoding or 'UTF-8'}; "
+                                  "set encoding = \"GBK\" (or the file's encoding) for this "
+                                  "layer") from e
+        raise BuqueInputError(str(path), f"cannot read {what}: {e}") from e
+    df = table.to_pandas()
+    # data rows: 1..n in file order; the bad ones (line - 1, the header being line 1) are gaps
+    lines = sorted(b[0] for b in bad)
+    rows = np.arange(1, len(df) + len(bad) + 1)
+    rows = rows[~np.isin(rows, np.asarray(lines, dtype=np.int64) - 1)]
+    df[ROW] = rows[:len(df)]
+    return df, [BadRow(line=ln, row=ln - 1, fields=n, expected=e, text=t)
+                for ln, n, e, t in sorted(bad)]
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    """Header names as pandas makes them: blanks ``Unnamed: i``, repeats ``x.1``, ``x.2``."""
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for i, h in enumerate(header):
+        name = h if h != "" else f"Unnamed: {i}"
+        base = name
+        while name in seen:
+            seen[base] += 1
+            name = f"{base}.{seen[base]}"
+        seen.setdefault(name, 0)
+        out.append(name)
+    return out
 
 
 def _points_from_lonlat(df: pd.DataFrame, spec: LayerSpec, report: Report
@@ -199,9 +287,10 @@ def _points_from_lonlat(df: pd.DataFrame, spec: LayerSpec, report: Report
                     "latitude look swapped; set lon = \"...\" and lat = \"...\" in the project",
                     field=ycol)
     bad = ~(np.isfinite(x) & np.isfinite(y))
-    df[ROW] = np.arange(1, len(df) + 1)
+    if ROW not in df:  # a CSV keeps its file's data row numbers (rows set aside leave gaps)
+        df[ROW] = np.arange(1, len(df) + 1)
     if bad.any():
-        rows = np.flatnonzero(bad) + 1
+        rows = df[ROW].to_numpy()[bad]
         report.reject(str(path), spec.kind, rows, "missing or non-numeric coordinates",
                       field=f"{xcol}/{ycol}")
     # rejected here once, so dropped here (not rejected again as "null geometry" later)

@@ -102,3 +102,20 @@ def copy_synth(synth, tmp_path):
         return d
 
     return make
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory):
+    """The project whose every text field is hostile (tests/hostile_world.py)."""
+    from hostile_world import build_hostile
+
+    return build_hostile(tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.fixture(scope="session")
+def hostile_run(hostile, tmp_path_factory) -> Path:
+    """``buque run`` on the hostile project, through the real CLI (it must exit 0)."""
+    out = tmp_path_factory.mktemp("hostile-runs") / "run"
+    proc = run_cli("run", hostile.project, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out

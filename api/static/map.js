@@ -45,11 +45,32 @@ map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
 
 function label(ind) { return lang === "zh" ? ind.label_zh : ind.label_en; }
 
+/* Every text shown comes from input files anyone can edit: the DOM is built with textContent
+   and attributes only, never from HTML strings (the server's CSP forbids inline script too). */
+function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") el.className = v;
+    else if (k === "style") Object.assign(el.style, v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k in el) el[k] = v;
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function options(sel, items) {  /* items: [value, text]; the first is "all" */
+  sel.replaceChildren(...items.map(([value, text]) => h("option", { value }, text)));
+}
+
 function fillIndicators() {
   const sel = document.getElementById("colour");
   const cur = sel.value;
-  sel.innerHTML = `<option value="">${t("by_gaps")}</option>` +
-    config.indicators.map((i) => `<option value="${i.key}">${label(i)}</option>`).join("");
+  options(sel, [["", t("by_gaps")], ...config.indicators.map((i) => [i.key, label(i)])]);
   sel.value = cur;
 }
 
@@ -64,11 +85,12 @@ function legend() {
   const rows = key
     ? ["met", "missing", "unknown"].map((s) => [STATUS_COLOURS[s], t(s)])
     : GAP_COLOURS.map((c, i) => [c, `${i}${i === 5 ? "+" : ""} ${t("gaps")}`]);
-  document.getElementById("legend").innerHTML =
-    rows.map(([c, l]) => `<div class="legend-row"><span class="swatch" style="background:${c}"></span>${l}</div>`).join("") +
-    `<div class="legend-row"><span class="line-swatch" style="background:#444"></span>${t("road_hard")}</div>` +
-    `<div class="legend-row"><span class="line-swatch" style="background:#c69c6d"></span>${t("road_other")}</div>` +
-    `<div class="legend-row"><span class="line-swatch" style="background:#ccc"></span>${t("road_unknown")}</div>`;
+  const row = (cls, colour, text) =>
+    h("div", { class: "legend-row" }, h("span", { class: cls, style: { background: colour } }), text);
+  document.getElementById("legend").replaceChildren(
+    ...rows.map(([c, l]) => row("swatch", c, l)),
+    row("line-swatch", "#444", t("road_hard")), row("line-swatch", "#c69c6d", t("road_other")),
+    row("line-swatch", "#ccc", t("road_unknown")));
 }
 
 function colourVillages() {
@@ -109,12 +131,10 @@ function listLinks() {
 
 function fillPlaces() {
   const county = document.getElementById("county");
-  county.innerHTML = `<option value="">${t("all")}</option>` +
-    Object.keys(config.places).sort().map((c) => `<option>${c}</option>`).join("");
+  options(county, [["", t("all")], ...Object.keys(config.places).sort().map((c) => [c, c])]);
   county.onchange = () => {
     const towns = config.places[county.value] || [];
-    document.getElementById("township").innerHTML = `<option value="">${t("all")}</option>` +
-      towns.map((x) => `<option>${x}</option>`).join("");
+    options(document.getElementById("township"), [["", t("all")], ...towns.map((x) => [x, x])]);
     placeFilter();
   };
   document.getElementById("township").onchange = placeFilter;
@@ -122,9 +142,11 @@ function fillPlaces() {
 
 function toggles() {
   const box = document.getElementById("toggles");
-  box.innerHTML = `<legend>${t("layers")}</legend>` + config.layers.map((l) =>
-    `<label><input type="checkbox" data-layer="${l}" checked> ${t(l)}</label>`).join("") +
-    `<label><input type="checkbox" id="show-labels" ${showLabels ? "checked" : ""}> ${t("labels")}</label>`;
+  box.replaceChildren(h("legend", {}, t("layers")),
+    ...config.layers.map((l) => h("label", {},
+      h("input", { type: "checkbox", checked: true, dataset: { layer: l } }), " ", t(l))),
+    h("label", {}, h("input", { type: "checkbox", id: "show-labels", checked: showLabels }), " ",
+      t("labels")));
   box.querySelectorAll("input[data-layer]").forEach((el) => {
     el.onchange = () => {
       config.style_layers[el.dataset.layer].forEach((id) =>
@@ -182,21 +204,24 @@ async function popup(code, lngLat) {
   if (!r.ok) return;
   const v = await r.json();
   const ind = Object.fromEntries(config.indicators.map((i) => [i.key, i]));
-  const gaps = v.gaps.map((g) =>
-    `<tr><td>${label(ind[g.indicator] || { label_zh: g.indicator, label_en: g.indicator })}</td>` +
-    `<td class="status-${g.status}">${t(g.status)}</td><td>${fmt(g.distance_m)}</td>` +
-    `<td>${g.evidence_id || g.candidate_id || ""}</td></tr>`).join("");
-  const rem = v.projects.length ? v.projects.map((p) =>
-    `<tr><td>${p.item}</td><td>${fmt(p.quantity, 2)} ${p.unit}</td><td>${fmt(p.cost)}</td></tr>`).join("")
-    : `<tr><td colspan="3">${t("none")}</td></tr>`;
+  const tr = (cells, tag = "td") => h("tr", {}, cells.map((c) => h(tag, {}, c)));
+  const gaps = v.gaps.map((g) => h("tr", {},
+    h("td", {}, label(ind[g.indicator] || { label_zh: g.indicator, label_en: g.indicator })),
+    h("td", { class: `status-${String(g.status).replace(/[^a-z]/g, "")}` }, t(g.status)),
+    h("td", {}, fmt(g.distance_m)), h("td", {}, g.evidence_id || g.candidate_id || "")));
+  const rem = v.projects.length
+    ? v.projects.map((p) => tr([p.item, `${fmt(p.quantity, 2)} ${p.unit ?? ""}`, fmt(p.cost)]))
+    : [h("tr", {}, h("td", { colSpan: 3 }, t("none")))];
   const a = v.village;
-  const html = `<div class="popup"><b>${a.name || a.code}</b> <span class="muted">${a.code} · ${t(a.level)}</span><br>` +
-    `${a.county || ""} ${a.township || ""}<br>${t("population")}: ${fmt(a.population)} · ${t("poor")}: ` +
-    `${a.poor === true ? t("yes") : a.poor === false ? t("no") : "–"}` +
-    (a.exit_year ? ` · ${t("exit_year")}: ${a.exit_year}` : "") +
-    `<table><tr><th>${t("indicator")}</th><th>${t("status")}</th><th>${t("distance")}</th><th>${t("evidence")}</th></tr>${gaps}</table>` +
-    `<table><tr><th>${t("remedy")}</th><th>${t("quantity")}</th><th>${t("cost")}</th></tr>${rem}</table></div>`;
-  new maplibregl.Popup({ maxWidth: "360px" }).setLngLat(lngLat).setHTML(html).addTo(map);
+  const poor = a.poor === true ? t("yes") : a.poor === false ? t("no") : "–";
+  const box = h("div", { class: "popup" },
+    h("b", {}, a.name || a.code), " ", h("span", { class: "muted" }, `${a.code} · ${t(a.level)}`),
+    h("br"), `${a.county || ""} ${a.township || ""}`, h("br"),
+    `${t("population")}: ${fmt(a.population)} · ${t("poor")}: ${poor}` +
+      (a.exit_year ? ` · ${t("exit_year")}: ${a.exit_year}` : ""),
+    h("table", {}, tr([t("indicator"), t("status"), t("distance"), t("evidence")], "th"), gaps),
+    h("table", {}, tr([t("remedy"), t("quantity"), t("cost")], "th"), rem));
+  new maplibregl.Popup({ maxWidth: "360px" }).setLngLat(lngLat).setDOMContent(box).addTo(map);
 }
 
 async function search(ev) {
@@ -206,7 +231,7 @@ async function search(ev) {
   const r = await fetch(`collections/villages/items?q=${encodeURIComponent(q)}&limit=10&f=json`);
   const fc = await r.json();
   const ul = document.getElementById("results");
-  ul.innerHTML = "";
+  ul.replaceChildren();
   (fc.features || []).forEach((f) => {
     const li = document.createElement("li");
     const p = f.properties;

@@ -24,6 +24,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from geo.csvsafe import neutralise_frame
 from geo.report.filters import ExportError, ReportData
 
 GIS_FORMATS = ("gpkg", "geojson", "csv", "shp")
@@ -127,8 +128,39 @@ def write_csv(data: ReportData, out: Path, encoding: str | None = None) -> tuple
         df, n = _recode(df, encoding)
         if n:
             notes.append(f"{n} text cells had characters {encoding} cannot hold (written as ?)")
-    df.to_csv(out, index=False, encoding=enc, lineterminator="\r\n")
+    neutralise_frame(df).to_csv(out, index=False, encoding=enc, lineterminator="\r\n")
     return [out], notes
+
+
+DBF_TEXT_BYTES = 254  # a DBF character field's limit
+
+
+def _fit_dbf(df: pd.DataFrame, encoding: str) -> tuple[pd.DataFrame, int]:
+    """Text cells cut to what a DBF field holds in ``encoding`` (never inside a character);
+    how many were cut. GDAL would cut them too, with a warning per layer."""
+    out, cut = df, 0
+    for c in df.columns:
+        s = df[c]
+        if c == "geometry" or not (s.dtype == object or isinstance(s.dtype, pd.StringDtype)):
+            continue
+        txt = s.astype("string")
+        long = (txt.str.len() * 4 > DBF_TEXT_BYTES).fillna(False).to_numpy(dtype=bool)
+        if not long.any():  # the byte count is only taken for the few cells that may be long
+            continue
+        idx = np.flatnonzero(long)
+        enc = [x.encode(encoding, errors="replace") for x in txt.iloc[idx]]
+        over = [i for i, b in zip(idx, enc, strict=True) if len(b) > DBF_TEXT_BYTES]
+        if not over:
+            continue
+        if out is df:
+            out = df.copy()
+        col = out[c].astype(object)
+        for i in over:  # the long cells only
+            col.iloc[i] = str(col.iloc[i]).encode(encoding, errors="replace")[
+                :DBF_TEXT_BYTES].decode(encoding, errors="ignore")
+        out[c] = col
+        cut += len(over)
+    return out, cut
 
 
 def short_names(columns: list[str]) -> dict[str, str]:
@@ -161,6 +193,10 @@ def write_shp(data: ReportData, out: Path, encoding: str | None = None
         attrs, n = _recode(attrs, enc)
         if n:
             notes.append(f"{n} text cells had characters {enc} cannot hold (written as ?)")
+    attrs, n = _fit_dbf(attrs, enc)
+    if n:
+        notes.append(f"{n} text cells were longer than a Shapefile field holds "
+                     f"({DBF_TEXT_BYTES} bytes) and were cut; the GeoPackage keeps them whole")
     names = short_names(list(attrs.columns))
     attrs = plain(attrs.rename(columns=names))
     written: list[Path] = []
@@ -175,7 +211,8 @@ def write_shp(data: ReportData, out: Path, encoding: str | None = None
         _write_shp(polys, p, enc)
         written.append(p)
     fields = out.with_name(f"{out.stem}_fields.csv")
-    pd.DataFrame({"field": list(names.values()), "column": list(names.keys())}).to_csv(
+    neutralise_frame(pd.DataFrame({"field": list(names.values()),
+                                   "column": list(names.keys())})).to_csv(
         fields, index=False, encoding="utf-8-sig")
     written.append(fields)
     return written, notes

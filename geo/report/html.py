@@ -367,7 +367,7 @@ def build_map(data: ReportData, lang: str = "zh") -> folium.Map:
     attrib = " · ".join(_esc(a) for a in [*data.attribution,
                                           f"Buque {man.get('tool', {}).get('version', '')}"])
     Attribution(attrib).add_to(m)
-    root.title = title
+    root.title = _esc(title)  # branca writes <title>{{ title }}</title> unescaped
     return m
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -523,7 +524,7 @@ class _Page:
                                    & (a[:, 3] > b.y0)))
 
         for town in self.towns.itertuples(index=False):  # at most 40
-            txt = ax.text(town.x, town.y, town.township, fontsize=8.5 * s, color="#6b6b6b",
+            txt = ax.text(town.x, town.y, printable(town.township), fontsize=8.5 * s, color="#6b6b6b",
                           fontweight="bold", ha="center", va="center", alpha=0.85,
                           path_effects=halo, zorder=9)
             b = txt.get_window_extent(renderer)
@@ -539,7 +540,7 @@ class _Page:
                 break
             size = (6.2 if row.admin else 5.4) * s
             for dx, dy, ha, va in offsets:
-                txt = ax.annotate(row.name, (row.x, row.y), xytext=(dx * s, dy * s),
+                txt = ax.annotate(printable(row.name), (row.x, row.y), xytext=(dx * s, dy * s),
                                   textcoords="offset points", ha=ha, va=va, fontsize=size,
                                   color="#1a1a1a" if row.admin else "#3a3a3a",
                                   path_effects=halo, zorder=10, annotation_clip=True)
@@ -619,9 +620,9 @@ class _Page:
     def _title_block(self) -> None:
         x, y, w, h = self.lay.title
         fig, s = self.fig, self.s
-        fig.text(x / self.w, (y + h - 1 * s) / self.h, self.title(), fontsize=17 * s,
+        fig.text(x / self.w, (y + h - 1 * s) / self.h, printable(self.title()), fontsize=17 * s,
                  fontweight="bold", ha="left", va="top")
-        fig.text(x / self.w, (y + 2.5 * s) / self.h, self.subtitle(), fontsize=8 * s,
+        fig.text(x / self.w, (y + 2.5 * s) / self.h, printable(self.subtitle()), fontsize=8 * s,
                  color="#444444", ha="left", va="bottom")
 
     def _legend(self, villages: list, infra: list) -> None:
@@ -763,8 +764,9 @@ class _Page:
                 if not name:
                     continue
                 c = hull.centroid
-                ax.text(c.x, c.y, name, fontsize=5.2 * s, ha="center", va="center", color="#333333",
-                        path_effects=[withStroke(linewidth=1.2 * s, foreground="white")], zorder=6)
+                ax.text(c.x, c.y, printable(name), fontsize=5.2 * s, ha="center", va="center",
+                        color="#333333", zorder=6,
+                        path_effects=[withStroke(linewidth=1.2 * s, foreground="white")])
         bx0 = min(float(px.min()) if len(px) else x0, x0)
         bx1 = max(float(px.max()) if len(px) else x1, x1)
         by0 = min(float(py.min()) if len(py) else y0, y0)
@@ -777,7 +779,7 @@ class _Page:
     def _footer(self) -> None:
         x, y, w, h = self.lay.footer
         fig, s = self.fig, self.s
-        left, right = self.footer()
+        left, right = map(printable, self.footer())
         line_y = (y + h - 1.5 * s) / self.h
         fig.add_artist(Line2D([x / self.w, (x + w) / self.w], [line_y, line_y], color="#999999",
                               linewidth=0.4 * s))
@@ -785,6 +787,15 @@ class _Page:
                  ha="left", va="bottom")
         fig.text((x + w) / self.w, (y + 1 * s) / self.h, right, fontsize=5.8 * s, color="#333333",
                  ha="right", va="bottom")
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def printable(s: object) -> str:
+    """Text as drawn on a map: control, bidi and zero-width characters (which no font has a
+    glyph for, and which input files may carry) dropped."""
+    return _UNPRINTABLE.sub("", str(s))
 
 
 def _degree_step(span: float) -> float:
@@ -818,7 +829,8 @@ def _group_hulls(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[str, 
 # --------------------------------------------------------------------------- public API
 
 def _rc(family: list[str]) -> dict:
-    return {"font.family": family, "pdf.fonttype": 42, "ps.fonttype": 42,
+    # names are drawn as they are: "$...$" in a name is text, never mathtext
+    return {"font.family": family, "pdf.fonttype": 42, "ps.fonttype": 42, "text.parse_math": False,
             "axes.unicode_minus": False, "svg.fonttype": "none", "pdf.compression": 6}
 
 

@@ -207,3 +207,9 @@ def live_keyed(demo_run: Path):
     yield from serve(demo_run, api_keys='{"v-key": "viewer", "o-key": "office"}',
                      max_limit="20")
 
+
+
+@pytest.fixture(scope="session")
+def hostile_live(hostile_run: Path):
+    """The hostile run (tests/hostile_world.py) served by uvicorn."""
+    yield from serve(hostile_run)

@@ -38,7 +38,7 @@ def page(live):
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
         pg.goto(f"{live.url}/map")
-        pg.wait_for_function("window.buqueReady === true", timeout=60_000)
+        pg.wait_for_function("() => window.buqueReady === true", timeout=60_000)
         pg.wait_for_function(
             "() => document.querySelector('.maplibregl-canvas') && "
             "window.buqueMap && window.buqueMap.loaded() && window.buqueMap.areTilesLoaded()",
