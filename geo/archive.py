@@ -212,6 +212,8 @@ def read_villages(run: Path) -> gpd.GeoDataFrame:
     if (run / VILLAGES).is_file() or not (run / VILLAGES_GPKG).is_file():
         v = gpd.read_parquet(run / VILLAGES)
         v = v[[c for c in v.columns if c != v.geometry.name] + [v.geometry.name]]
+        text = [c for c in v.columns if isinstance(v[c].dtype, pd.StringDtype)]
+        v[text] = v[text].astype("str")  # pandas' default text (NaN for null), as in older runs
     else:
         v = pyogrio.read_dataframe(run / VILLAGES_GPKG, use_arrow=True)
     return _village_dtypes(v)

@@ -10,8 +10,8 @@ import shutil
 import warnings
 from pathlib import Path
 
+import geopandas as gpd
 import httpx
-import pyogrio
 import pytest
 from hostile_world import VILLAGES
 from playwright.sync_api import sync_playwright
@@ -93,7 +93,7 @@ def test_every_response_carries_the_security_headers(hostile_live) -> None:
 
 def test_search_and_popup_of_every_hostile_village(gap_map, hostile_run) -> None:
     pg = gap_map.page
-    names = pyogrio.read_dataframe(hostile_run / "villages.gpkg").set_index("code")["name"]
+    names = gpd.read_parquet(hostile_run / "villages.parquet").set_index("code")["name"]
     for code, _name, county, township, _ in VILLAGES:
         shown = names.loc[code]
         pg.evaluate("() => document.getElementById('results').replaceChildren()")
@@ -132,7 +132,7 @@ def test_evidence_ids_in_popups_are_text(gap_map) -> None:
 
 def test_county_and_township_dropdowns_show_names_as_text(gap_map, hostile_run) -> None:
     pg = gap_map.page
-    v = pyogrio.read_dataframe(hostile_run / "villages.gpkg")
+    v = gpd.read_parquet(hostile_run / "villages.parquet")
     counties = sorted(set(v["county"].dropna()))
     got = pg.evaluate("() => [...document.querySelectorAll('#county option')].map(o => o.value)")
     assert sorted(got[1:]) == counties
@@ -162,7 +162,7 @@ def test_village_labels_are_text(gap_map, hostile_run) -> None:
     labels = pg.evaluate("() => [...document.querySelectorAll('.village-label')]"
                          ".map(el => [el.dataset.code, el.textContent, el.children.length])")
     assert labels
-    names = pyogrio.read_dataframe(hostile_run / "villages.gpkg").set_index("code")["name"]
+    names = gpd.read_parquet(hostile_run / "villages.parquet").set_index("code")["name"]
     for code, text, children in labels:
         assert text == names.loc[code] and children == 0
     gap_map.assert_clean()
