@@ -1,9 +1,11 @@
 """Vector tiles of the gap map: ``/tiles/{layer}/{z}/{x}/{y}.mvt``, TileJSON, the MapLibre style.
 
 Tile layers are built once per run (first request, or at start-up for the newest run); a tile
-is rendered by :mod:`geo.tiles`, gzipped, and kept in an in-memory LRU cache. Empty tiles are
-answered ``204 No Content``, every time. ETags are per run and tile, so a browser revalidates
-cheaply and a new run never serves a stale tile.
+is rendered by :mod:`geo.tiles`, gzipped, and kept in an in-memory LRU cache. A tile is sent
+gzip-encoded only to a client whose ``Accept-Encoding`` takes gzip (browsers do; GDAL's and
+Python's plain clients may not), else as is, with ``Vary: Accept-Encoding``. Empty tiles are
+answered ``204 No Content``, every time. ETags are per run, tile and encoding, so a browser
+revalidates cheaply and a new run never serves a stale tile.
 """
 
 from __future__ import annotations
@@ -71,6 +73,29 @@ class TileCache:
         return body
 
 
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` header takes gzip (RFC 9110 12.5.3: ``gzip``, ``x-gzip``
+    or ``*``, with a q-value above 0). No header: no encoding is asked for, none is used."""
+    if not accept_encoding:
+        return False
+    ok: dict[str, bool] = {}
+    for part in accept_encoding.split(","):
+        name, _, params = part.strip().partition(";")
+        q = 1.0
+        for p in params.split(";"):
+            k, _, v = p.strip().partition("=")
+            if k.strip().lower() == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        ok[name.strip().lower()] = q > 0
+    for name in ("gzip", "x-gzip"):
+        if name in ok:
+            return ok[name]
+    return ok.get("*", False)
+
+
 def cache_of_app(app: Any) -> TileCache:
     cache = getattr(app.state, "tiles", None)
     if cache is None:
@@ -102,18 +127,22 @@ def _layer(cache: TileCache, run: ServedRun, layer: str) -> TileLayer:
 def tile(request: Request, layer: LayerName, run: Run, cache: Cache,
          z: Annotated[int, Path(ge=0, le=24)], x: Annotated[int, Path(ge=0)],
          y: Annotated[int, Path(ge=0)]) -> Response:
-    """One Mapbox Vector Tile (2.1) of a gap-map layer, gzip-encoded."""
+    """One Mapbox Vector Tile (2.1) of a gap-map layer, gzip-encoded when the client accepts it."""
     _layer(cache, run, layer)
     if not valid_tile(z, x, y):
         raise Problem(404, f"tile {z}/{x}/{y} does not exist (x and y must be below 2^z)",
                       kind="no-such-tile")
-    etag = f'"{run.run_id}-{layer}-{z}-{x}-{y}"'
-    headers = {"ETag": etag, "Cache-Control": "public, max-age=3600", "X-Buque-Run": run.run_id}
-    if request.headers.get("if-none-match") == etag:
+    gz = accepts_gzip(request.headers.get("accept-encoding"))
+    etag = f'"{run.run_id}-{layer}-{z}-{x}-{y}{"-gz" if gz else ""}"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=3600", "X-Buque-Run": run.run_id,
+               "Vary": "Accept-Encoding"}
+    if etag in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
         return Response(status_code=304, headers=headers)
     body = cache.tile(run, layer, z, x, y)
     if not body:
         return Response(status_code=204, headers=headers)
+    if not gz:
+        return Response(gzip.decompress(body), media_type=MVT, headers=headers)
     return Response(body, media_type=MVT, headers={**headers, "Content-Encoding": "gzip"})
 
 

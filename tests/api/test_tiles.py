@@ -128,3 +128,39 @@ def test_township_outlines_are_tiled(client, tables) -> None:
     feats = _decode(client.get(f"/tiles/boundaries/12/{x}/{y}.mvt"))["boundaries"]["features"]
     assert feats and all(f["geometry"]["type"] in ("LineString", "MultiLineString") for f in feats)
     assert b["name"].iloc[0] in {f["properties"]["name"] for f in feats}
+
+
+def test_tiles_are_gzipped_only_for_clients_that_accept_it(client, tables) -> None:
+    """GDAL's and Python's plain clients send no Accept-Encoding: they get the tile as is."""
+    lon, lat = tables.villages["ref_lon"].iloc[0], tables.villages["ref_lat"].iloc[0]
+    x, y = _tile_of(lon, lat, 11)
+    url = f"/tiles/villages/11/{x}/{y}.mvt"
+    req = client.build_request("GET", url)
+    del req.headers["accept-encoding"]
+    plain = client.send(req)
+    assert plain.status_code == 200
+    assert "content-encoding" not in plain.headers
+    assert "Accept-Encoding" in plain.headers["vary"]
+    assert plain.content[:2] != b"\x1f\x8b"
+    assert mapbox_vector_tile.decode(plain.content)["villages"]["features"]
+    ident = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in ident.headers and ident.content == plain.content
+    refused = client.get(url, headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert "content-encoding" not in refused.headers
+    gz = client.get(url, headers={"Accept-Encoding": "gzip, deflate"})
+    assert gz.headers["content-encoding"] == "gzip" and "Accept-Encoding" in gz.headers["vary"]
+    # one ETag per encoding: a cache never answers a plain client with gzip
+    assert gz.headers["etag"] != plain.headers["etag"]
+    r = client.get(url, headers={"Accept-Encoding": "identity", "If-None-Match": gz.headers["etag"]})
+    assert r.status_code == 200 and r.content == plain.content
+
+
+@pytest.mark.parametrize("header,expected", [(None, False), ("", False), ("identity", False),
+                                             ("gzip", True), ("GZIP;q=0.5", True),
+                                             ("gzip;q=0", False), ("*", True),
+                                             ("*;q=0", False), ("br, x-gzip", True),
+                                             ("deflate, *;q=0.1, gzip;q=0", False)])
+def test_accepts_gzip(header, expected) -> None:
+    from api.routes.tiles import accepts_gzip
+
+    assert accepts_gzip(header) is expected
