@@ -52,7 +52,8 @@ BINARY = {"type": "string", "format": "binary"}
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Invalid parameter", 401: "API key missing or unknown",
-            403: "Role not allowed", 404: "No such resource", 410: "Input changed since the run"}
+            403: "Role not allowed", 404: "No such resource", 410: "Input changed since the run",
+            503: "A system package the server needs is not installed (the detail names it)"}
     return {c: {"description": text.get(c, "Error"),
                 "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}} for c in codes}
 

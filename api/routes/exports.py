@@ -20,7 +20,16 @@ from api.openapi import BINARY, problems
 from api.problems import Problem
 from api.store import ServedRun
 from geo.query import MAX_ITEMS, RunData
-from geo.report import MEDIA_TYPES, ExportError, ExportOptions, Selection, export, export_bundle
+from geo.report import (
+    MEDIA_TYPES,
+    ExportError,
+    ExportOptions,
+    FontError,
+    Selection,
+    export,
+    export_bundle,
+)
+from geo.report.fonts import CJK_PACKAGE
 from geo.report.filters import ReportData, load_report, split_values
 from geo.report.filters import _profile as report_profile
 
@@ -103,6 +112,9 @@ def bundle(run: Run, county: Text = None, township: Text = None, indicator: Text
     except ExportError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _not_found(e) from None
+    except FontError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _no_font(e) from None
     return _send(res.files, tmp, f"buque-{run.run_id}.zip", "application/zip")
 
 
@@ -110,7 +122,7 @@ def bundle(run: Run, county: Text = None, township: Text = None, indicator: Text
             responses={200: {"description": "the exported file", "content": {
                 m: {"schema": {"type": "object"} if "json" in m else BINARY}
                 for m in sorted({*MEDIA_TYPES.values(), "application/zip"})}},
-                       **problems(400, 404)})
+                       **problems(400, 404, 503)})
 def export_file(fmt: Fmt, run: Run, county: Text = None, township: Text = None,
                 indicator: Text = None, paper: Literal["A4", "A3"] = "A4",
                 orientation: Literal["landscape", "portrait"] = "landscape",
@@ -127,9 +139,17 @@ def export_file(fmt: Fmt, run: Run, county: Text = None, township: Text = None,
     except ExportError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _not_found(e) from None
+    except FontError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _no_font(e) from None
     return _send(res.files, tmp, name, MEDIA_TYPES.get(fmt, "application/octet-stream"))
 
 
 def _not_found(e: ExportError) -> Problem:
     """A selection naming places or indicators the run does not have: nothing to export (404)."""
     return Problem(404, str(e), kind="empty-selection")
+
+
+def _no_font(e: FontError) -> Problem:
+    """The server lacks a Chinese font: not the client's fault, and fixed by installing one."""
+    return Problem(503, str(e), kind="no-cjk-font", package=CJK_PACKAGE)

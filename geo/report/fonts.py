@@ -6,12 +6,19 @@ readers reject). So each export subsets the font to the characters it draws and 
 subset's outlines to TrueType (quadratic) with fontTools, which matplotlib embeds as a valid
 CID TrueType (Type 42) font. Subsets are cached on disk by character set, about a second to
 make for a few hundred characters.
+
+Matplotlib finds fonts through a cache of the system's font list (``fontlist-*.json``), made
+the first time it runs. A cache made before the CJK fonts were installed does not list them:
+when the lookup finds none, the fonts fontconfig knows for Chinese (``fc-list :lang=zh``;
+without fontconfig, the system font folders) are added and the cache is written again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -21,6 +28,7 @@ from fontTools import subset
 from fontTools.pens.cu2quPen import Cu2QuPen
 from fontTools.pens.ttGlyphPen import TTGlyphPen
 from fontTools.ttLib import TTFont, newTable
+import matplotlib
 from matplotlib import font_manager
 
 #: preferred Chinese families, best first (Simplified Chinese forms)
@@ -33,6 +41,10 @@ BASE_CHARS = "".join(chr(c) for c in range(0x20, 0x7F)) + "".join(chr(c) for c i
 KEEP = 48  # cached subset files kept (newest first)
 _lock = threading.Lock()
 _registered: dict[str, str] = {}
+_refresh_lock = threading.Lock()
+_refreshed = False
+#: what to install when no Chinese font exists (named in errors and API answers)
+CJK_PACKAGE = "fonts-noto-cjk"
 
 
 class FontError(RuntimeError):
@@ -47,7 +59,66 @@ class FontSource:
 
 
 def find_cjk_font(bold: bool = False) -> FontSource | None:
-    """The installed Chinese font to use (regular or bold face), or None."""
+    """The installed Chinese font to use (regular or bold face), or None.
+
+    A stale matplotlib font cache (made before the font was installed) is refreshed once per
+    process when the lookup finds nothing.
+    """
+    found = _lookup_cjk(bold)
+    if found is None and refresh_font_list():
+        found = _lookup_cjk(bold)
+    return found
+
+
+def _fontconfig_cjk_files() -> list[str] | None:
+    """Font files fontconfig lists for Chinese, or None without fontconfig."""
+    exe = shutil.which("fc-list")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, ":lang=zh", "file"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sorted({line.strip().rstrip(":").strip() for line in out.splitlines() if line.strip()})
+
+
+def refresh_font_list() -> bool:
+    """Add installed fonts missing from matplotlib's font list; True when any was added.
+
+    Runs once per process; the refreshed list is written back to matplotlib's cache so the next
+    process finds the fonts at once.
+    """
+    global _refreshed
+    with _refresh_lock:
+        if _refreshed:
+            return False
+        _refreshed = True
+        fm = font_manager.fontManager
+        known = {e.fname for e in fm.ttflist}
+        files = _fontconfig_cjk_files()
+        if files is None:
+            files = font_manager.findSystemFonts()
+        added = 0
+        for f in files:
+            if f in known or not os.path.isfile(f):
+                continue
+            try:
+                fm.addfont(f)
+            except (OSError, RuntimeError, ValueError):
+                continue
+            added += 1
+        if added:
+            cache = Path(matplotlib.get_cachedir(),
+                         f"fontlist-v{font_manager.FontManager.__version__}.json")
+            try:
+                font_manager.json_dump(fm, cache)
+            except OSError:
+                pass
+        return added > 0
+
+
+def _lookup_cjk(bold: bool) -> FontSource | None:
     want = 700 if bold else 400
     entries = font_manager.fontManager.ttflist
     for fam in CJK_FAMILIES:
@@ -178,8 +249,9 @@ def map_family(text: str) -> list[str]:
     regular = find_cjk_font(False)
     if regular is None:
         if any(ord(c) > 0x24F for c in text):
-            raise FontError("no Chinese font installed: install fonts-noto-cjk (Debian/Ubuntu) "
-                            "or another CJK font for Chinese text on maps")
+            raise FontError(f"no Chinese font installed: install {CJK_PACKAGE} (Debian/Ubuntu: "
+                            f"apt-get install {CJK_PACKAGE}) or another CJK font for Chinese "
+                            "text on maps")
         return [FALLBACK]
     bold = find_cjk_font(True) or regular
     digest = hashlib.sha1((regular.path + str(regular.index) + bold.path + str(bold.index)

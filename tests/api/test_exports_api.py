@@ -52,3 +52,18 @@ def test_bad_export_parameters_are_client_errors(client, params, status) -> None
 
 def test_unknown_format_is_a_client_error(client) -> None:
     assert client.get("/exports/docx").status_code in (400, 404, 422)
+
+
+@pytest.mark.parametrize("path", ["/exports/png", "/exports/bundle"])
+def test_no_chinese_font_is_a_503_naming_the_package(client, monkeypatch, path: str) -> None:
+    """A server without any CJK font answers what to install, not a 500 "internal error"."""
+    from geo.report import fonts
+
+    monkeypatch.setattr(fonts, "find_cjk_font", lambda bold=False: None)
+    monkeypatch.setattr(fonts, "_registered", {})
+    r = client.get(path, params={"lang": "zh", "dpi": 72})
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert "fonts-noto-cjk" in body["detail"] and body["package"] == "fonts-noto-cjk"
+    assert body["type"].endswith("/no-cjk-font")
