@@ -29,9 +29,9 @@ from geo.report import (
     export,
     export_bundle,
 )
-from geo.report.fonts import CJK_PACKAGE
 from geo.report.filters import ReportData, load_report, split_values
 from geo.report.filters import _profile as report_profile
+from geo.report.fonts import CJK_PACKAGE
 
 router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 _lock = threading.Lock()

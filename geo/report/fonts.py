@@ -15,6 +15,7 @@ without fontconfig, the system font folders) are added and the cache is written 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -24,11 +25,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 from fontTools import subset
 from fontTools.pens.cu2quPen import Cu2QuPen
 from fontTools.pens.ttGlyphPen import TTGlyphPen
 from fontTools.ttLib import TTFont, newTable
-import matplotlib
 from matplotlib import font_manager
 
 #: preferred Chinese families, best first (Simplified Chinese forms)
@@ -111,10 +112,8 @@ def refresh_font_list() -> bool:
         if added:
             cache = Path(matplotlib.get_cachedir(),
                          f"fontlist-v{font_manager.FontManager.__version__}.json")
-            try:
+            with contextlib.suppress(OSError):  # a read-only cache: found again next time
                 font_manager.json_dump(fm, cache)
-            except OSError:
-                pass
         return added > 0
 
 
