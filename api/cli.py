@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from pathlib import Path
@@ -9,7 +10,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from layers.errors import BuqueInputError
 
@@ -17,12 +20,13 @@ app = typer.Typer(help="Buque (补缺): find what each village lacks against the
                   "and plan what fills it.", no_args_is_help=True, add_completion=False)
 standards_app = typer.Typer(help="List and show standards profiles.", no_args_is_help=True)
 app.add_typer(standards_app, name="standards")
-console = Console(stderr=True)
+console = Console(stderr=True, log_path=False)  # log lines end in the message, not "cli.py:52"
 DEMO_PROJECT = Path(__file__).resolve().parent.parent / "layers" / "demo" / "andorra.toml"
 
 
 def _fail(e: Exception) -> None:
-    console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    # the message is printed literally: "[layers.road]" is text, not rich markup
+    console.print(Text.assemble(("error: ", "bold red"), str(e)), highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -49,8 +53,8 @@ def _run(project: Path, out: Path, standard: str | None, **engine):
         work: dict[str, int] = {}
 
         def step(msg: str) -> None:
-            console.log(msg)
-            bar.update(stage, description=msg)
+            console.log(msg, markup=False)
+            bar.update(stage, description=escape(msg))
 
         def progress(done: int, total: int, label: str) -> None:
             if "task" not in work:
@@ -65,7 +69,8 @@ def _run(project: Path, out: Path, standard: str | None, **engine):
                                  **engine)
         except (BuqueInputError, FileExistsError, EngineError) as e:
             _fail(e)
-    console.log(f"run written to [bold]{result.out}[/] in {time.perf_counter() - t0:.2f} s")
+    console.log(f"run written to [bold]{escape(str(result.out))}[/] in "
+                f"{time.perf_counter() - t0:.2f} s")
     return result
 
 
@@ -74,12 +79,11 @@ def print_summary(result) -> None:
     m = result.manifest
     c = m["counts"]
     out = Console()
-    out.print(f"[bold]{m['project']['name']}[/] · profile {m['profile']['name']} "
-              f"{m['profile']['version']} · run {m['run_id']}")
+    out.print(f"[bold]{escape(str(m['project']['name']))}[/] · profile "
+              f"{escape(str(m['profile']['name']))} {escape(str(m['profile']['version']))} · "
+              f"run {m['run_id']}")
     out.print(f"villages in {c['villages_in']:,} · assessed {c['assessed']:,} · rejected "
               f"{c['rejected']:,} · unlocated {c['unlocated']:,} · warnings {c['warnings']:,}")
-    t = Table("indicator", "assessed", "met", "missing", "unknown", "rate", "target",
-              "remedy cost (CNY)")
     summ = result.tables.summary
     county = summ[summ["scope"] == "county"]
     tot = county.groupby("indicator", sort=False)[["assessed", "met", "missing", "unknown"]].sum()
@@ -88,19 +92,47 @@ def print_summary(result) -> None:
     from layers.profile import load_profile  # noqa: PLC0415
 
     prof = load_profile(m["profile"]["path"])
+    head = ("indicator", "assessed", "met", "missing", "unknown", "rate", "target",
+            "cost (CNY)")
+    rows = []
     for key, ind in prof.indicators.items():
         if key not in tot.index:
             continue
         r = tot.loc[key]
         rate = r["met"] / r["assessed"] if r["assessed"] else float("nan")
-        t.add_row(f"{key} {ind.label_zh}", f"{r['assessed']:,}", f"{r['met']:,}",
-                  f"{r['missing']:,}", f"{r['unknown']:,}", f"{rate:.1%}",
-                  f"{ind.target_rate:.0%}", f"{float(cost.get(key, 0)):,.0f}")
-    out.print(t)
+        rows.append((f"{key} {ind.label_zh}", f"{r['assessed']:,}", f"{r['met']:,}",
+                     f"{r['missing']:,}", f"{r['unknown']:,}", f"{rate:.1%}",
+                     f"{ind.target_rate:.0%}", f"{float(cost.get(key, 0)):,.0f}"))
+    _print_table(out, head, rows)
     out.print(f"total remedy cost: [bold]{c['remedy_cost']:,.0f} CNY[/] "
               f"({len(proj):,} project rows)")
     for a in m.get("attribution", []):
-        out.print(f"[dim]{a}[/]")
+        out.print(Text(str(a), style="dim"))
+
+
+def _print_table(out: Console, head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table whose cells are never cut: columns are as wide as their widest cell (measured in
+    terminal cells, so a Chinese label counts double); a terminal too narrow for that gets one
+    line per row instead."""
+    from rich import box  # noqa: PLC0415
+    from rich.cells import cell_len  # noqa: PLC0415
+
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+    widths = [max([cell_len(r[i]) for r in rows] + [max(cell_len(w) for w in h.split())])
+              for i, h in enumerate(head)]
+    for i, (h, width) in enumerate(zip(head, widths, strict=True)):
+        t.add_column(h, no_wrap=True, min_width=width, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*(Text(c) for c in r))
+    probe = Console(width=10_000, file=io.StringIO(), color_system=None)
+    with probe.capture() as cap:
+        probe.print(t)
+    if max(cell_len(line.rstrip()) for line in cap.get().splitlines()) <= out.width:
+        out.print(t)
+        return
+    for r in rows:
+        out.print(Text(r[0] + ": " + " · ".join(f"{h} {c}" for h, c in zip(head[1:], r[1:],
+                                                                         strict=True))))
 
 
 @app.command()
@@ -141,7 +173,7 @@ def demo(
     stamp = time.strftime("%Y%m%dT%H%M%S")
     result = _run(DEMO_PROJECT, data / f"demo-{stamp}", None)
     print_summary(result)
-    Console().print(f"outputs: [bold]{result.out}[/]")
+    Console().print(f"outputs: [bold]{escape(str(result.out))}[/]")
     if serve_:
         _serve(data, host, port)
 
@@ -165,7 +197,7 @@ def _serve(data: Path | None, host: str, port: int, postgres: str | None = None,
         except PgStoreError as e:
             _fail(e)
         where = app.state.store.label
-    Console().print(f"serving {where} on http://{host}:{port}  (API docs /docs, map /map; "
+    Console().print(f"serving {escape(where)} on http://{host}:{port}  (API docs /docs, map /map; "
                     "Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
@@ -216,8 +248,8 @@ def publish(
     t0 = time.perf_counter()
     with console.status("publishing", spinner="dots") as status:
         def step(msg: str) -> None:
-            console.log(msg)
-            status.update(msg)
+            console.log(msg, markup=False)
+            status.update(escape(msg))
 
         try:
             out = publish_run(run, postgres, schema=schema, step=step)
@@ -250,7 +282,8 @@ def standards_show(name: Annotated[str, typer.Argument(help="Bundled name or TOM
     except BuqueInputError as e:
         _fail(e)
     out = Console()
-    out.print(f"[bold]{p.name}[/] {p.version} — {p.title}\n{p.path}\nsha256 {p.content_hash}")
+    out.print(f"[bold]{escape(p.name)}[/] {escape(p.version)} — {escape(p.title)}\n"
+              f"{escape(p.path)}\nsha256 {p.content_hash}")
     for key, i in p.indicators.items():
         t = Table(show_header=False, title=f"{key} · {i.label_zh} / {i.label_en} ({i.sector})",
                   title_justify="left")
@@ -259,12 +292,12 @@ def standards_show(name: Annotated[str, typer.Argument(help="Bundled name or TOM
         t.add_row("layer", i.layer)
         t.add_row("levels", ", ".join(i.levels))
         for lvl, c in i.applies.items():
-            t.add_row(f"applies ({lvl})", _cond(c))
+            t.add_row(f"applies ({lvl})", Text(_cond(c)))
         t.add_row("rule", i.rule)
         for k in ("threshold_m", "fallback_threshold_m", "default_radius_m"):
             if getattr(i, k) is not None:
                 t.add_row(k, f"{getattr(i, k):g}")
-        t.add_row("evidence", "\n".join(_cond(c) for c in i.evidence) or "any feature")
+        t.add_row("evidence", Text("\n".join(_cond(c) for c in i.evidence) or "any feature"))
         t.add_row("deadline", i.deadline.isoformat())
         t.add_row("target rate", f"{i.target_rate:.0%}")
         for label, r in (("remedy", i.remedy), ("upgrade", i.upgrade)):
@@ -272,7 +305,7 @@ def standards_show(name: Annotated[str, typer.Argument(help="Bundled name or TOM
                 t.add_row(label, f"{r.item} ({r.item_en}): {r.quantity} × {r.unit_cost:,.0f} "
                           f"CNY/{r.unit}")
         for k, v in i.sources.items():
-            t.add_row(k.replace("_", " "), v)
+            t.add_row(k.replace("_", " "), Text(v))
         out.print(t)
 
 
@@ -322,9 +355,10 @@ def export_cmd(
     except (ExportError, FontError, BuqueInputError, FileNotFoundError, FileExistsError) as e:
         _fail(e)
     for f in result.files:
-        Console().print(f"{f}  ({f.stat().st_size / 1024:,.0f} KiB)", highlight=False)
+        Console().print(f"{f}  ({f.stat().st_size / 1024:,.0f} KiB)", highlight=False,
+                        markup=False)
     for n in result.notes:
-        console.print(f"[yellow]note:[/] {n}", highlight=False)
+        console.print(Text.assemble(("note: ", "yellow"), str(n)), highlight=False)
     console.log(f"exported {len(result.files)} file(s) in {result.seconds:.2f} s")
 
 

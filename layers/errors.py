@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -19,6 +21,21 @@ class BuqueInputError(ValueError):
         if field is not None:
             where += f", field '{field}'"
         super().__init__(f"{where}: {message}")
+
+
+def check_keys(path: str, where: str, given: Iterable[str], known: Iterable[str], *,
+               what: str = "key") -> None:
+    """Raise on keys of a TOML table that are not ``known``, naming the file, the table and the
+    key, with the closest known key as a suggestion (a misspelt key is never silently ignored)."""
+    known = sorted(known)
+    extra = sorted(set(given) - set(known))
+    if not extra:
+        return
+    k = extra[0]
+    close = difflib.get_close_matches(k, known, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}"
+    more = f" (and {', '.join(repr(e) for e in extra[1:])})" if len(extra) > 1 else ""
+    raise BuqueInputError(path, f"{where}: unknown {what} '{k}'{more}; {hint}", field=k)
 
 
 REPORT_COLUMNS = ["file", "layer", "row", "code", "field", "reason"]

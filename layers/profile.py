@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from layers.errors import BuqueInputError
+from layers.errors import BuqueInputError, check_keys
 from layers.schema import FEATURE_LAYERS
 
 STANDARDS_DIR = Path(__file__).parent / "standards"
@@ -25,6 +25,12 @@ OPS = ("in", "not_in", "eq", "min", "max")
 QUANTITIES = ("distance_km", "count", "households")
 
 NullPolicy = Literal["pass", "fail", "unknown"]
+#: the keys a profile may have, per table (besides an indicator's ``*_source`` notes)
+TOP_KEYS = {"format", "extends", "name", "version", "title", "description", "indicators"}
+INDICATOR_KEYS = {"label", "sector", "layer", "levels", "applies", "rule", "threshold_m",
+                  "fallback_threshold_m", "default_radius_m", "evidence", "deadline",
+                  "target_rate", "remedy", "upgrade", "network_layer", "fallback"}
+REMEDY_KEYS = {"item", "item_en", "unit", "quantity", "unit_cost", "default_quantity"}
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,7 @@ def _load_raw(name_or_path: str | Path, base: Path | None, seen: tuple[Path, ...
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise BuqueInputError(str(path), f"not a valid TOML profile: {e}") from e
+    check_profile_keys(data, str(path))
     if "extends" not in data:
         return data, [raw], path
     parent, raws, _ = _load_raw(data.pop("extends"), path.parent, (*seen, path))
@@ -134,6 +141,28 @@ def _load_raw(name_or_path: str | Path, base: Path | None, seen: tuple[Path, ...
         inds[key] = {**inds.get(key, {}), **over}
     merged["indicators"] = inds
     return merged, [*raws, raw], path
+
+
+def check_profile_keys(data: dict, path: str) -> None:
+    """Unknown keys anywhere in a profile are errors naming the table and key (with the
+    closest known key): a misspelt key must not silently fall back to a default."""
+    check_keys(path, "top level", data, TOP_KEYS)
+    inds = data.get("indicators", {})
+    if not isinstance(inds, dict):
+        raise BuqueInputError(path, "'indicators' must be a table of [indicators.KEY]",
+                              field="indicators")
+    for key, d in inds.items():
+        w = f"indicators.{key}"
+        if not isinstance(d, dict):
+            raise BuqueInputError(path, f"{w}: must be a table")
+        check_keys(path, w, [k for k in d if not k.endswith("_source")], INDICATOR_KEYS)
+        if isinstance(d.get("label"), dict):
+            check_keys(path, f"{w}.label", d["label"], {"zh", "en"})
+        if isinstance(d.get("applies"), dict):
+            check_keys(path, f"{w}.applies", d["applies"], LEVELS, what="level")
+        for r in ("remedy", "upgrade"):
+            if isinstance(d.get(r), dict):
+                check_keys(path, f"{w}.{r}", d[r], REMEDY_KEYS)
 
 
 def _require(d: dict, key: str, where: str, path: str) -> Any:
@@ -157,9 +186,11 @@ def _number(d: dict, key: str, where: str, path: str, default: float | None = No
 def _condition(d: Any, where: str, path: str) -> Condition:
     if not isinstance(d, dict):
         raise BuqueInputError(path, f"{where}: a condition must be a table, got {d!r}")
+    keys = {"field", "if_null", *OPS}
     fld = _require(d, "field", where, path)
     ops = [k for k in OPS if k in d]
     if len(ops) != 1:
+        check_keys(path, where, d, keys)  # a misspelt operator says so, with the right one
         raise BuqueInputError(path, f"{where}: a condition needs exactly one of {OPS}, got {ops}")
     op = ops[0]
     value = d[op]
@@ -175,9 +206,7 @@ def _condition(d: Any, where: str, path: str) -> Condition:
     else:
         raise BuqueInputError(path, f"{where}: if_null must be pass, fail, unknown or a condition",
                               field="if_null")
-    unknown = set(d) - {"field", "if_null", *OPS}
-    if unknown:
-        raise BuqueInputError(path, f"{where}: unknown keys {sorted(unknown)}")
+    check_keys(path, where, d, keys)
     return Condition(field=fld, op=op, value=value, if_null=if_null)
 
 
@@ -206,6 +235,7 @@ def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = ""
     """Validate a profile's raw TOML table; errors name the indicator and key."""
     if data.get("format", 1) != 1:
         raise BuqueInputError(path, f"unsupported profile format {data.get('format')!r}")
+    check_profile_keys(data, path)
     inds: dict[str, Indicator] = {}
     for key, d in _require(data, "indicators", "profile", path).items():
         w = f"indicators.{key}"

@@ -6,10 +6,15 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layers.errors import BuqueInputError
+from layers.errors import BuqueInputError, check_keys
 from layers.schema import LAYER_FIELDS
 
+#: the keys a project may have, per table (anything else is an error with a suggestion)
+TOP_KEYS = {"name", "standard", "crs", "layers", "osm", "official"}
 LAYER_KEYS = {"path", "layer", "fields", "encoding", "crs", "lon", "lat"}
+OSM_KEYS = {"path", "county", "admin_places", "natural_places", "county_admin_level",
+            "township_admin_level"}
+OFFICIAL_KEYS = {"path", "prefix", "encoding"}
 
 
 @dataclass(frozen=True)
@@ -72,25 +77,25 @@ def load_project(path: str | Path) -> Project:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise BuqueInputError(str(path), f"not a valid TOML project: {e}") from e
     base = path.parent
+    check_keys(str(path), "top level", data, TOP_KEYS)
+    for table, known in (("osm", OSM_KEYS), ("official", OFFICIAL_KEYS)):
+        if table in data and isinstance(data[table], dict):
+            check_keys(str(path), f"[{table}]", data[table], known)
     layers: dict[str, LayerSpec] = {}
+    if not isinstance(data.get("layers", {}), dict):
+        raise BuqueInputError(str(path), "'layers' must be a table of [layers.KIND]",
+                              field="layers")
     for kind, spec in data.get("layers", {}).items():
         where = f"[layers.{kind}]"
-        if kind not in LAYER_FIELDS:
-            raise BuqueInputError(str(path), f"{where}: unknown layer kind; expected one of "
-                                  f"{', '.join(LAYER_FIELDS)}")
+        check_keys(str(path), where, [kind], LAYER_FIELDS, what="layer kind")
         if not isinstance(spec, dict) or "path" not in spec:
             if isinstance(spec, dict) and not spec:
                 continue  # an empty table only names the layer
             raise BuqueInputError(str(path), f"{where}: needs a 'path'", field="path")
-        extra = set(spec) - LAYER_KEYS
-        if extra:
-            raise BuqueInputError(str(path), f"{where}: unknown keys {sorted(extra)}")
+        check_keys(str(path), where, spec, LAYER_KEYS)
         fields = dict(spec.get("fields", {}))
-        bad = set(fields) - set(LAYER_FIELDS[kind]) - {"id"}
-        if bad:
-            raise BuqueInputError(str(path), f"{where}: fields maps unknown canonical names "
-                                  f"{sorted(bad)}; known: {', '.join(LAYER_FIELDS[kind])}",
-                                  field="fields")
+        check_keys(str(path), f"{where} fields", fields, {*LAYER_FIELDS[kind], "id"},
+                   what="canonical field")
         layers[kind] = LayerSpec(kind=kind, path=(base / spec["path"]).resolve(),
                                  layer=spec.get("layer"), fields=fields,
                                  encoding=spec.get("encoding"), crs=spec.get("crs"),
