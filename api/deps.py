@@ -83,7 +83,8 @@ def office(request: Request) -> Role:
 # ------------------------------------------------------------------------------------ the run
 
 RunParam = Annotated[str | None, Query(
-    description="Run id (see `/runs`); the newest run when absent.", max_length=100)]
+    description="Run id or the run's folder name (see `/runs`); the newest run when absent.",
+    max_length=100)]
 
 
 def unknown_run(store: RunStoreBase, run_id: str | None) -> Problem:

@@ -91,6 +91,8 @@ class RunStoreBase:
     def __init__(self, label: str, manifests: dict[str, dict[str, Any]]) -> None:
         self.label = label
         self.manifests = manifests
+        #: other names of a run (its folder name) -> run id; set by :meth:`_scan`
+        self.names: dict[str, str] = getattr(self, "names", {})
         self._runs: dict[str, ServedRun] = {}
         self._locks = {rid: threading.Lock() for rid in manifests}
         self._diffs: OrderedDict[tuple[str, str], pd.DataFrame] = OrderedDict()
@@ -155,8 +157,15 @@ class RunStoreBase:
     def newest(self) -> str | None:
         return next(reversed(self.manifests), None)
 
+    def folder(self, rid: str) -> str | None:
+        """The name a run is also known by (its folder), if any."""
+        return next((n for n, r in self.names.items() if r == rid), None)
+
     def resolve(self, run_id: str | None) -> str:
-        unknown = run_id not in (None, "latest") and run_id not in self.manifests
+        """The run id of ``run_id``: a run id, a run's folder name, ``latest`` or None (the
+        newest)."""
+        unknown = (run_id not in (None, "latest") and run_id not in self.manifests
+                   and run_id not in self.names)
         # an unknown id looks again sooner: at most once a second
         self.refresh(every=min(1.0, REFRESH_S) if unknown else None)
         if run_id == "latest" and "latest" not in self.manifests:
@@ -166,6 +175,8 @@ class RunStoreBase:
                 raise UnknownRun(f"{self.label}: no runs to serve")
             return self.newest
         if run_id not in self.manifests:
+            if run_id in self.names:
+                return self.names[run_id]
             raise UnknownRun(run_id)
         return run_id
 
@@ -212,6 +223,7 @@ class RunStore(RunStoreBase):
     def _scan(self) -> dict[str, dict[str, Any]]:
         paths: OrderedDict[str, Path] = OrderedDict()
         manifests: dict[str, dict[str, Any]] = {}
+        names: dict[str, str] = {}
         for p in list_runs(self.data):
             m = read_manifest(p)
             rid = str(m.get("run_id") or p.name)
@@ -220,6 +232,9 @@ class RunStore(RunStoreBase):
                 continue
             paths[rid] = p
             manifests[rid] = m
+            names[p.name] = rid
+        # a folder named like another run's id names that run, not its own
+        self.names = {n: r for n, r in names.items() if n not in manifests}
         self.paths = paths
         return manifests
 

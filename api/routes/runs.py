@@ -67,7 +67,8 @@ def runs(request: Request, role: Annotated[Role, Depends(viewer)]) -> Response:
         m = manifests[rid]
         c = m.get("counts", {})
         items.append({
-            "run_id": rid, "created": m.get("created"), "newest": rid == newest,
+            "run_id": rid, "folder": store.folder(rid), "created": m.get("created"),
+            "newest": rid == newest,
             "project": (m.get("project") or {}).get("name"),
             "profile": {k: (m.get("profile") or {}).get(k) for k in ("name", "version")},
             "counts": {k: c.get(k) for k in ("villages_in", "assessed", "rejected", "gaps",
@@ -103,7 +104,8 @@ def diff(request: Request, a: str, b: str, role: Annotated[Role, Depends(viewer)
              description="fixed, regressed, newly_assessed, removed and/or changed.",
              max_length=2000)] = None,
          f: TableF = None) -> Response:
-    """Villages whose status changed from run `a` to run `b` (`latest` names the newest run),
+    """Villages whose status changed from run `a` to run `b` (a run id or a run's folder name;
+    `latest` names the newest run),
     per indicator: **fixed** (missing/unknown -> met), **regressed** (met -> missing: a gap
     that came back), **newly_assessed**, **removed**, and **changed** (other status changes,
     with from/to). CSV/XLSX give one row per change with the village's name and place."""

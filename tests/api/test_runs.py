@@ -38,10 +38,11 @@ def test_newest_by_default_and_run_param(folder_client, runs):
     assert folder_client.get(f"/summary?run={runs.a_id}").json()["run"] == runs.a_id
 
 
-@pytest.mark.parametrize("bad", ["../a", "..%2F..%2Fetc%2Fpasswd", "/etc/passwd", "a", "b",
-                                 "manifest.json", "%00", "runs/a"])
+@pytest.mark.parametrize("bad", ["../a", "..%2F..%2Fetc%2Fpasswd", "/etc/passwd", "a/", "./b",
+                                 "manifest.json", "%00", "runs/a", "runs"])
 def test_run_param_never_reaches_the_file_system(folder_client, bad):
-    """Only the run ids of the manifests are accepted, never a directory name or a path."""
+    """Only the run ids of the manifests and the names of the run folders found (looked up in
+    what was scanned, not on disk) are accepted, never a path."""
     for url in (f"/collections/villages/items?run={bad}", f"/summary?run={bad}",
                 f"/projects?run={bad}", f"/collections?run={bad}"):
         r = folder_client.get(url)
@@ -123,3 +124,18 @@ def test_app_without_lifespan_loads_on_first_request(demo_run):
 
     c = TestClient(create_app(Settings(data=demo_run)))     # not entered: no lifespan
     assert c.get("/collections/villages/items?limit=1").json()["numberReturned"] == 1
+
+
+def test_a_run_is_named_by_its_folder_as_well_as_its_id(folder_client, runs):
+    """`/runs/a/diff/b` with the folders' names, as a county office sees them on disk."""
+    listed = {r["run_id"]: r["folder"] for r in folder_client.get("/runs").json()["runs"]}
+    assert listed == {runs.a_id: runs.a.name, runs.b_id: runs.b.name}
+    by_name = folder_client.get(f"/runs/{runs.a.name}/diff/{runs.b.name}")
+    assert by_name.status_code == 200, by_name.text
+    by_id = folder_client.get(f"/runs/{runs.a_id}/diff/{runs.b_id}").json()
+    assert by_name.json()["a"] == runs.a_id and by_name.json()["counts"] == by_id["counts"]
+    m = folder_client.get(f"/runs/{runs.a.name}")
+    assert m.status_code == 200 and m.json()["run_id"] == runs.a_id
+    items = folder_client.get(f"/collections/villages/items?limit=1&run={runs.a.name}")
+    assert items.status_code == 200 and items.json()["run"] == runs.a_id
+    assert folder_client.get("/runs/nosuchfolder").status_code == 404
