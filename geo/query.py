@@ -36,6 +36,7 @@ import shapely
 from shapely import STRtree
 
 from geo.archive import RunTables, hash_input, read_manifest, read_run, sha256_file
+from geo.lists import n_separators, split_values
 
 STATUSES = ("met", "missing", "unknown")
 LEVELS = ("admin", "natural")
@@ -62,10 +63,9 @@ class QueryError(ValueError):
 # --------------------------------------------------------------------------- parsing helpers
 
 def split_list(value: str | None, param: str) -> tuple[str, ...]:
-    """``"a, b,,c"`` -> ``("a", "b", "c")``; ``None`` or blank -> ``()``."""
-    if value is None:
-        return ()
-    return tuple(dict.fromkeys(s.strip() for s in str(value).split(",") if s.strip()))
+    """``"a, b,,c"`` (or with ``，``/``、``, see :mod:`geo.lists`) -> ``("a", "b", "c")``;
+    ``None`` or blank -> ``()``."""
+    return split_values(value)
 
 
 def _given(value: str | None, param: str) -> tuple[str, ...]:
@@ -73,7 +73,7 @@ def _given(value: str | None, param: str) -> tuple[str, ...]:
     items = split_list(value, param)
     if value is not None and not items:
         raise QueryError(param, "no value given")
-    if value is not None and str(value).count(",") >= MAX_ITEMS:
+    if value is not None and n_separators(value) >= MAX_ITEMS:
         raise QueryError(param, f"at most {MAX_ITEMS} values")
     return items
 

@@ -19,6 +19,7 @@ from api.deps import Run, reject_unknown_params, viewer
 from api.openapi import BINARY, problems
 from api.problems import Problem
 from api.store import ServedRun
+from geo.lists import n_separators, split_values
 from geo.query import MAX_ITEMS, RunData
 from geo.report import (
     MEDIA_TYPES,
@@ -29,7 +30,7 @@ from geo.report import (
     export,
     export_bundle,
 )
-from geo.report.filters import ReportData, load_report, split_values
+from geo.report.filters import ReportData, load_report
 from geo.report.filters import _profile as report_profile
 from geo.report.fonts import CJK_PACKAGE
 
@@ -38,8 +39,9 @@ _lock = threading.Lock()
 _loaded: dict[str, ReportData] = {}
 Fmt = Literal["png", "pdf", "html", "xlsx", "gpkg", "geojson", "csv", "shp", "pmtiles"]
 #: comma-separated names: at least one that is not blank (the schema says so, not only the code)
-Text = Annotated[str | None, Query(max_length=2000, pattern=r"[^,\s]",
-                                   description="One or more comma-separated names.")]
+Text = Annotated[str | None, Query(max_length=2000, pattern=r"[^,，、\s]",
+                                   description="One or more names separated by commas (`,`, "
+                                   "`，` or `、`).")]
 
 
 def _report(run: ServedRun) -> ReportData:
@@ -69,7 +71,7 @@ def _options(fmt: str, county: str | None, township: str | None, indicator: str 
         if value is not None and not split_values(value):
             raise Problem(400, f"{name}: give one or more comma-separated names",
                           kind="invalid-parameter")
-        if value is not None and value.count(",") >= MAX_ITEMS:  # as the schema says
+        if value is not None and n_separators(value) >= MAX_ITEMS:  # as the schema says
             raise Problem(400, f"{name}: at most {MAX_ITEMS} values", kind="invalid-parameter")
     try:
         return ExportOptions(fmt=fmt, selection=Selection.parse(county, township, indicator),

@@ -21,6 +21,7 @@ import pandas as pd
 import shapely
 
 from geo.archive import list_runs, read_manifest, read_run
+from geo.lists import split_values
 from layers.errors import BuqueInputError
 from layers.profile import Indicator, Profile, load_profile
 
@@ -35,15 +36,6 @@ class ExportError(ValueError):
     def __init__(self, param: str, message: str) -> None:
         self.param = param
         super().__init__(f"{param}: {message}" if param else message)
-
-
-def split_values(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``"a,b"`` or ``["a", "b,c"]`` -> ``("a", "b", "c")``, blanks and repeats dropped."""
-    if value is None:
-        return ()
-    items = [value] if isinstance(value, str) else list(value)
-    parts = (p.strip() for s in items for p in str(s).replace("，", ",").split(","))
-    return tuple(dict.fromkeys(p for p in parts if p))
 
 
 @dataclass(frozen=True)

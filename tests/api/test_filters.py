@@ -145,3 +145,21 @@ def test_selection_agrees_with_numpy(tables):
     v = tables.villages
     m = ((v["power"] == "missing") | (v["water"] == "missing")).fillna(False) & (v["level"] == "natural")
     assert got == set(v.loc[np.asarray(m, bool), "code"])
+
+
+@pytest.mark.parametrize("sep", ["，", "、", " ， "])
+def test_lists_split_alike_in_the_api_and_the_exports(client, tables, sep):
+    """One splitter: a full-width comma or an enumeration comma separates items everywhere."""
+    from geo.report.filters import Selection
+
+    towns = sorted(tables.villages["township"].dropna().unique())[:2]
+    expected = set(tables.villages.loc[tables.villages["township"].isin(towns), "code"])
+    assert codes(client, "township=" + sep.join(towns)) == expected
+    assert codes(client, "township=" + ",".join(towns)) == expected
+    summ = client.get("/summary", params={"by": "township", "township": sep.join(towns)}).json()
+    assert {r["township"] for r in summ["rows"]} == set(towns), summ
+    assert Selection.parse(None, sep.join(towns), "road、water").townships == tuple(towns)
+    assert Selection.parse(None, None, "road、water，power").indicators == ("road", "water",
+                                                                          "power")
+    r = client.get("/exports/csv", params={"township": sep.join(towns)})
+    assert r.status_code == 200
