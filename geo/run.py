@@ -130,8 +130,12 @@ def prepare_villages(layers: dict[str, gpd.GeoDataFrame], report: Report) -> gpd
         linked = link_parents(v.loc[nat], admin)
         v.loc[nat, "village_code"] = linked["village_code"].to_numpy()
         v.loc[nat, "village_code_source"] = linked["village_code_source"].to_numpy()
-        for fld in ("county", "township"):
-            inherit = lookup(v.loc[nat, "village_code"], admin["code"], admin[fld].astype("string"))
+        # a hamlet without its own place, poverty status or exit year has its parent's: the
+        # hamlets of a poor village planned to exit share its priority
+        for fld, dtype in (("county", "string"), ("township", "string"), ("poor", "boolean"),
+                           ("exit_year", "Int64")):
+            v[fld] = v[fld].astype(dtype)
+            inherit = lookup(v.loc[nat, "village_code"], admin["code"], admin[fld].astype(dtype))
             v.loc[nat, fld] = v.loc[nat, fld].fillna(pd.Series(inherit, index=v.index[nat]))
         unknown_parent = nat & v["village_code"].notna().to_numpy() & \
             ~isin(v["village_code"], admin["code"])

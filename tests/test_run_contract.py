@@ -163,11 +163,14 @@ def test_projects_priority_poor_villages_first(run):
     from synth_world import CODE_V1, CODE_V2
 
     p = run["projects"]
-    # 张家村 is poor with an exit year (1), 李家村 poor without one (2), the rest 3
+    # 张家村 is poor with an exit year (1), 李家村 poor without one (2), the rest 3; natural
+    # villages take their parent's (N1, N3 of 张家村; N2, N5 of 李家村)
     prio = p.groupby("village_code")["priority"].first()
     assert prio.get(CODE_V2) == 2
-    assert CODE_V1 not in prio or prio[CODE_V1] == 1
-    assert (prio.drop([CODE_V1, CODE_V2], errors="ignore") == 3).all()
+    first, second = [CODE_V1, "N1", "N3"], [CODE_V2, "N2", "N5"]
+    assert (prio.reindex(first).dropna() == 1).all()
+    assert (prio.reindex(second).dropna() == 2).all()
+    assert (prio.drop(first + second, errors="ignore") == 3).all()
     assert p.loc[(p["village_code"] == CODE_V2) & (p["indicator"] == "clinic"),
                  "action"].tolist() == ["upgrade"]   # a non-standardized clinic is there
 

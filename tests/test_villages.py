@@ -121,3 +121,38 @@ def test_natural_villages_alone_have_no_parent(tmp_path):
         ("h1", "road"), ("h1", "water"), ("h1", "power"), ("h2", "water"), ("h2", "power")}
     assert (g["status"] == "unknown").all()          # no feature layers at all
     assert set(g["reason"]) == {"layer_not_provided"}
+
+
+def test_natural_villages_inherit_poor_status_and_exit_year(synth_cli_run):
+    """The hamlets of a poor village planned to exit share its priority (1), not 3."""
+    from geo.archive import read_run
+
+    t = read_run(synth_cli_run.out)
+    v = t.villages.set_index("code")
+    nat = v[v["level"] == "natural"]
+    parent = v.loc[nat["village_code"]]
+    assert nat["poor"].astype(bool).tolist() == parent["poor"].astype(bool).tolist()
+    assert nat.loc["N1", "exit_year"] == 2019 and nat.loc["N3", "exit_year"] == 2019
+    assert nat.loc[["N2", "N5"], "exit_year"].isna().all()       # 李家村: poor, no exit year
+    prio = t.projects.groupby("village_code")["priority"].first()
+    want = {"N1": 1, "N3": 1, "N2": 2, "N5": 2, "N4": 3}
+    for code, p in want.items():
+        if code in prio:
+            assert prio[code] == p, (code, prio[code])
+    assert {"N1", "N2", "N3"} & set(prio.index)   # some hamlets do have gaps
+
+
+def test_a_natural_village_keeps_its_own_status(tmp_path, copy_synth):
+    import json
+
+    d = copy_synth()
+    gj = json.loads((d / "natural.geojson").read_text("utf-8"))
+    for f in gj["features"]:
+        if f["properties"]["code"] == "N1":
+            f["properties"]["poor"] = False
+    (d / "natural.geojson").write_text(json.dumps(gj, ensure_ascii=False), encoding="utf-8")
+    from geo.archive import read_run
+
+    run_project(d / "project.toml", tmp_path / "out")
+    v = read_run(tmp_path / "out").villages.set_index("code")
+    assert not bool(v.loc["N1", "poor"]) and bool(v.loc["N3", "poor"])
