@@ -26,7 +26,7 @@ from geo.metric import bands_of
 from geo.rates import summary
 from geo.remedies import remedies
 from geo.villages import link_parents, reference_points
-from layers.errors import Report
+from layers.errors import HEADER_LINES, Report
 from layers.official import UNLOCATED_COLUMNS, read_official, unlocated
 from layers.osm import DERIVABLE, derive_layers
 from layers.profile import Profile, load_profile
@@ -116,7 +116,7 @@ def prepare_villages(layers: dict[str, gpd.GeoDataFrame], report: Report) -> gpd
     dup = v["code"].duplicated(keep="first").to_numpy()
     if dup.any():
         first = v.loc[~dup].set_index("code")
-        where = first[FILE].astype(str) + " row " + first[ROW].astype(str)
+        where = first[FILE].astype(str) + " row " + (first[ROW] + HEADER_LINES).astype(str)
         reasons = ("duplicate code (first seen in " + v.loc[dup, "code"].map(where) + ")").tolist()
         _reject(report, v, dup, reasons, "code")
         v = v.loc[~dup].reset_index(drop=True)
@@ -142,7 +142,8 @@ def prepare_villages(layers: dict[str, gpd.GeoDataFrame], report: Report) -> gpd
         if unknown_parent.any() and len(admin):
             report.warn("", "natural_villages", v.loc[unknown_parent, ROW].to_numpy(),
                         "village_code names no administrative village of the inputs",
-                        codes=v.loc[unknown_parent, "code"].to_numpy(), field="village_code")
+                        codes=v.loc[unknown_parent, "code"].to_numpy(),
+                        names=v.loc[unknown_parent, "name"].to_numpy(), field="village_code")
     return v
 
 
@@ -156,7 +157,7 @@ def _reject(report: Report, v: pd.DataFrame, mask: np.ndarray, reason: str | lis
                         index=sub.index)
     for (file, layer), g in sub.groupby([FILE, "_layer"], sort=False):
         report.reject(str(file), str(layer), g[ROW].to_numpy(), reasons.loc[g.index].tolist(),
-                      codes=g["code"].to_numpy(), field=field)
+                      codes=g["code"].to_numpy(), names=g["name"].to_numpy(), field=field)
 
 
 def village_table(v: gpd.GeoDataFrame, gaps: pd.DataFrame, profile: Profile) -> gpd.GeoDataFrame:
@@ -229,7 +230,8 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         if (~listed).any():
             report.warn("", "villages", v.loc[~listed, ROW].to_numpy(),
                         "code not in the official village list",
-                        codes=v.loc[~listed, "code"].to_numpy(), field="code")
+                        codes=v.loc[~listed, "code"].to_numpy(),
+                        names=v.loc[~listed, "name"].to_numpy(), field="code")
     mark("villages")
     if step:
         step(f"assessing {len(v):,} villages against '{profile.name}'")

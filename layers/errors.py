@@ -16,7 +16,7 @@ class BuqueInputError(ValueError):
                  field: str | None = None) -> None:
         self.path, self.row, self.field = str(path), row, field
         where = self.path
-        if row is not None:
+        if row is not None:  # the spreadsheet line (header = line 1)
             where += f", row {row}"
         if field is not None:
             where += f", field '{field}'"
@@ -38,41 +38,53 @@ def check_keys(path: str, where: str, given: Iterable[str], known: Iterable[str]
     raise BuqueInputError(path, f"{where}: unknown {what} '{k}'{more}; {hint}", field=k)
 
 
-REPORT_COLUMNS = ["file", "layer", "row", "code", "field", "reason"]
+REPORT_COLUMNS = ["file", "layer", "row", "code", "name", "field", "reason"]
+#: ``row`` in reports and errors is the line a spreadsheet shows: the header is line 1, the
+#: first data row line 2 (data row n is line n + 1)
+HEADER_LINES = 1
+
+
+def line_of(data_row: int) -> int:
+    """The spreadsheet line of a 1-based data row (the header is line 1)."""
+    return int(data_row) + HEADER_LINES
 
 
 @dataclass
 class Report:
     """Rows set aside (rejected) and rows changed on the way in (warnings).
 
-    ``row`` is the 1-based data row of the source file (the header is not counted).
+    Callers give 1-based data rows; ``row`` in the frames is the line a spreadsheet shows for
+    it (header = line 1, first data row = line 2). ``code`` and ``name`` are what the input row
+    had (a village's code and name, a feature's id and name), null where it had none.
     """
 
     rejected: list[pd.DataFrame] = field(default_factory=list)
     warnings: list[pd.DataFrame] = field(default_factory=list)
 
     @staticmethod
-    def _frame(file: str, layer: str, rows, codes, fld: str | None, reasons) -> pd.DataFrame:
+    def _frame(file: str, layer: str, rows, codes, names, fld: str | None, reasons
+               ) -> pd.DataFrame:
         n = len(rows)
         df = pd.DataFrame({
             "file": [str(file)] * n,
             "layer": [layer] * n,
-            "row": pd.array(rows, dtype="Int64"),
+            "row": pd.array(rows, dtype="Int64") + HEADER_LINES,
             "code": pd.array(codes if codes is not None else [None] * n, dtype="string"),
+            "name": pd.array(names if names is not None else [None] * n, dtype="string"),
             "field": [fld] * n,
             "reason": reasons if not isinstance(reasons, str) else [reasons] * n,
         })
         return df
 
-    def reject(self, file: str, layer: str, rows, reason, *, codes=None,
+    def reject(self, file: str, layer: str, rows, reason, *, codes=None, names=None,
                field: str | None = None) -> None:
         if len(rows):
-            self.rejected.append(self._frame(file, layer, rows, codes, field, reason))
+            self.rejected.append(self._frame(file, layer, rows, codes, names, field, reason))
 
-    def warn(self, file: str, layer: str, rows, reason, *, codes=None,
+    def warn(self, file: str, layer: str, rows, reason, *, codes=None, names=None,
              field: str | None = None) -> None:
         if len(rows):
-            self.warnings.append(self._frame(file, layer, rows, codes, field, reason))
+            self.warnings.append(self._frame(file, layer, rows, codes, names, field, reason))
 
     @staticmethod
     def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:

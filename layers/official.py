@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from layers.errors import BuqueInputError
+from layers.errors import BuqueInputError, line_of
 from layers.project import OfficialSpec
 from layers.readers import ROW, read_text_table
 
@@ -25,9 +25,9 @@ def read_official(spec: OfficialSpec) -> pd.DataFrame:
     df["code"] = df["code"].str.strip()
     bad = ~df["code"].str.fullmatch(r"\d{12}").fillna(False)
     if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0]) + 1
-        raise BuqueInputError(str(path), f"code {df['code'].iloc[row - 1]!r} is not a 12-digit "
-                              "NBS village code", row=row, field="code")
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise BuqueInputError(str(path), f"code {df['code'].iloc[i]!r} is not a 12-digit "
+                              "NBS village code", row=line_of(i + 1), field="code")
     if spec.prefixes:
         df = df[df["code"].str.startswith(tuple(spec.prefixes))]
     return df.reset_index(drop=True)

@@ -28,15 +28,18 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geo.crs import normalise_datum_name, transform_geometries_offset
-from layers.errors import BuqueInputError, Report
+from layers.errors import BuqueInputError, Report, line_of
 from layers.project import LayerSpec
 from layers.schema import FALSE_STRINGS, GEOMETRY_FAMILIES, LAYER_FIELDS, TRUE_STRINGS
 
-LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度", "jd")
-LAT_NAMES = ("lat", "latitude", "y", "纬度", "wd")
+#: coordinate column names recognised (case and surrounding blanks ignored), best first; X/Y
+#: are taken as east/north as in GIS (a survey table whose X is the northing names its columns
+#: with lon = "..." and lat = "..." in the project)
+LON_NAMES = ("lon", "lng", "long", "longitude", "经度", "东经", "x", "x坐标", "jd")
+LAT_NAMES = ("lat", "latitude", "纬度", "北纬", "y", "y坐标", "wd")
 #: GeoParquet and GeoArrow files, read with pyarrow (GDAL here has no Parquet driver)
 ARROW_SUFFIXES = (".parquet", ".geoparquet", ".arrow", ".feather", ".ipc")
-ROW = "_row"   # 1-based source data row, kept through the pipeline for reports
+ROW = "_row"   # 1-based source data row, kept through the pipeline (reports show line = row + 1)
 FILE = "_file"
 
 
@@ -130,7 +133,8 @@ def _check_decoding(df: pd.DataFrame, spec: LayerSpec) -> None:
         if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
             s = df[col].dropna().astype(str)
             if len(s) and s.str.contains("\ufffd", regex=False).any():
-                row = int(np.flatnonzero(s.str.contains("\ufffd", regex=False).to_numpy())[0]) + 1
+                pos = int(np.flatnonzero(s.str.contains("\ufffd", regex=False).to_numpy())[0])
+                row = line_of(df.index.get_loc(s.index[pos]) + 1)
                 raise BuqueInputError(
                     str(spec.path), "text does not decode; set encoding = \"GBK\" (or the "
                     "file's encoding) for this layer in the project", row=row, field=str(col))
@@ -142,7 +146,7 @@ def _find_column(columns, explicit: str | None, names: tuple[str, ...], path: Pa
         if explicit not in columns:
             raise BuqueInputError(str(path), f"no column '{explicit}' for {what}", field=explicit)
         return explicit
-    lower = {str(c).lower(): c for c in columns}
+    lower = {str(c).strip().lower(): c for c in columns}
     for n in names:
         if n in lower:
             return lower[n]
@@ -291,12 +295,30 @@ def _points_from_lonlat(df: pd.DataFrame, spec: LayerSpec, report: Report
         df[ROW] = np.arange(1, len(df) + 1)
     if bad.any():
         rows = df[ROW].to_numpy()[bad]
+        codes, names = _identity(df, spec, source=True)
         report.reject(str(path), spec.kind, rows, "missing or non-numeric coordinates",
-                      field=f"{xcol}/{ycol}")
+                      codes=None if codes is None else codes[bad],
+                      names=None if names is None else names[bad], field=f"{xcol}/{ycol}")
     # rejected here once, so dropped here (not rejected again as "null geometry" later)
     geom = shapely.points(x[~bad], y[~bad])
     df = df.loc[~bad].drop(columns=[xcol, ycol]).reset_index(drop=True)
     return gpd.GeoDataFrame(df, geometry=geom, crs=None), crs
+
+
+def _identity(df: pd.DataFrame, spec: LayerSpec, *, source: bool = False
+              ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """What names an input row in the reports: its code (a village) or id (a feature), and its
+    name, as text; None where the layer has no such column. ``source``: the columns still
+    carry the file's names (before the field mapping)."""
+    key = "code" if spec.kind in ("villages", "natural_villages") else "id"
+
+    def col(canon: str) -> np.ndarray | None:
+        c = spec.fields.get(canon, canon) if source else canon
+        if c not in df.columns:
+            return None
+        return _as_code_string(df[c]).to_numpy(dtype=object, na_value=None)
+
+    return col(key), col("name")
 
 
 def _is_geographic(crs: str, path: Path) -> bool:
@@ -355,14 +377,15 @@ def _validate_geometry(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -
     """Reject null/empty/out-of-range/wrong-type geometry; repair invalid ones where safe."""
     path, kind = str(spec.path), spec.kind
     geom = gdf.geometry.to_numpy()
-    codes = gdf["code"].astype("string").to_numpy() if "code" in gdf else None
+    codes, labels = _identity(gdf, spec)
     keep = np.ones(len(gdf), dtype=bool)
 
     def drop(mask: np.ndarray, reason: str) -> None:
         mask = mask & keep
         if mask.any():
             report.reject(path, kind, gdf[ROW].to_numpy()[mask], reason,
-                          codes=None if codes is None else codes[mask], field="geometry")
+                          codes=None if codes is None else codes[mask],
+                          names=None if labels is None else labels[mask], field="geometry")
             keep[mask] = False
 
     drop(shapely.is_missing(geom), "null geometry")
@@ -391,7 +414,8 @@ def _validate_geometry(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -
         geom[idx[ok]] = fixed[ok]
         rows = gdf[ROW].to_numpy()
         report.warn(path, kind, rows[idx[ok]], "invalid geometry repaired (make_valid)",
-                    codes=None if codes is None else codes[idx[ok]], field="geometry")
+                    codes=None if codes is None else codes[idx[ok]],
+                    names=None if labels is None else labels[idx[ok]], field="geometry")
         bad = np.zeros(len(gdf), dtype=bool)
         bad[idx[~ok]] = True
         drop(bad, "invalid geometry that cannot be repaired without changing its type")
@@ -414,6 +438,7 @@ def _coerce(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDa
     path, kind = str(spec.path), spec.kind
     fields = LAYER_FIELDS[kind]
     rows = gdf[ROW].to_numpy()
+    codes, names = _identity(gdf, spec)
     out = {}
     for name, typ in fields.items():
         if name not in gdf.columns:
@@ -442,6 +467,8 @@ def _coerce(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDa
         bad = _unparsed(col, val)
         if bad.any():
             report.warn(path, kind, rows[bad], f"value does not parse as {typ}; left null",
+                        codes=None if codes is None else codes[bad],
+                        names=None if names is None else names[bad],
                         field=spec.fields.get(name, name))
         out[name] = val
     result = gpd.GeoDataFrame(out, geometry=gdf.geometry.to_numpy(), crs="EPSG:4326",

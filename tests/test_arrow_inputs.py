@@ -71,7 +71,7 @@ def test_parquet_rows_without_coordinates_are_rejected_with_row(copy_synth, tmp_
     run = run_project(d / "p.toml", tmp_path / "out")
     rej = run.tables.rejected
     mine = rej[rej["file"].str.endswith("water.parquet")]
-    assert mine["row"].astype(int).tolist() == [2]
+    assert mine["row"].astype(int).tolist() == [3]   # data row 2: line 3 (header = line 1)
     assert "coordinates" in mine["reason"].iloc[0]
 
 

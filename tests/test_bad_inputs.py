@@ -49,7 +49,7 @@ def assert_nothing_lost(out: Path, src: Path, codes: list[str]) -> pd.DataFrame:
     v = gpd.read_parquet(out / "villages.parquet")
     rej = read_csv(out / "rejected.csv")
     mine = rej[rej["file"].map(lambda f: Path(f).resolve()) == src.resolve()]
-    rejected_rows = set(mine["row"].astype(int))
+    rejected_rows = set(mine["row"].astype(int) - 1)   # spreadsheet lines: header = line 1
     kept_rows = [i for i in range(1, len(codes) + 1) if i not in rejected_rows]
     assert set(v["code"]) >= {codes[i - 1] for i in kept_rows}
     assert len(v) == len(kept_rows)
@@ -214,7 +214,7 @@ def test_csv_row_without_coordinates_rejected_once(tmp_path):
                   "lat": ["32.70", "32.71", "abc"]}).to_csv(tmp_path / "v.csv", index=False)
     run_project(write_project(tmp_path, "v.csv", top='crs = "EPSG:4490"'), tmp_path / "out")
     rej = assert_nothing_lost(tmp_path / "out", tmp_path / "v.csv", codes)
-    assert sorted(rej.index) == [2, 3]           # each bad row once, not once per check
+    assert sorted(rej.index) == [3, 4]           # each bad row once, not once per check
     assert all("coordinates" in r for r in rej["reason"])
     m = json.loads((tmp_path / "out" / "manifest.json").read_text("utf-8"))
     assert m["inputs"][0]["rows"] == 3
@@ -240,7 +240,7 @@ def test_invalid_bowtie_polygon_repaired_and_warned(tmp_path):
     assert_nothing_lost(out, tmp_path / "v.gpkg", list(g["code"]))
     w = read_csv(out / "warnings.csv")
     assert len(w) == 1
-    assert w.iloc[0]["row"] == 2 and w.iloc[0]["code"] == g["code"][1]
+    assert w.iloc[0]["row"] == 3 and w.iloc[0]["code"] == g["code"][1]
     assert "invalid" in w.iloc[0]["reason"] and Path(w.iloc[0]["file"]).name == "v.gpkg"
     v = gpd.read_parquet(out / "villages.parquet").set_index("code")
     fixed = v.loc[g["code"][1], "geometry"]
@@ -258,9 +258,10 @@ def test_empty_and_null_geometry_rejected_with_row_and_reason(tmp_path):
     out = tmp_path / "out"
     run_project(write_project(tmp_path, "v.gpkg"), out)
     rej = assert_nothing_lost(out, tmp_path / "v.gpkg", list(g["code"]))
-    assert sorted(rej.index) == [2, 3]
-    assert "empty" in rej.loc[2, "reason"] and rej.loc[2, "code"] == g["code"][1]
-    assert "null" in rej.loc[3, "reason"] and rej.loc[3, "code"] == g["code"][2]
+    assert sorted(rej.index) == [3, 4]
+    assert "empty" in rej.loc[3, "reason"] and rej.loc[3, "code"] == g["code"][1]
+    assert "null" in rej.loc[4, "reason"] and rej.loc[4, "code"] == g["code"][2]
+    assert rej.loc[3, "name"] == g["name"][1]
 
 
 def test_out_of_range_coordinates_rejected(tmp_path):
@@ -270,7 +271,7 @@ def test_out_of_range_coordinates_rejected(tmp_path):
     out = tmp_path / "out"
     run_project(write_project(tmp_path, "v.gpkg"), out)
     rej = assert_nothing_lost(out, tmp_path / "v.gpkg", list(g["code"]))
-    assert sorted(rej.index) == [2, 3]
+    assert sorted(rej.index) == [3, 4]
     assert all("range" in r for r in rej["reason"])
 
 
@@ -280,7 +281,7 @@ def test_wrong_geometry_type_rejected(tmp_path):
     out = tmp_path / "out"
     run_project(write_project(tmp_path, "v.gpkg"), out)
     rej = assert_nothing_lost(out, tmp_path / "v.gpkg", list(g["code"]))
-    assert list(rej.index) == [2] and "type" in rej.loc[2, "reason"]
+    assert list(rej.index) == [3] and "type" in rej.loc[3, "reason"]
 
 
 # --------------------------------------------------------------------------------- codes
@@ -292,9 +293,9 @@ def test_duplicate_codes_later_rejected_naming_first(tmp_path):
     out = tmp_path / "out"
     run_project(write_project(tmp_path, "v.gpkg"), out)
     rej = assert_nothing_lost(out, tmp_path / "v.gpkg", codes)
-    assert list(rej.index) == [4]
-    reason = rej.loc[4, "reason"]
-    assert "duplicate" in reason and "v.gpkg" in reason and "row 2" in reason
+    assert list(rej.index) == [5]
+    reason = rej.loc[5, "reason"]
+    assert "duplicate" in reason and "v.gpkg" in reason and "row 3" in reason
     # the first one is the one kept
     v = gpd.read_parquet(out / "villages.parquet").set_index("code")
     assert v.loc["610902100002", "geometry"].equals_exact(g.geometry[1], 1e-9)
@@ -307,7 +308,7 @@ def test_missing_code_rejected(tmp_path):
     out = tmp_path / "out"
     run_project(write_project(tmp_path, "v.gpkg"), out)
     rej = read_csv(out / "rejected.csv").set_index("row")
-    assert list(rej.index) == [2] and "code" in rej.loc[2, "reason"]
+    assert list(rej.index) == [3] and "code" in rej.loc[3, "reason"]
 
 
 def test_fields_mapping_names_a_missing_column(tmp_path):
@@ -338,7 +339,7 @@ def test_unparseable_attribute_left_null_with_warning(tmp_path):
     assert v.loc[g["code"][0], "households"] == 120
     assert pd.isna(v.loc[g["code"][1], "households"])
     w = read_csv(out / "warnings.csv")
-    assert list(w["row"]) == [2] and list(w["field"]) == ["HS"]
+    assert list(w["row"]) == [3] and list(w["field"]) == ["HS"]
 
 
 # ------------------------------------------------------------------------------ profiles
@@ -362,3 +363,51 @@ def test_project_without_village_layer(tmp_path):
     with pytest.raises(BuqueInputError) as e:
         run_project(tmp_path / "p.toml", tmp_path / "out")
     assert "p.toml" in str(e.value) and "village" in str(e.value)
+
+
+# ------------------------------------------------- what a county office's spreadsheet holds
+
+@pytest.mark.parametrize("lon,lat", [("东经", "北纬"), ("X坐标", "Y坐标"), ("经度", "纬度"),
+                                     ("lng", "lat"), ("x", "y"), ("Longitude", "Latitude"),
+                                     (" 东经 ", "北纬")])
+def test_chinese_and_english_coordinate_columns_are_recognised(tmp_path, lon, lat):
+    pd.DataFrame({"code": ["610902100001", "610902100002"], "name": ["甲村", "乙村"],
+                  lon: ["109.0", "109.01"], lat: ["32.70", "32.71"]}
+                 ).to_csv(tmp_path / "v.csv", index=False)
+    run_project(write_project(tmp_path, "v.csv", top='crs = "EPSG:4490"'), tmp_path / "out")
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text("utf-8"))
+    assert m["counts"]["assessed"] == 2
+
+
+def test_rejected_and_warning_rows_carry_code_name_and_spreadsheet_line(tmp_path):
+    """``row`` is the line a spreadsheet shows (header = line 1); code and name say which row."""
+    pd.DataFrame({"CUN_DM": ["610902100001", "610902100002", "610902100003"],
+                  "CUN_MC": ["甲村", "乙村", "丙村"], "HS": ["10", "十户", "30"],
+                  "东经": ["109.0", "109.01", ""], "北纬": ["32.70", "32.71", "32.72"]}
+                 ).to_csv(tmp_path / "v.csv", index=False)
+    run_project(write_project(tmp_path, "v.csv", top='crs = "EPSG:4490"',
+                              layer_extra='fields = { code = "CUN_DM", name = "CUN_MC", '
+                              'households = "HS" }'), tmp_path / "out")
+    lines = (tmp_path / "v.csv").read_text("utf-8").splitlines()
+    rej = read_csv(tmp_path / "out" / "rejected.csv")
+    assert list(rej.columns[:6]) == ["file", "layer", "row", "code", "name", "field"]
+    r = rej.iloc[0]
+    assert (int(r["row"]), r["code"], r["name"]) == (4, "610902100003", "丙村")
+    assert lines[int(r["row"]) - 1].startswith("610902100003,丙村")
+    w = read_csv(tmp_path / "out" / "warnings.csv")
+    w = w[w["field"] == "HS"].iloc[0]
+    assert (int(w["row"]), w["code"], w["name"]) == (3, "610902100002", "乙村")
+    assert "十户" in lines[int(w["row"]) - 1]
+
+
+def test_rejected_features_carry_their_id_and_name(tmp_path):
+    pd.DataFrame({"code": ["610902100001"], "name": ["甲村"], "lon": ["109.0"],
+                  "lat": ["32.7"]}).to_csv(tmp_path / "v.csv", index=False)
+    pd.DataFrame({"编号": ["C1", "C2"], "名称": ["一号卫生室", "二号卫生室"], "东经": ["109.0", "abc"],
+                  "北纬": ["32.7", "32.7"]}).to_csv(tmp_path / "c.csv", index=False)
+    extra = '[layers.clinics]\npath = "c.csv"\nfields = { id = "编号", name = "名称" }\n'
+    run_project(write_project(tmp_path, "v.csv", extra, top='crs = "EPSG:4490"'),
+                tmp_path / "out")
+    rej = read_csv(tmp_path / "out" / "rejected.csv")
+    r = rej[rej["layer"] == "clinics"].iloc[0]
+    assert (int(r["row"]), r["code"], r["name"]) == (3, "C2", "二号卫生室")

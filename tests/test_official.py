@@ -126,5 +126,5 @@ def test_malformed_official_code_names_row_and_field(synth, tmp_path):
     (tmp_path / "official.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(BuqueInputError) as e:
         run_project(project, tmp_path / "out")
-    assert "official.csv" in str(e.value) and e.value.row == 3 and e.value.field == "code"
+    assert "official.csv" in str(e.value) and e.value.row == 4 and e.value.field == "code"
     assert not (tmp_path / "out").exists()

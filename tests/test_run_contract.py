@@ -235,11 +235,14 @@ def test_rejected_csv_and_nothing_lost(run, synth):
         assert c in rej.columns and rej[c].notna().all()
     nat_file = str(synth.files["natural_villages"])
     nat = rej[rej["file"] == nat_file].set_index("row")
-    assert "geometry" in nat.loc[6, "reason"]                       # N6 has no geometry
-    assert "duplicate" in nat.loc[7, "reason"] and "row 5" in nat.loc[7, "reason"]
+    # rows are spreadsheet lines (header = line 1): N6, data row 6, is line 7
+    assert "geometry" in nat.loc[7, "reason"]                       # N6 has no geometry
+    assert nat.loc[7, "code"] == "N6" and nat.loc[7, "name"] == "无图组"
+    assert "duplicate" in nat.loc[8, "reason"] and "row 6" in nat.loc[8, "reason"]
+    assert nat.loc[8, "name"] == "重号组"
     kept = set(run["villages"]["code"])
     for r in synth.natural.itertuples():
-        assert r.code in kept or r.row in set(nat.index), r
+        assert r.code in kept or r.row + 1 in set(nat.index), r
     assert kept >= set(synth.admin["code"])
 
 
