@@ -104,6 +104,14 @@ def print_summary(result) -> None:
                      f"{r['missing']:,}", f"{r['unknown']:,}", f"{rate:.1%}",
                      f"{ind.target_rate:.0%}", f"{float(cost.get(key, 0)):,.0f}"))
     _print_table(out, head, rows)
+    for key, lvl in (m.get("fallback") or {}).items():
+        ind = prof.indicators.get(key)
+        out.print(Text(f"{key} {ind.label_zh if ind else ''}: assessed at the {lvl} village "
+                       "(the profile's fallback; see warnings.csv)", style="yellow"))
+    for key, why in (m.get("not_assessed") or {}).items():
+        ind = prof.indicators.get(key)
+        out.print(Text(f"{key} {ind.label_zh if ind else ''}: not assessed: {why} "
+                       "(see warnings.csv)", style="yellow"))
     out.print(f"total remedy cost: [bold]{c['remedy_cost']:,.0f} CNY[/] "
               f"({len(proj):,} project rows)")
     for a in m.get("attribution", []):

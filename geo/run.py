@@ -232,6 +232,7 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
                         "code not in the official village list",
                         codes=v.loc[~listed, "code"].to_numpy(),
                         names=v.loc[~listed, "name"].to_numpy(), field="code")
+    profile, fallback, not_assessed = _levels_present(profile, v, project, report)
     mark("villages")
     if step:
         step(f"assessing {len(v):,} villages against '{profile.name}'")
@@ -286,6 +287,9 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         "metric_crs": [b.crs for b in bands_of(v["ref_lon"].to_numpy(float),
                                                v["ref_lat"].to_numpy(float))],
         "attribution": _attribution(inputs),
+        # indicators assessed at their profile's fallback level, and those not assessed
+        "fallback": fallback,
+        "not_assessed": not_assessed,
     }
     tables = RunTables(gaps=gaps.drop(columns="_v"), villages=vt, projects=projects, summary=summ,
                        rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc,
@@ -295,6 +299,37 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     mark("write")
     manifest["timings_s"] = timings
     return RunResult(out=Path(out).resolve(), manifest=manifest, tables=tables)
+
+
+LEVEL_WORDS = {"admin": "administrative", "natural": "natural"}
+
+
+def _levels_present(profile: Profile, v: pd.DataFrame, project: Project, report: Report
+                    ) -> tuple[Profile, dict[str, str], dict[str, str]]:
+    """The profile as these villages' levels allow, with a warning per indicator moved to its
+    fallback level or left unassessed (e.g. water and power, natural-village indicators, in a
+    project of administrative villages only)."""
+    if not len(v):
+        return profile, {}, {}
+    eff, moved, skipped = profile.for_levels_present(set(v["level"].dropna().astype(str)))
+    layer_of = {lv: k for k, lv in LEVEL_OF_LAYER.items()}
+    for key, lvl in moved.items():
+        ind = profile.indicators[key]
+        own = ", ".join(LEVEL_WORDS.get(x, x) for x in ind.levels)
+        report.note(str(project.path), layer_of.get(ind.levels[0], ""),
+                    f"no {own} villages in the inputs: {key} ({ind.label_zh}) assessed at the "
+                    f"{LEVEL_WORDS.get(lvl, lvl)} village instead (profile fallback = "
+                    f"\"{lvl}\")", field=key)
+    for key in skipped:
+        ind = profile.indicators[key]
+        own = ", ".join(LEVEL_WORDS.get(x, x) for x in ind.levels)
+        kinds = " or ".join(f"[layers.{layer_of[x]}]" for x in ind.levels if x in layer_of)
+        report.note(str(project.path), layer_of.get(ind.levels[0], ""),
+                    f"no {own} villages in the inputs: {key} ({ind.label_zh}) not assessed; "
+                    f"give {kinds}, or set fallback = \"admin\" on indicators.{key} in a "
+                    "profile to assess it at the administrative village", field=key)
+        skipped[key] = f"no {own} villages in the inputs"
+    return eff, moved, skipped
 
 
 def archived_layers(layers: dict[str, gpd.GeoDataFrame], profile: Profile,

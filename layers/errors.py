@@ -86,6 +86,10 @@ class Report:
         if len(rows):
             self.warnings.append(self._frame(file, layer, rows, codes, names, field, reason))
 
+    def note(self, file: str, layer: str, reason: str, *, field: str | None = None) -> None:
+        """A warning about a whole layer or the project, not one of its rows."""
+        self.warnings.append(self._frame(file, layer, [None], None, None, field, reason))
+
     @staticmethod
     def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
         if not parts:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,6 +73,9 @@ class Indicator:
     upgrade: Remedy | None = None
     network_layer: str = "roads"
     sources: dict[str, str] = field(default_factory=dict)
+    #: the level to assess at instead when a run has no village of the indicator's levels
+    #: (e.g. ``"admin"`` for water when only administrative villages are given); flagged
+    fallback: str | None = None
 
     @property
     def reach_m(self) -> float:
@@ -93,6 +96,28 @@ class Profile:
 
     def for_level(self, level: str) -> list[Indicator]:
         return [i for i in self.indicators.values() if level in i.levels]
+
+    def for_levels_present(self, present: set[str]) -> tuple[Profile, dict[str, str],
+                                                                 dict[str, str]]:
+        """The profile as a run with villages of the ``present`` levels assesses it.
+
+        An indicator none of whose levels is present is assessed at its ``fallback`` level
+        when it declares one (and that level is present), else not at all. Returns the
+        profile to assess with, ``{indicator: fallback level}`` for the indicators moved, and
+        ``{indicator: why}`` for those left unassessed.
+        """
+        inds, moved, skipped = dict(self.indicators), {}, {}
+        for key, ind in self.indicators.items():
+            if present & set(ind.levels):
+                continue
+            lv = ", ".join(ind.levels)
+            if ind.fallback is not None and ind.fallback in present:
+                inds[key] = replace(ind, levels=(ind.fallback,), applies={
+                    k: c for k, c in ind.applies.items() if k == ind.fallback})
+                moved[key] = ind.fallback
+            else:
+                skipped[key] = f"no {lv} villages in the inputs"
+        return replace(self, indicators=inds), moved, skipped
 
 
 def bundled_profiles() -> list[str]:
@@ -253,6 +278,11 @@ def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = ""
         if rule == "coverage" and "default_radius_m" not in d:
             raise BuqueInputError(path, f"{w}: rule coverage needs default_radius_m",
                                   field="default_radius_m")
+        fallback = d.get("fallback")
+        if fallback is not None and (fallback not in LEVELS or fallback in levels):
+            raise BuqueInputError(path, f"{w}: fallback must be a level among {LEVELS} other "
+                                  f"than the indicator's own ({', '.join(levels)})",
+                                  field="fallback")
         label = d.get("label", {})
         try:
             deadline = dt.date.fromisoformat(str(_require(d, "deadline", w, path)))
@@ -271,7 +301,7 @@ def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = ""
             applies=applies, threshold_m=_number(d, "threshold_m", w, path),
             fallback_threshold_m=_number(d, "fallback_threshold_m", w, path),
             default_radius_m=_number(d, "default_radius_m", w, path),
-            network_layer=d.get("network_layer", "roads"),
+            network_layer=d.get("network_layer", "roads"), fallback=fallback,
             sources={k: v for k, v in d.items() if k.endswith("_source")},
         )
     return Profile(name=str(_require(data, "name", "profile", path)),
