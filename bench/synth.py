@@ -2,7 +2,7 @@
 
     python -m bench.synth OUT_DIR --admin 16000 --natural 110000 --roads 120000 --seed 0
 
-Writes GeoPackages with canonical field names (see shared CONTRACT.md) plus ``project.toml``:
+Writes GeoPackages with canonical field names (see docs/inputs.md) plus ``project.toml``:
 
 - ``villages.gpkg``          administrative villages: small irregular hexagons (``--admin-points``
                              turns a share of them into Points in the same, mixed-geometry layer)

@@ -1,4 +1,4 @@
-"""Project files (TOML): which inputs, which standard, which CRS. See CONTRACT.md."""
+"""Project files (TOML): which inputs, which standard, which CRS. See docs/inputs.md."""
 
 from __future__ import annotations
 
