@@ -207,10 +207,53 @@ def test_xlsx_filters_by_indicator_and_township(synth, tmp_path):
     ws = wb["Safe drinking water"]
     header = [c.value for c in ws[2]]
     rows = list(ws.iter_rows(min_row=3, values_only=True))
+    assert rows[-1][0] == "Total"
+    rows = rows[:-1]
     assert rows and {r[header.index("County")] for r in rows} == {county}
     assert {r[header.index("Township")] for r in rows} == {town}
     summ = list(wb["Summary"].iter_rows(min_row=3, values_only=True))
     assert {r[1] for r in summ} == {town} and {r[2] for r in summ} == {"Safe drinking water"}
+
+
+def test_xlsx_indicator_sheets_end_in_a_total_and_name_the_parent(synth, tmp_path):
+    out = tmp_path / "ledger.xlsx"
+    export(synth, out, ExportOptions(fmt="xlsx"))
+    wb = openpyxl.load_workbook(out)
+    labels = {synth.indicator(k).label_zh: k for k in synth.indicators}
+    names = synth.all_villages.set_index("code")["name"]
+    parents_seen = 0
+    for title, key in labels.items():
+        ws = wb[title]
+        header = [c.value for c in ws[2]]
+        rows = list(ws.iter_rows(min_row=3, values_only=True))
+        total, data = rows[-1], rows[:-1]
+        assert total[0] == "合计", (title, total)
+        assert total[header.index("村名")] == f"{len(data):,} 个村"
+        cost = synth.projects.loc[synth.projects["indicator"] == key, "cost"].sum()
+        assert total[header.index("估算投资（元）")] == pytest.approx(cost, rel=1e-9)
+        assert ws.auto_filter.ref.endswith(str(2 + max(len(data), 1)))  # the total is not sorted
+        parent = header.index("所属行政村")
+        for r in data:
+            if r[parent]:
+                code = r[parent].rsplit("（", 1)[1].rstrip("）")
+                assert r[parent] == f"{names[code]}（{code}）"
+                parents_seen += 1
+    assert parents_seen
+
+
+@needs_poppler
+def test_map_wording_is_one_language_and_names_the_sources(synth_run, synth, tmp_path):
+    out = tmp_path / "map.pdf"
+    export(synth, out, ExportOptions(fmt="pdf", dpi=72))
+    text = " ".join(subprocess.run(["pdftotext", out, "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    assert "标准：全国农村基础设施补短板标准（2026.1）" in text
+    assert "national default" not in text and "标准 national" not in text
+    m = json.loads((synth_run / "manifest.json").read_text("utf-8"))
+    assert "数据来源：" in text
+    for i in m["inputs"]:
+        assert Path(i["path"]).name in text, i["path"]
+    assert f"数据来源：{m['project']['name']}" not in text
 
 
 # --------------------------------------------------------------------------- GIS

@@ -11,7 +11,7 @@ from geo.report.filters import ReportData, place_name
 from geo.report.gis import write_gpkg
 from geo.report.ledger import write_xlsx
 from geo.report.maps import MapOptions, write_maps
-from geo.report.text import t
+from geo.report.text import profile_label
 
 
 def _safe(name: str) -> str:
@@ -48,7 +48,7 @@ def _readme(data: ReportData, names: dict[str, str], lang: str) -> str:
         "",
         ("运行编号 " if zh else "Run ") + str(m.get("run_id", "")),
         ("评估时间 " if zh else "Assessed ") + str(m.get("created", "")),
-        t("profile", lang, name=p.name, version=p.version) + f" ({p.title})",
+        profile_label(p, lang),
         ("项目 " if zh else "Project ") + str(m.get("project", {}).get("name", "")),
         "",
         *data.attribution,

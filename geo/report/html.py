@@ -43,7 +43,7 @@ from geo.report.maps import (
     class_labels,
     gap_classes,
 )
-from geo.report.text import t
+from geo.report.text import profile_label, t
 
 STATIC = Path(__file__).parent / "static"
 LEAFLET = STATIC / "leaflet"
@@ -359,8 +359,8 @@ def build_map(data: ReportData, lang: str = "zh") -> folium.Map:
     man = data.manifest
     title = place_name(data, lang) + (" " if lang == "zh" else " — ") + t("gap_map", lang)
     sub = " · ".join([t("run_date", lang, date=str(man.get("created", ""))[:10]),
-                      t("profile", lang, name=data.profile.name, version=data.profile.version),
-                      f"run {man.get('run_id', '')}"])
+                      profile_label(data.profile, lang),
+                      t("run", lang, run_id=man.get("run_id", ""))])
     m.get_root().html.add_child(Element(
         f"<div class='bq-box bq-title'><h1>{_esc(title)}</h1>{_esc(sub)}</div>"
         + _legend_html(data, lang)))

@@ -19,7 +19,7 @@ from xlsxwriter import Workbook
 
 from geo.report.filters import ReportData, place_name
 from geo.report.tables import deficient, summary_table, unknowns
-from geo.report.text import col, reason, t
+from geo.report.text import col, profile_label, reason, t
 
 WIDE = r"[\u1100-\u115F\u2E80-\u303E\u3041-\u33FF\u3400-\u4DBF\u4E00-\u9FFF\uA000-\uA4CF" \
        r"\uAC00-\uD7A3\uF900-\uFAFF\uFE30-\uFE4F\uFF00-\uFF60\uFFE0-\uFFE6]"
@@ -75,6 +75,34 @@ def _label(data: ReportData, key: str, lang: str) -> str:
     return ind.label_zh if lang == "zh" else ind.label_en
 
 
+def parent_label(codes: pd.Series, data: ReportData, lang: str) -> pd.Series:
+    """Parent village codes as ``名称（代码）`` (``Name (code)``); the code alone when the run
+    has no name for it."""
+    v = data.all_villages
+    names = pd.Series(v["name"].astype("string").to_numpy(),
+                      index=v["code"].astype("string").to_numpy())
+    names = names[~names.index.duplicated()]
+    c = codes.astype("string")
+    n = c.map(names)
+    left, right = ("（", "）") if lang == "zh" else (" (", ")")
+    return (n + left + c + right).fillna(c)
+
+
+def total_row(df: pd.DataFrame, lang: str) -> dict[str, Any]:
+    """The 合计 (total) row of a ledger sheet: villages counted, people, households and cost
+    summed, quantities summed where they share one unit."""
+    row: dict[str, Any] = {df.columns[0]: t("total", lang)}
+    if "name" in df:
+        row["name"] = (f"{len(df):,} 个村" if lang == "zh" else f"{len(df):,} villages")
+    for c in ("population", "households", "cost"):
+        if c in df:
+            row[c] = float(pd.to_numeric(df[c], errors="coerce").sum())
+    if "quantity" in df and "unit" in df and df["unit"].dropna().nunique() == 1:
+        row["quantity"] = float(pd.to_numeric(df["quantity"], errors="coerce").sum())
+        row["unit"] = df["unit"].dropna().iloc[0]
+    return row
+
+
 def _display_deficient(data: ReportData, key: str, lang: str) -> pd.DataFrame:
     d = deficient(data, key)
     out = pd.DataFrame({"no": np.arange(1, len(d) + 1)})
@@ -83,6 +111,8 @@ def _display_deficient(data: ReportData, key: str, lang: str) -> pd.DataFrame:
         s = d[c]
         if c == "level":
             s = s.map({"admin": t("level_admin", lang), "natural": t("level_natural", lang)})
+        elif c == "parent":
+            s = parent_label(s, data, lang)
         elif c == "poor":
             s = _yes_no(s, lang)
         elif c in ("population", "households", "exit_year", "priority"):
@@ -110,6 +140,8 @@ def _display_unknowns(data: ReportData, lang: str) -> pd.DataFrame:
         s = d[c]
         if c == "level":
             s = s.map({"admin": t("level_admin", lang), "natural": t("level_natural", lang)})
+        elif c == "parent":
+            s = parent_label(s, data, lang)
         elif c == "indicator":
             s = s.map(labels)
         elif c == "reason":
@@ -135,8 +167,9 @@ def _display_summary(data: ReportData, lang: str) -> pd.DataFrame:
 
 def _write_sheet(wb: Workbook, name: str, title: str, df: pd.DataFrame, lang: str,
                  fmt: dict[str, Any], paper: str, freeze_cols: int = 0,
-                 red_rate: bool = False) -> None:
-    """One table: title row, header row, data; frozen, filtered, sized, print-ready."""
+                 red_rate: bool = False, total: dict[str, Any] | None = None) -> None:
+    """One table: title row, header row, data, an optional total row below the filtered range;
+    frozen, filtered, sized, print-ready."""
     headers = [col(c, lang) for c in df.columns]
     ws = wb.add_worksheet(name)
     for j, c in enumerate(df.columns):  # columns, each written whole
@@ -150,6 +183,14 @@ def _write_sheet(wb: Workbook, name: str, title: str, df: pd.DataFrame, lang: st
         width = max(display_width(pd.Series([headers[j]])) * 0.8 + 2,
                     display_width(df[c]) + 2, MIN_WIDTH)
         ws.set_column(j, j, min(width, MAX_WIDTH), fmt.get(c, fmt["text"]))
+    if total is not None:  # below the data, outside the filter (sorting never moves it)
+        for j, c in enumerate(df.columns):
+            v = total.get(c)
+            if isinstance(v, float):
+                ws.write_number(2 + n, j, v, fmt[f"total {c}"] if f"total {c}" in fmt
+                                else fmt["total"])
+            elif v is not None:
+                ws.write_string(2 + n, j, str(v), fmt["total"])
     ws.freeze_panes(2, freeze_cols)
     ws.autofilter(1, 0, 1 + max(n, 1), m - 1)
     if red_rate and n:
@@ -183,7 +224,8 @@ def _about(data: ReportData, lang: str) -> pd.DataFrame:
         ("项目" if zh else "Project", m.get("project", {}).get("name", "")),
         ("运行编号" if zh else "Run id", m.get("run_id", "")),
         ("评估时间" if zh else "Assessed at", m.get("created", "")),
-        ("标准" if zh else "Standard", f"{p.name} {p.version} {p.title}"),
+        ("标准" if zh else "Standard", profile_label(p, lang) if zh
+         else f"{p.name} {p.version} {p.title}"),
         ("标准 SHA-256" if zh else "Standard SHA-256", m.get("profile", {}).get("sha256", "")),
         ("县" if zh else "Counties", "、".join(sel.counties) or t("all_area", lang)),
         ("乡镇" if zh else "Townships", "、".join(sel.townships) or t("all_area", lang)),
@@ -229,6 +271,9 @@ def write_xlsx(data: ReportData, out: Path, lang: str = "zh", paper: str = "A4")
         }
         for c, nf in NUM.items():
             fmt[c] = wb.add_format({**base, "num_format": nf})
+            fmt[f"total {c}"] = wb.add_format({**base, "num_format": nf, "bold": True,
+                                               "top": 1})
+        fmt["total"] = wb.add_format({**base, "bold": True, "top": 1})
         used: set[str] = set()
         about = _about(data, lang)
         ws = wb.add_worksheet(sheet_name(t("sheet_about", lang), used))
@@ -245,7 +290,8 @@ def write_xlsx(data: ReportData, out: Path, lang: str = "zh", paper: str = "A4")
             df = _display_deficient(data, k, lang)
             title = (f"{place} {label} 缺口台账（{len(df):,} 个村）" if lang == "zh"
                      else f"{place} — {label}: {len(df):,} villages missing")
-            _write_sheet(wb, sheet_name(label, used), title, df, lang, fmt, paper, freeze_cols=5)
+            _write_sheet(wb, sheet_name(label, used), title, df, lang, fmt, paper, freeze_cols=5,
+                         total=total_row(df, lang))
         unk = _display_unknowns(data, lang)
         if len(unk):
             title = (f"{place} 待核实（{len(unk):,} 项）" if lang == "zh"

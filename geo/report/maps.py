@@ -35,7 +35,7 @@ from pyproj import Transformer
 from geo.metric import tmerc
 from geo.report.filters import ExportError, ReportData, place_name
 from geo.report.fonts import map_family
-from geo.report.text import all_strings, t
+from geo.report.text import all_strings, profile_label, sources_label, t, text_cells
 
 PAPERS: dict[str, tuple[float, float]] = {"A4": (210.0, 297.0), "A3": (297.0, 420.0)}
 ORIENTATIONS = ("landscape", "portrait")
@@ -295,17 +295,18 @@ class _Page:
         counts = t("counts", self.lang, admin=int((lvl == "admin").sum()),
                    natural=int((lvl == "natural").sum()),
                    gaps=int((self.data.villages["n_missing"] > 0).sum()))
-        prof = t("profile", self.lang, name=p.name, version=p.version)
-        title = p.title if self.lang == "zh" else ""
-        return " · ".join(x for x in (t("run_date", self.lang, date=date),
-                                      f"{prof}{'（' + title + '）' if title else ''}", counts) if x)
+        prof = profile_label(p, self.lang)
+        return " · ".join(x for x in (t("run_date", self.lang, date=date), prof, counts) if x)
 
     def footer(self) -> tuple[str, str]:
         m = self.data.manifest
-        left = t("source", self.lang, project=m.get("project", {}).get("name", ""))
         attrib = " · ".join(self.data.attribution)
         right = t("made_with", self.lang, version=m.get("tool", {}).get("version", ""),
                   date=dt.date.today().isoformat(), run_id=m.get("run_id", ""))
+        # the footer's width in half-em cells of its 5.8 pt type, less the right part
+        cell_mm = 5.8 * self.s * 25.4 / 72 * 0.5
+        room = int(self.lay.footer[2] / cell_mm) - text_cells(right) - text_cells(attrib) - 12
+        left = sources_label(m, self.lang, max_cells=room)
         return (f"{left} · {attrib}" if attrib else left), right
 
     # ---- drawing

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from pathlib import PurePath
 from typing import Literal
 
 Lang = Literal["zh", "en"]
@@ -15,7 +18,17 @@ _T: dict[str, tuple[str, str]] = {
     "profile": ("标准 {name} {version}", "Standard {name} {version}"),
     "counts": ("行政村 {admin:,} · 自然村 {natural:,} · 有缺口 {gaps:,}",
                "{admin:,} administrative · {natural:,} natural villages · {gaps:,} with gaps"),
-    "source": ("数据来源：{project}", "Source: {project}"),
+    "source": ("数据来源：{sources}", "Sources: {sources}"),
+    "run": ("运行 {run_id}", "run {run_id}"),
+    "input_villages": ("行政村", "administrative villages"),
+    "input_natural_villages": ("自然村", "natural villages"),
+    "input_roads": ("道路", "roads"),
+    "input_power": ("电力设施", "power"),
+    "input_water": ("水源", "water points"),
+    "input_clinics": ("卫生室", "clinics"),
+    "input_broadband": ("通信基站", "telecom sites"),
+    "input_boundaries": ("行政界线", "boundaries"),
+    "input_official": ("村庄名录", "official village list"),
     "made_with": ("Buque {version} 制图 {date} · 运行 {run_id}",
                   "Made with Buque {version} on {date} · run {run_id}"),
     "legend_villages": ("村庄（缺口数）", "Villages (gaps)"),
@@ -144,6 +157,51 @@ def t(key: str, lang: str, **kw: object) -> str:
     zh, en = _T[key]
     s = zh if lang == "zh" else en
     return s.format(**kw) if kw else s
+
+
+def profile_label(profile: object, lang: str) -> str:
+    """The standard a run used, in one language: ``标准：全国…标准（2026.1）`` (the profile's
+    Chinese title without its English aside; its name when the title has no Chinese) or
+    ``Standard national 2026.1``."""
+    name, version = getattr(profile, "name", ""), getattr(profile, "version", "")
+    if lang != "zh":
+        return t("profile", lang, name=name, version=version)
+    title = re.sub(r"\s*[(（][\x00-\x7f]*[)）]", "", str(getattr(profile, "title", ""))).strip()
+    shown = title if re.search(r"[\u4e00-\u9fff]", title) else name
+    return f"标准：{shown}（{version}）" if version else f"标准：{shown}"
+
+
+def text_cells(text: str) -> int:
+    """Width of ``text`` in half-em cells: a CJK (wide) character counts two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def sources_label(manifest: dict, lang: str, max_cells: int | None = None) -> str:
+    """Where the data came from, as the footer says it: each input file's name with the
+    layers read from it (``数据来源：admin.gpkg（行政村）、roads.shp（道路）``). Within
+    ``max_cells`` (see :func:`text_cells`): the file names alone, then the first of them."""
+    by_file: dict[str, list[str]] = {}
+    for i in manifest.get("inputs", []):
+        path = str(i.get("path") or i.get("source") or "")
+        name = PurePath(path).name if path else str(i.get("source", ""))
+        key = f"input_{i.get('layer', '')}"
+        label = t(key, lang) if key in _T else str(i.get("layer", ""))
+        by_file.setdefault(name, [])
+        if label not in by_file[name]:
+            by_file[name].append(label)
+    if not by_file:
+        return t("source", lang, sources=manifest.get("project", {}).get("name", ""))
+    sep = t("sep", lang)
+    left, right = ("（", "）") if lang == "zh" else (" (", ")")
+    files = list(by_file)
+    tries = [sep.join(f"{f}{left}{sep.join(ls)}{right}" if ls else f for f, ls in by_file.items()),
+             *(sep.join(files[:k]) + (t("etc", lang) if k < len(files) else "")
+               for k in range(len(files), 0, -1))]
+    for text in tries:
+        out = t("source", lang, sources=text)
+        if max_cells is None or text_cells(out) <= max_cells:
+            return out
+    return out
 
 
 def col(key: str, lang: str) -> str:
