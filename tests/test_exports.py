@@ -241,7 +241,6 @@ def test_xlsx_indicator_sheets_end_in_a_total_and_name_the_parent(synth, tmp_pat
     assert parents_seen
 
 
-@needs_poppler
 def test_map_wording_is_one_language_and_names_the_sources(synth_run, synth, tmp_path):
     out = tmp_path / "map.pdf"
     export(synth, out, ExportOptions(fmt="pdf", dpi=72))
