@@ -236,7 +236,7 @@ def test_a_malformed_row_is_rejected_alone(tmp_path, where, bad, line) -> None:
     assert len(rej) == 1, rej
     r = rej.iloc[0]
     assert Path(r["file"]).name == "villages.csv" and r["layer"] == "villages"
-    assert int(r["row"]) == line - 1  # the data row; the reason names the file's line
+    assert int(r["row"]) == line  # the spreadsheet line (header = 1), as the reason says
     assert f"line {line} of the file counting the header as line 1" in r["reason"]
     n_fields = len(next(csv.reader([bad])))
     assert f"{n_fields} fields where the header has 6" in r["reason"]

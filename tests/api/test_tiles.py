@@ -6,6 +6,7 @@ import gzip
 
 import mapbox_vector_tile
 import numpy as np
+import pandas as pd
 import pytest
 from pyproj import Transformer
 
@@ -51,13 +52,12 @@ def test_villages_in_a_tile_are_exactly_those_inside_it(client, tables, z: int) 
     by_code = v.set_index("code")
     for f in feats:
         p, row = f["properties"], by_code.loc[f["properties"]["code"]]
-        assert p.get("name") == (None if row["name"] is None or row["name"] != row["name"]
-                                 else row["name"])
+        assert p.get("name") == (None if pd.isna(row["name"]) else row["name"])
         assert p["level"] == row["level"]
-        assert p.get("missing", "") == (row["missing"] or "")
+        assert p.get("missing", "") == ("" if pd.isna(row["missing"]) else row["missing"])
         assert p["n_missing"] == row["n_missing"]
         for k in ("road", "water", "power", "clinic", "broadband"):
-            assert p.get(k) == (None if row[k] is None or row[k] != row[k] else row[k])
+            assert p.get(k) == (None if pd.isna(row[k]) else row[k])
         # the point sits where the village's reference point is, to within a tile unit
         gx, gy = f["geometry"]["coordinates"]
         ex = (TO_MERC.transform(row["ref_lon"], row["ref_lat"])[0] - minx) / size * 4096
