@@ -216,6 +216,8 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     if step:
         step("preparing villages")
     v = prepare_villages(layers, report)
+    for kind in VILLAGE_LAYERS:  # v holds them now; keep one copy (at national size, ~1 GiB)
+        layers.pop(kind, None)
     villages_in = sum(i["rows"] for i in inputs if i["layer"] in VILLAGE_LAYERS)
     official_rows = 0
     unloc = pd.DataFrame(columns=UNLOCATED_COLUMNS)
