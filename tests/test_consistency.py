@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import shapely
 from pyproj import Geod
+from synth_world import DEMO_TOML
 
 from bench.synth import generate
 from geo.gaps import assess
@@ -25,7 +26,6 @@ from layers.errors import Report
 from layers.profile import load_profile
 from layers.project import load_project
 from layers.schema import VILLAGE_LAYERS
-from tests.synth_world import ANDORRA_PBF, DEMO_TOML
 
 KEY = ["village_code", "indicator"]
 EXACT = ["level", "status", "reason", "evidence_id", "candidate_id"]
@@ -164,7 +164,6 @@ def test_reference_point_in_own_utm_zone(province):
 
 @pytest.fixture(scope="module")
 def scheduler():
-    pytest.importorskip("dask.distributed")
     from dask.distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -186,7 +185,6 @@ def test_dask_county_alone_equals_province(province, scheduler):
 
 # --------------------------------------------------------------------------- the Andorra demo
 
-@pytest.mark.skipif(not ANDORRA_PBF.exists(), reason="the demo extract is not installed")
 def test_andorra_parish_alone_equals_andorra():
     vlayers, features = _split(_load(DEMO_TOML))
     whole_v = _villages(vlayers)
