@@ -600,8 +600,11 @@ def _connect(scheduler: str | None, client: Any) -> Iterator[Any]:
             _check_workers(c)
             yield c
         return
+    # no dashboard; the scheduler's HTTP server (health, metrics) on a free port, not 8787,
+    # which another cluster on the machine may hold
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+                      dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": ":0"}) as cluster, Client(cluster) as c:
         _check_workers(c)
         yield c
 
