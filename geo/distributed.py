@@ -6,8 +6,9 @@ order, same values to the last bit, same dtypes); only where the work runs chang
 Method
 ------
 1. **Bands once.** The metric CRSs are chosen once, with :func:`geo.metric.bands_of` on all
-   villages; every partition is assessed with those bands restricted to its members, so each
-   village is measured in the same CRS as on one machine.
+   villages (each village's own UTM zone); every partition is assessed with those bands
+   restricted to its members, so each village is measured in the same CRS, with the same
+   feature windows, as on one machine and in any other run that holds it.
 2. **Partitions.** Villages are grouped by ``county`` (villages without one by 0.25° blocks of
    their reference point). The groups are ordered along a Hilbert curve through their mean
    reference point and packed, in that order, into about ``partitions`` partitions of similar
@@ -599,8 +600,11 @@ def _connect(scheduler: str | None, client: Any) -> Iterator[Any]:
             _check_workers(c)
             yield c
         return
+    # no dashboard; the scheduler's HTTP server (health, metrics) on a free port, not 8787,
+    # which another cluster on the machine may hold
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+                      dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": ":0"}) as cluster, Client(cluster) as c:
         _check_workers(c)
         yield c
 

@@ -4,8 +4,9 @@ For each indicator the layer's features are split by the profile's evidence filt
 qualifying (pass), unverifiable (unknown attribute) and non-qualifying (fail). A village is
 ``met`` when a qualifying feature satisfies the rule, ``unknown`` when only an unverifiable one
 does (or the layer was not provided), else ``missing``. ``distance_m`` is always to the nearest
-qualifying feature from the village's reference point. All queries are bulk STRtree queries
-per UTM zone; nothing loops over villages.
+qualifying feature from the village's reference point, measured in the village's own UTM zone
+(see :mod:`geo.metric` for the method and its accuracy). All queries are bulk queries per UTM
+zone; nothing loops over villages.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     canonical GeoDataFrames (EPSG:4326, with ``id``); a kind that is absent was not provided.
     Returns a long table with :data:`GAP_COLUMNS` and ``_v``, the village's position in
     ``villages`` (for joining back without a lookup by code). ``bands`` fixes the metric CRSs
-    (default: chosen from the villages, see :mod:`geo.metric`); ``classes`` are the layers'
+    (default: each village's own UTM zone, :func:`geo.metric.bands_of`, so that a village's
+    result does not depend on the other villages of the run); ``classes`` are the layers'
     :func:`evidence_classes` when the caller already has them. ``threads``: indicators assessed
     side by side (their numpy, GEOS and k-d tree work releases the GIL).
     """

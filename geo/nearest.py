@@ -8,8 +8,8 @@
 - Polygons (and anything else): shapely 2's STRtree.
 
 Every method answers for all query points at once; none loops over villages or features in
-Python. Ties are broken by the lowest feature index, so results do not depend on how the
-features were partitioned or ordered.
+Python. Ties are broken by the lowest feature index: a subset of a layer that keeps the
+layer's order (a zone's window, a Dask halo) picks the same feature as the whole layer.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ def reference_points(geoms: np.ndarray, ref_lon: np.ndarray | None = None,
     """Lon/lat of each village's reference point (EPSG:4326).
 
     A point is its own reference; a polygon uses the given ``ref_lon``/``ref_lat`` when both
-    are present, else its point_on_surface computed in the UTM zone of its centroid.
+    are present, else its point_on_surface computed in the UTM zone that holds the centre of its
+    lon/lat bounds (north/south by the centre's latitude). Each village's point depends on that
+    village alone, not on the others in ``geoms``; polygons are projected zone by zone.
     """
     geoms = np.asarray(geoms, dtype=object)
     n = len(geoms)
@@ -29,7 +31,7 @@ def reference_points(geoms: np.ndarray, ref_lon: np.ndarray | None = None,
         given = ~is_point & np.isfinite(ref_lon) & np.isfinite(ref_lat)
         lon[given], lat[given] = ref_lon[given], ref_lat[given]
     todo = np.flatnonzero(~np.isfinite(lon))
-    if len(todo):  # the band is chosen by the centre of the bounds (cheaper than centroids)
+    if len(todo):  # the zone of the centre of the bounds (cheaper than centroids)
         xmin, ymin, xmax, ymax = shapely.bounds(geoms[todo]).T
         for b in bands_of((xmin + xmax) / 2, (ymin + ymax) / 2):
             sub = todo[b.members]
