@@ -59,3 +59,73 @@ def evaluate_all(df: pd.DataFrame, conds: Sequence[Condition]) -> np.ndarray:
         out = np.where((out == FAIL) | (r == FAIL), FAIL,
                        np.where((out == UNKNOWN) | (r == UNKNOWN), UNKNOWN, PASS)).astype(np.int8)
     return out
+
+
+#: values of an ``in`` / ``not_in`` list shown in a description before "…"
+LIST_SHOWN = 3
+
+
+def _values(cond: Condition) -> str:
+    vals = [str(v) for v in cond.value]
+    return "[" + ", ".join(vals[:LIST_SHOWN]) + (", …" if len(vals) > LIST_SHOWN else "") + "]"
+
+
+def _number(s: pd.Series) -> pd.Series:
+    """Numbers as short text: 3.0 -> ``3.0``, 3.25 -> ``3.25`` (vectorised)."""
+    return pd.to_numeric(s, errors="coerce").astype("Float64").round(3).astype("string")
+
+
+def _describe(df: pd.DataFrame, cond: Condition) -> pd.Series:
+    """Why ``cond`` does not pass on each row of ``df`` (all rows FAIL or UNKNOWN on it)."""
+    f = cond.field
+    col = df[f] if f in df else pd.Series(pd.NA, index=df.index, dtype="string")
+    null = (pd.to_numeric(col, errors="coerce").isna() if cond.op in ("min", "max")
+            else col.isna()).to_numpy(dtype=bool)
+    out = pd.Series(pd.NA, index=df.index, dtype="string")
+    if null.any():
+        if isinstance(cond.if_null, Condition):  # the fallback decided: say why it did not pass
+            sub = df.loc[null]
+            out[null] = _first(sub, [cond.if_null], evaluate(sub, cond.if_null)).to_numpy()
+        else:
+            out[null] = f"{f} unknown"
+    if (~null).any():
+        c = col[~null]
+        if cond.op in ("in", "not_in"):
+            word = "not in" if cond.op == "in" else "in"
+            text = f + " '" + c.astype("string").str.strip() + f"' {word} {_values(cond)}"
+        elif cond.op == "eq":
+            want = str(cond.value).lower() if isinstance(cond.value, bool) else str(cond.value)
+            shown = c.astype("string").str.strip()
+            if isinstance(cond.value, bool):
+                shown = shown.str.lower()
+            text = f + " '" + shown + f"' != {want}"
+        else:
+            text = f + " " + _number(c) + (f" < {cond.value:g}" if cond.op == "min"
+                                           else f" > {cond.value:g}")
+        out[~null] = text.to_numpy()
+    return out
+
+
+def _first(df: pd.DataFrame, conds: Sequence[Condition], cls: np.ndarray) -> pd.Series:
+    """The first condition that fails each FAIL row, or is unknown on each UNKNOWN row."""
+    out = pd.Series(pd.NA, index=df.index, dtype="string")
+    results = [evaluate(df, c) for c in conds]
+    for c, r in zip(conds, results, strict=True):
+        todo = (r == cls) & (cls != PASS) & out.isna().to_numpy()
+        if todo.any():
+            out[todo] = _describe(df.loc[todo], c).to_numpy()
+    return out
+
+
+def explain(df: pd.DataFrame, conds: Sequence[Condition]) -> pd.Series:
+    """Per row of ``df``: the first of ``conds`` that fails it, else the first that is unknown
+    on it, in words (``width_m 3.0 < 3.5``, ``surface 'gravel' not in [asphalt, concrete, …]``,
+    ``standardized unknown``); null where every condition passes.
+
+    Vectorised: the text is built per condition with pandas string operations, and only for
+    the rows that condition decides. Returns a ``string`` Series on ``df``'s index.
+    """
+    frame = df.reset_index(drop=True)
+    out = _first(frame, list(conds), evaluate_all(frame, conds))
+    out.index = df.index
+    return out

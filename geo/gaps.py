@@ -5,8 +5,11 @@ qualifying (pass), unverifiable (unknown attribute) and non-qualifying (fail). A
 ``met`` when a qualifying feature satisfies the rule, ``unknown`` when only an unverifiable one
 does (or the layer was not provided), else ``missing``. ``distance_m`` is always to the nearest
 qualifying feature from the village's reference point, measured in the village's own UTM zone
-(see :mod:`geo.metric` for the method and its accuracy). All queries are bulk queries per UTM
-zone; nothing loops over villages.
+(see :mod:`geo.metric` for the method and its accuracy). ``candidate_id`` is the unverifiable or
+non-qualifying feature that satisfies the rule, and ``failed`` says which of the profile's
+evidence conditions it fails (or cannot be checked on), e.g. ``width_m 3.0 < 3.5`` (see
+:func:`geo.evidence.explain`); null when there is no candidate. All queries are bulk queries per
+UTM zone; nothing loops over villages.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pandas as pd
 import shapely
 
 from geo.columns import codes, strings
-from geo.evidence import FAIL, PASS, UNKNOWN, evaluate, evaluate_all
+from geo.evidence import FAIL, PASS, UNKNOWN, evaluate, evaluate_all, explain
 from geo.metric import (
     MARGIN_DEG,
     NEAR_MARGIN_DEG,
@@ -38,7 +41,7 @@ from geo.network import RoadGraph
 from layers.profile import Indicator, Profile
 
 GAP_COLUMNS = ["village_code", "level", "indicator", "status", "distance_m", "evidence_id",
-               "candidate_id", "candidate_distance_m", "network_m", "reason"]
+               "candidate_id", "candidate_distance_m", "network_m", "reason", "failed"]
 STATUSES = ("met", "missing", "unknown")
 
 #: reason codes written to gaps.parquet, and what they mean
@@ -333,6 +336,7 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
             pools.append(layers[ind.layer]["id"].astype("string").array)
     null_id = sum(len(p) for p in pools)
     id_pool = strings(pd.concat([pd.Series(p) for p in [*pools, [pd.NA]]], ignore_index=True))
+    failed = []
     rows, ind_no, cols = [], [], {k: [] for k in ("status", "reason", "dist", "evid", "cand",
                                                   "cand_dist", "net")}
     for n, ind in enumerate(inds):
@@ -340,6 +344,7 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
         res = results[ind.key]
         off = offset.get(ind.layer, 0)
         rows.append(r)
+        failed.append(_failed(layers.get(ind.layer), ind, res.cand[r]))
         ind_no.append(np.full(len(r), n, dtype=np.int64))
         for k in cols:
             val = getattr(res, k)[r]
@@ -361,4 +366,18 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
         "candidate_distance_m": c["cand_dist"],
         "network_m": c["net"],
         "reason": strings(_REASON).take(c["reason"]),
+        "failed": pd.concat(failed, ignore_index=True).array,
         "_v": v})
+
+
+def _failed(layer: gpd.GeoDataFrame | None, ind: Indicator, cand: np.ndarray) -> pd.Series:
+    """The failed evidence condition of each candidate feature (positions ``cand`` in
+    ``layer``, -1: none), described once per distinct feature."""
+    none = pd.Series(pd.NA, index=range(len(cand)), dtype="string")
+    has = cand >= 0
+    if layer is None or not has.any():
+        return none
+    u, inv = np.unique(cand[has], return_inverse=True)
+    text = explain(layer.iloc[u], ind.evidence).array
+    none[has] = text.take(inv)
+    return none

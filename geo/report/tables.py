@@ -10,10 +10,10 @@ from geo.report.filters import ReportData
 GAP_KEY = ["village_code", "indicator"]
 DEFICIENT_COLUMNS = ["county", "township", "code", "name", "level", "parent", "population",
                      "households", "poor", "exit_year", "distance_m", "evidence_id", "reason",
-                     "action", "item", "quantity", "unit", "unit_cost", "cost", "priority",
+                     "failed", "action", "item", "quantity", "unit", "unit_cost", "cost", "priority",
                      "deadline"]
 UNKNOWN_COLUMNS = ["county", "township", "code", "name", "level", "parent", "indicator",
-                   "reason", "candidate_id", "candidate_distance_m", "distance_m", "evidence_id",
+                   "reason", "failed", "candidate_id", "candidate_distance_m", "distance_m", "evidence_id",
                    "deadline"]
 SUMMARY_COLUMNS = ["county", "township", "indicator", "assessed", "met", "missing", "unknown",
                    "rate", "target", "shortfall", "meets_target", "deadline", "cost"]

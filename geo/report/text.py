@@ -116,6 +116,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "candidate_id": ("附近未达标设施", "Nearby non-qualifying feature"),
     "candidate_distance_m": ("附近设施距离（米）", "Nearby feature distance (m)"),
     "reason": ("原因", "Reason"),
+    "failed": ("未达标条件", "Failed condition"),
     "action": ("类型", "Action"),
     "item": ("补短板措施", "Remedy"),
     "quantity": ("数量", "Quantity"),
