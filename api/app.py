@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router)
     app.include_router(exports.router)
     app.include_router(map_routes.router)
+    app.include_router(map_routes.public)
     map_routes.mount_static(app)
 
     _mount_docs(app)

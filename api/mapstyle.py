@@ -15,6 +15,19 @@ STYLE_LAYERS = {
     "boundaries": ["boundaries"],
 }
 GAP_COLOURS = ["#1a9850", "#fee08b", "#fc8d59", "#d73027", "#7f0000", "#40004b"]
+#: a village with no gap but some indicator unknown (无缺口，待核实), as on the print maps
+UNVERIFIED_COLOUR = "#a6a6a6"
+#: circle radius of a village symbol by level, at zoom 6 and 14
+VILLAGE_RADIUS = {"admin": (3, 9), "natural": (2, 6)}
+
+
+def village_colour() -> list[Any]:
+    """The villages' colour in gap-count mode: by the tile property ``gap_class``
+    (:func:`geo.villages.gap_class`), the ``gaps`` class shaded by ``n_missing``."""
+    by_count = ["step", ["coalesce", ["get", "n_missing"], 0], GAP_COLOURS[1], 2, GAP_COLOURS[2],
+                3, GAP_COLOURS[3], 4, GAP_COLOURS[4], 5, GAP_COLOURS[5]]
+    return ["match", ["get", "gap_class"], "met", GAP_COLOURS[0], "unverified", UNVERIFIED_COLOUR,
+            by_count]
 
 
 def gap_style(tiles: dict[str, str], attribution: str) -> dict[str, Any]:
@@ -56,11 +69,11 @@ def gap_style(tiles: dict[str, str], attribution: str) -> dict[str, Any]:
         layers.append({
             "id": "villages", "type": "circle", "source": "villages", "source-layer": "villages",
             "paint": {
-                "circle-color": ["step", ["coalesce", ["get", "n_missing"], 0], GAP_COLOURS[0],
-                                 1, GAP_COLOURS[1], 2, GAP_COLOURS[2], 3, GAP_COLOURS[3],
-                                 4, GAP_COLOURS[4], 5, GAP_COLOURS[5]],
+                "circle-color": village_colour(),
                 "circle-radius": ["interpolate", ["linear"], ["zoom"], 6,
-                                  ["match", ["get", "level"], "admin", 3, 2], 14,
-                                  ["match", ["get", "level"], "admin", 9, 6]],
+                                  ["match", ["get", "level"], "admin", VILLAGE_RADIUS["admin"][0],
+                                   VILLAGE_RADIUS["natural"][0]], 14,
+                                  ["match", ["get", "level"], "admin", VILLAGE_RADIUS["admin"][1],
+                                   VILLAGE_RADIUS["natural"][1]]],
                 "circle-stroke-color": "#333", "circle-stroke-width": 0.6}})
     return {"version": 8, "name": "Buque gap map", "sources": sources, "layers": layers}

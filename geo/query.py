@@ -37,6 +37,7 @@ from shapely import STRtree
 
 from geo.archive import RunTables, hash_input, read_manifest, read_run, sha256_file
 from geo.lists import n_separators, split_values
+from geo.villages import gap_class
 
 STATUSES = ("met", "missing", "unknown")
 LEVELS = ("admin", "natural")
@@ -221,7 +222,8 @@ def village_properties(villages: pd.DataFrame, indicators: Sequence[str]) -> pd.
     ``code``, ``name``, ``level``, ``county``, ``township``, ``village_code`` (the parent
     administrative village of a natural village), ``population``, ``households``, ``poor``,
     ``exit_year``, ``ref_lon``/``ref_lat`` (the reference point distances are measured from),
-    then per indicator its status and ``<key>_distance_m``, then ``n_missing`` and ``missing``.
+    then per indicator its status and ``<key>_distance_m``, then ``n_missing``, ``missing`` and
+    ``gap_class`` (:func:`geo.villages.gap_class`).
     """
     v = villages
     n = len(v)
@@ -260,6 +262,7 @@ def village_properties(villages: pd.DataFrame, indicators: Sequence[str]) -> pd.
                               for k in indicators]) if indicators else np.zeros((n, 0), bool)
     out["n_missing"] = pd.Series(status.sum(axis=1), index=v.index, dtype="int64")
     out["missing"] = text("missing").fillna("")
+    out["gap_class"] = pd.Series(gap_class(v, indicators), index=v.index)
     return pd.DataFrame(out).reset_index(drop=True)
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 import shapely
 
 from geo.mvt import PropertyTable, encode_layer
+from geo.villages import gap_class
 
 EXTENT = 4096
 BUFFER = 64  # tile units of buffer around each tile (MapLibre's default clipping margin)
@@ -240,7 +241,7 @@ def _records(props: pd.DataFrame) -> list[dict]:
 
 #: properties carried by each gap-map layer (those present in the run are used)
 VILLAGE_PROPS = ["code", "name", "level", "county", "township", "population", "households",
-                 "poor", "exit_year", "missing", "n_missing"]
+                 "poor", "exit_year", "missing", "n_missing", "gap_class"]
 LAYER_PROPS = {
     "roads": ["id", "name", "surface", "width_m", "highway"],
     "power": ["id", "kind", "voltage"],
@@ -258,6 +259,7 @@ def gap_tile_layers(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFra
     pts = gpd.GeoDataFrame(villages.drop(columns=villages.geometry.name),
                            geometry=gpd.points_from_xy(villages["ref_lon"], villages["ref_lat"]),
                            crs="EPSG:4326")
+    pts["gap_class"] = gap_class(pts, indicators)  # the map's colour reads it (api.mapstyle)
     cols = VILLAGE_PROPS + [c for k in indicators for c in (k, f"{k}_distance_m")]
     rank = (pts["n_missing"].fillna(0).to_numpy(dtype=float) * 1e9
             + pts["population"].astype("Float64").fillna(0).to_numpy(dtype=float))

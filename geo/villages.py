@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -80,3 +82,28 @@ def link_parents(natural: gpd.GeoDataFrame, admin: gpd.GeoDataFrame) -> pd.DataF
     src = np.where(via_contains, "contains", "nearest")
     source.iloc[todo[hit]] = src[hit]
     return pd.DataFrame({"village_code": code, "village_code_source": source})
+
+
+#: a village's gap class, one rule for the web map, the print maps and the HTML export:
+#: ``gaps`` (at least one indicator missing), ``unverified`` (none missing, at least one
+#: unknown: 无缺口，待核实), ``met`` (nothing missing or unknown)
+GAP_CLASSES = ("gaps", "unverified", "met")
+
+
+def gap_class_codes(v: pd.DataFrame, indicators: Sequence[str]) -> np.ndarray:
+    """Per village, its position in :data:`GAP_CLASSES`, from the status columns of
+    ``indicators`` (those present in ``v``; vectorised)."""
+    missing = np.zeros(len(v), dtype=bool)
+    unknown = np.zeros(len(v), dtype=bool)
+    for k in indicators:
+        if k in v.columns:
+            st = v[k].astype("string")
+            missing |= (st == "missing").to_numpy(dtype=bool, na_value=False)
+            unknown |= (st == "unknown").to_numpy(dtype=bool, na_value=False)
+    return np.where(missing, 0, np.where(unknown, 1, 2)).astype(np.int64)
+
+
+def gap_class(v: pd.DataFrame, indicators: Sequence[str]) -> pd.api.extensions.ExtensionArray:
+    """Per village, its gap class (see :data:`GAP_CLASSES`) as a ``string`` array."""
+    return pd.array(np.array(GAP_CLASSES, dtype=object), dtype="string").take(
+        gap_class_codes(v, indicators))

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, Path
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import Run, viewer
@@ -22,6 +22,7 @@ from layers.profile import load_profile
 STATIC = FsPath(__file__).resolve().parent.parent / "static"
 MAPLIBRE = FsPath(__file__).resolve().parents[2] / "web" / "node_modules" / "maplibre-gl" / "dist"
 router = APIRouter(tags=["Map"], dependencies=[Depends(viewer)])
+public = APIRouter()  # no sign-in: the browser asks for the icon on every page
 _lock = threading.Lock()
 _by_code: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
 
@@ -31,6 +32,13 @@ def mount_static(app: FastAPI) -> None:
     if MAPLIBRE.is_dir():
         app.mount("/static/vendor/maplibre-gl", StaticFiles(directory=MAPLIBRE), name="maplibre")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+@public.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """The site icon (api/static/favicon.ico; map.html also links favicon.svg)."""
+    return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/map", response_class=HTMLResponse, include_in_schema=False)

@@ -4,6 +4,9 @@
 const I18N = {
   zh: { title: "基础设施缺口图", colour: "着色", by_gaps: "按缺口数", county: "县", township: "乡镇",
         all: "全部", search: "搜索村名或代码", go: "查找", layers: "图层", list_csv: "缺口村清单 (CSV)",
+        list_xlsx: "缺口台账 (XLSX)", no_gap: "无缺口", unverified: "无缺口，待核实",
+        transformers: "变压器等", power_lines: "电力线", county_line: "县界", township_line: "乡镇界",
+        size_admin: "行政村（大点）", size_natural: "自然村（小点）", failed: "未达标条件",
         gaps: "项缺口", met: "达标", missing: "缺", unknown: "未知", na: "不适用",
         villages: "村", roads: "道路", power: "电力", water: "供水点", clinics: "卫生室", broadband: "通信基站", boundaries: "行政界线",
         admin: "行政村", natural: "自然村", population: "人口", poor: "贫困村", exit_year: "计划退出年份",
@@ -12,7 +15,11 @@ const I18N = {
         road_hard: "硬化路", road_other: "非硬化路", road_unknown: "路面未知", labels: "村名" },
   en: { title: "Infrastructure gap map", colour: "Colour by", by_gaps: "number of gaps", county: "County",
         township: "Township", all: "all", search: "Search village name or code", go: "Find", layers: "Layers",
-        list_csv: "Deficient villages (CSV)", gaps: "gaps", met: "met", missing: "missing", unknown: "unknown",
+        list_csv: "Deficient villages (CSV)", list_xlsx: "Gap ledger (XLSX)", no_gap: "no gap",
+        unverified: "no gap, to verify", transformers: "transformers etc.", power_lines: "power lines",
+        county_line: "county boundary", township_line: "township boundary",
+        size_admin: "administrative village (large dot)", size_natural: "natural village (small dot)",
+        failed: "failed condition", gaps: "gaps", met: "met", missing: "missing", unknown: "unknown",
         na: "n/a", villages: "Villages", roads: "Roads", power: "Power", water: "Water points",
         clinics: "Clinics", broadband: "Broadband", boundaries: "Boundaries", admin: "administrative", natural: "natural",
         population: "Population", poor: "Poor village", exit_year: "Planned exit", indicator: "Indicator",
@@ -22,6 +29,8 @@ const I18N = {
         labels: "Village names" },
 };
 const GAP_COLOURS = ["#1a9850", "#fee08b", "#fc8d59", "#d73027", "#7f0000", "#40004b"];
+let gapColour = null;  /* the style's village colour (by the tile property gap_class), kept at load */
+let openPopup = null;  /* one popup at a time */
 const STATUS_COLOURS = { met: "#1a9850", missing: "#d73027", unknown: "#9e9e9e" };
 let lang = localStorage.getItem("buque-lang") || "zh";
 let config = null;
@@ -33,7 +42,7 @@ function applyI18n() {
   document.querySelectorAll("[data-i18n-ph]").forEach((el) => { el.placeholder = t(el.dataset.i18nPh); });
   document.getElementById("lang").textContent = lang === "zh" ? "EN" : "中文";
   document.title = (lang === "zh" ? "补缺 · " : "Buque · ") + t("title");
-  if (config) { fillIndicators(); legend(); runLine(); toggles(); }
+  if (config) { fillIndicators(); fillPlaces(); legend(); runLine(); toggles(); listLinks(); }
 }
 
 const map = new maplibregl.Map({
@@ -80,17 +89,47 @@ function runLine() {
   document.getElementById("attribution").textContent = config.attribution.join(" · ");
 }
 
+/* The legend: village colours (as the style draws them), village sizes, then the symbols of
+   every layer drawn, their colours read from the live style. */
+function paint(id, prop) { return map.getLayer(id) ? map.getPaintProperty(id, prop) : null; }
+
 function legend() {
   const key = document.getElementById("colour").value;
   const rows = key
     ? ["met", "missing", "unknown"].map((s) => [STATUS_COLOURS[s], t(s)])
-    : GAP_COLOURS.map((c, i) => [c, `${i}${i === 5 ? "+" : ""} ${t("gaps")}`]);
-  const row = (cls, colour, text) =>
-    h("div", { class: "legend-row" }, h("span", { class: cls, style: { background: colour } }), text);
-  document.getElementById("legend").replaceChildren(
-    ...rows.map(([c, l]) => row("swatch", c, l)),
-    row("line-swatch", "#444", t("road_hard")), row("line-swatch", "#c69c6d", t("road_other")),
-    row("line-swatch", "#ccc", t("road_unknown")));
+    : [[GAP_COLOURS[0], t("no_gap")], [gapUnverified(), t("unverified")],
+       ...GAP_COLOURS.slice(1).map((c, i) => [c, `${i + 1}${i === 4 ? "+" : ""} ${t("gaps")}`])];
+  const row = (cls, style, text) =>
+    h("div", { class: "legend-row" }, h("span", { class: cls, style }), text);
+  const dot = (colour, size = 14) => ({ background: colour, width: `${size}px`, height: `${size}px` });
+  const out = rows.map(([c, l]) => row("swatch", dot(c), l));
+  out.push(row("swatch", dot("#fff", 14), t("size_admin")), row("swatch", dot("#fff", 9), t("size_natural")));
+  const on = new Set(config ? config.layers : []);
+  if (on.has("roads")) {
+    out.push(row("line-swatch", { background: paint("roads-hard", "line-color") }, t("road_hard")),
+      row("line-swatch", { background: paint("roads-other", "line-color") }, t("road_other")),
+      row("line-swatch", { background: paint("roads-unknown", "line-color") }, t("road_unknown")));
+  }
+  if (on.has("power")) {
+    out.push(row("line-swatch dashed", { borderColor: paint("power-lines", "line-color") }, t("power_lines")),
+      row("swatch", dot(paint("power-points", "circle-color"), 8), t("transformers")));
+  }
+  for (const kind of ["water", "clinics", "broadband"]) {
+    if (on.has(kind)) out.push(row("swatch", dot(paint(kind, "circle-color"), 10), t(kind)));
+  }
+  if (on.has("boundaries")) {
+    const c = paint("boundaries", "line-color");
+    out.push(row("line-swatch dashed thick", { borderColor: c }, t("county_line")),
+      row("line-swatch dashed", { borderColor: c }, t("township_line")));
+  }
+  document.getElementById("legend").replaceChildren(...out);
+}
+
+/* the unverified colour as the style's gap_class match gives it */
+function gapUnverified() {
+  const e = gapColour || [];
+  const i = e.indexOf("unverified");
+  return i > 0 ? e[i + 1] : "#a6a6a6";
 }
 
 function colourVillages() {
@@ -98,8 +137,7 @@ function colourVillages() {
   const expr = key
     ? ["match", ["coalesce", ["get", key], "na"], "met", STATUS_COLOURS.met, "missing", STATUS_COLOURS.missing,
        "unknown", STATUS_COLOURS.unknown, "#ffffff"]
-    : ["step", ["coalesce", ["get", "n_missing"], 0], GAP_COLOURS[0], 1, GAP_COLOURS[1], 2, GAP_COLOURS[2],
-       3, GAP_COLOURS[3], 4, GAP_COLOURS[4], 5, GAP_COLOURS[5]];
+    : gapColour;
   map.setPaintProperty("villages", "circle-color", expr);
   legend();
   listLinks();
@@ -126,17 +164,22 @@ function listLinks() {
   if (town) p.set("township", town);
   p.set("limit", "10000");
   document.getElementById("list-csv").href = `collections/villages/items?${p}&f=csv`;
+  if (lang !== "zh") p.set("lang", lang);
   document.getElementById("list-xlsx").href = `collections/villages/items?${p}&f=xlsx`;
 }
 
 function fillPlaces() {
   const county = document.getElementById("county");
-  options(county, [["", t("all")], ...Object.keys(config.places).sort().map((c) => [c, c])]);
-  county.onchange = () => {
-    const towns = config.places[county.value] || [];
-    options(document.getElementById("township"), [["", t("all")], ...towns.map((x) => [x, x])]);
-    placeFilter();
+  const town = document.getElementById("township");
+  const keep = [county.value, town.value];
+  const towns = () => {
+    options(town, [["", t("all")], ...(config.places[county.value] || []).map((x) => [x, x])]);
   };
+  options(county, [["", t("all")], ...Object.keys(config.places).sort().map((c) => [c, c])]);
+  county.value = keep[0];
+  towns();
+  town.value = keep[1];
+  county.onchange = () => { towns(); placeFilter(); };
   document.getElementById("township").onchange = placeFilter;
 }
 
@@ -208,7 +251,9 @@ async function popup(code, lngLat) {
   const gaps = v.gaps.map((g) => h("tr", {},
     h("td", {}, label(ind[g.indicator] || { label_zh: g.indicator, label_en: g.indicator })),
     h("td", { class: `status-${String(g.status).replace(/[^a-z]/g, "")}` }, t(g.status)),
-    h("td", {}, fmt(g.distance_m)), h("td", {}, g.evidence_id || g.candidate_id || "")));
+    h("td", {}, fmt(g.distance_m)),
+    h("td", {}, g.evidence_id || g.candidate_id || "",
+      g.failed ? h("div", { class: "failed muted", title: t("failed") }, g.failed) : null)));
   const rem = v.projects.length
     ? v.projects.map((p) => tr([p.item, `${fmt(p.quantity, 2)} ${p.unit ?? ""}`, fmt(p.cost)]))
     : [h("tr", {}, h("td", { colSpan: 3 }, t("none")))];
@@ -221,7 +266,8 @@ async function popup(code, lngLat) {
       (a.exit_year ? ` · ${t("exit_year")}: ${a.exit_year}` : ""),
     h("table", {}, tr([t("indicator"), t("status"), t("distance"), t("evidence")], "th"), gaps),
     h("table", {}, tr([t("remedy"), t("quantity"), t("cost")], "th"), rem));
-  new maplibregl.Popup({ maxWidth: "360px" }).setLngLat(lngLat).setDOMContent(box).addTo(map);
+  if (openPopup) openPopup.remove();
+  openPopup = new maplibregl.Popup({ maxWidth: "360px" }).setLngLat(lngLat).setDOMContent(box).addTo(map);
 }
 
 async function search(ev) {
@@ -252,8 +298,8 @@ map.on("load", async () => {
   config = await (await fetch("map/config.json")).json();
   window.buqueConfig = config;
   window.buqueMap = map;
+  gapColour = map.getPaintProperty("villages", "circle-color");
   applyI18n();
-  fillPlaces();
   colourVillages();
   if (config.bounds) map.fitBounds(config.bounds, { padding: 30, duration: 0 });
   document.getElementById("colour").onchange = colourVillages;

@@ -36,6 +36,7 @@ from geo.metric import tmerc
 from geo.report.filters import ExportError, ReportData, place_name
 from geo.report.fonts import map_family
 from geo.report.text import all_strings, profile_label, sources_label, t, text_cells
+from geo.villages import gap_class_codes
 
 PAPERS: dict[str, tuple[float, float]] = {"A4": (210.0, 297.0), "A3": (297.0, 420.0)}
 ORIENTATIONS = ("landscape", "portrait")
@@ -126,12 +127,12 @@ def layout(opts: MapOptions) -> Layout:
 # --------------------------------------------------------------------------- classification
 
 def gap_classes(v: pd.DataFrame, indicators: Sequence[str]) -> np.ndarray:
-    """Per village: 0 no gap, 1 no gap but some indicator unknown, 2.. = 1.. gaps (capped)."""
+    """Per village: 0 met, 1 unverified (no gap but some indicator unknown), 2.. = 1.. gaps
+    (capped); the classes of :func:`geo.villages.gap_class`, the gaps class split by count."""
     n = v["n_missing"].to_numpy(dtype=np.int64)
-    unknown = np.zeros(len(v), dtype=bool)
-    for k in indicators:
-        unknown |= (v[k] == "unknown").fillna(False).to_numpy(dtype=bool)
-    return np.where(n > 0, np.minimum(n, TOP_CLASS) + 1, np.where(unknown, 1, 0))
+    cls = gap_class_codes(v, indicators)  # 0 gaps, 1 unverified, 2 met
+    return np.where(cls == 0, np.minimum(np.maximum(n, 1), TOP_CLASS) + 1,
+                    np.where(cls == 1, 1, 0))
 
 
 def class_labels(lang: str) -> list[str]:

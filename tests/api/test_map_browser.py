@@ -111,3 +111,113 @@ def test_village_names_are_labelled_offline(page, tables) -> None:
     pg.click("#show-labels")
     assert pg.evaluate("document.querySelectorAll('.village-label').length") == len(labels)
     assert outside == [] and not errors
+
+
+def _expected_class(row) -> str:
+    statuses = [row.get(k) for k in ("road", "water", "power", "clinic", "broadband")]
+    return "gaps" if "missing" in statuses else "unverified" if "unknown" in statuses else "met"
+
+
+def _pixel(pg, x: float, y: float, tmp_path) -> tuple[int, int, int]:
+    from PIL import Image
+
+    shot = tmp_path / "px.png"
+    box = pg.locator("#map").bounding_box()
+    pg.screenshot(path=str(shot), clip={"x": box["x"] + x - 1, "y": box["y"] + y - 1,
+                                        "width": 3, "height": 3})
+    return Image.open(shot).convert("RGB").getpixel((1, 1))
+
+
+def test_unverified_village_is_drawn_apart_from_met(page, tables, tmp_path) -> None:
+    """0 missing and 1 unknown is 无缺口，待核实 (grey), not green like a fully met village."""
+    pg, outside, errors = page
+    want = {r["code"]: _expected_class(r) for r in tables.villages.to_dict("records")}
+    colours = {}
+    for cls in ("unverified", "met"):
+        code = next(c for c, k in want.items() if k == cls)
+        row = tables.villages.set_index("code").loc[code]
+        pg.evaluate("""([lon, lat]) => new Promise((done) => {
+            const m = window.buqueMap;
+            document.querySelectorAll('.maplibregl-popup').forEach((p) => p.remove());
+            m.once('idle', () => setTimeout(done, 300));
+            m.jumpTo({center: [lon, lat], zoom: 15});
+        })""", [row["ref_lon"], row["ref_lat"]])
+        hit = pg.evaluate("""(code) => {
+            const m = window.buqueMap;
+            const f = m.queryRenderedFeatures({layers: ['villages']})
+                       .find((f) => f.properties.code === code);
+            const p = m.project(f.geometry.coordinates);
+            return {cls: f.properties.gap_class, x: p.x, y: p.y};
+        }""", code)
+        assert hit["cls"] == cls
+        colours[cls] = _pixel(pg, hit["x"], hit["y"], tmp_path)
+    grey, green = colours["unverified"], colours["met"]
+    assert max(abs(a - b) for a, b in zip(grey, (0xa6, 0xa6, 0xa6), strict=True)) <= 12, grey
+    assert max(abs(a - b) for a, b in zip(green, (0x1a, 0x98, 0x50), strict=True)) <= 12, green
+    legend = pg.inner_text("#legend")
+    assert "无缺口，待核实" in legend and "无缺口" in legend
+    assert outside == [] and not errors
+
+
+def test_legend_shows_every_symbol_drawn(page) -> None:
+    pg, _, _ = page
+    layers = pg.evaluate("window.buqueConfig.layers")
+    assert {"water", "clinics", "broadband", "power", "boundaries"} <= set(layers)
+    legend = pg.inner_text("#legend")
+    for text in ("供水点", "卫生室", "通信基站", "变压器等", "电力线", "县界", "乡镇界",
+                 "行政村（大点）", "自然村（小点）", "硬化路"):
+        assert text in legend, text
+
+
+def test_one_popup_at_a_time(page) -> None:
+    pg, _, errors = page
+    codes = pg.evaluate("""() => window.buqueMap.queryRenderedFeatures({layers: ['villages']})
+                          .slice(0, 2).map((f) => [f.properties.code, f.geometry.coordinates])""")
+    pg.evaluate("""async (codes) => { for (const [c, at] of codes) await popup(c, at); }""", codes)
+    pg.wait_for_timeout(300)
+    assert pg.locator(".maplibregl-popup").count() == 1
+    assert codes[-1][0] in pg.inner_text(".maplibregl-popup-content")
+    assert not errors
+
+
+def test_popup_names_the_failed_condition(page, tables) -> None:
+    pg, _, errors = page
+    g = tables.gaps[tables.gaps["failed"].notna()].iloc[0]
+    row = tables.villages.set_index("code").loc[g["village_code"]]
+    pg.evaluate("([c, at]) => popup(c, at)", [g["village_code"], [row["ref_lon"], row["ref_lat"]]])
+    pg.wait_for_function("(t) => (document.querySelector('.maplibregl-popup-content') || {})"
+                         ".innerText?.includes(t)", arg=g["failed"], timeout=20_000)
+    assert pg.locator(".maplibregl-popup").count() == 1
+    assert not errors
+
+
+def test_english_mode_translates_every_ui_string(page) -> None:
+    import re
+
+    pg, _, errors = page
+    pg.evaluate("document.querySelectorAll('.maplibregl-popup').forEach((p) => p.remove())")
+    pg.click("#lang")
+    try:
+        assert pg.inner_text("#lang") == "中文"  # the way back is named in its language
+        panel = pg.inner_text("#panel").replace("中文", "", 1)
+        options = pg.evaluate("[...document.querySelectorAll('#panel option')].map(o => o.text)")
+        assert "all" in options and "全部" not in options
+        assert not re.search(r"[\u3000-\u9fff\uff00-\uffef]", panel), panel
+        assert "lang=en" in pg.get_attribute("#list-xlsx", "href")
+    finally:
+        pg.click("#lang")
+    assert "全部" in pg.evaluate("[...document.querySelectorAll('#panel option')].map(o => o.text)")
+    assert not errors
+
+
+def test_favicon_is_served(page, live) -> None:
+    import httpx
+
+    pg, _, _ = page
+    r = httpx.get(f"{live.url}/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/x-icon"
+    assert r.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    hrefs = pg.evaluate("[...document.querySelectorAll('link[rel=icon]')].map(l => l.href)")
+    assert any(h.endswith("/favicon.ico") for h in hrefs)
+    for h in hrefs:
+        assert httpx.get(h).status_code == 200, h
