@@ -8,14 +8,16 @@ import shutil
 import tempfile
 import threading
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
-from api.deps import Run, reject_unknown_params, viewer
+from api.deps import Run, attachment, reject_unknown_params, viewer
+from api.encoders import XLSX
 from api.openapi import BINARY, problems
 from api.problems import Problem
 from api.store import ServedRun
@@ -30,9 +32,10 @@ from geo.report import (
     export,
     export_bundle,
 )
-from geo.report.filters import ReportData, load_report
+from geo.report.filters import ReportData, load_report, select_codes
 from geo.report.filters import _profile as report_profile
 from geo.report.fonts import CJK_PACKAGE
+from geo.report.ledger import ledger_bytes
 
 router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 _lock = threading.Lock()
@@ -51,6 +54,22 @@ def _report(run: ServedRun) -> ReportData:
             _loaded[run.run_id] = (load_report(run.data.path) if run.origin == "files"
                                    else report_of(run.data))
         return _loaded[run.run_id]
+
+
+#: the ledger's language, for the API's XLSX answers
+Lang = Annotated[Literal["zh", "en"], Query(
+    description="Language of an XLSX ledger (f=xlsx): zh (Chinese, default) or en.")]
+
+
+def ledger_response(run: ServedRun, codes: Iterable[str], county: str | None,
+                    township: str | None, indicators: Iterable[str], lang: str, filename: str,
+                    headers: dict[str, str]) -> Response:
+    """The ledger (台账, as ``buque export --format xlsx`` writes it) of the villages ``codes``,
+    titled with the request's county / township and limited to ``indicators`` (all if none)."""
+    sel = Selection(split_values(county), split_values(township), tuple(indicators))
+    data = select_codes(_report(run), codes, sel)
+    return Response(ledger_bytes(data, lang=lang), media_type=XLSX,
+                    headers={**headers, **attachment(filename)})
 
 
 def report_of(data: RunData) -> ReportData:

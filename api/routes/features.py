@@ -35,8 +35,10 @@ from api.deps import (
 from api.encoders import CSV, GEOJSON, XLSX, FeatureTable, dumps
 from api.openapi import features_ok, problems
 from api.problems import Problem
+from api.routes.exports import Lang, ledger_response
 from api.routes.ogc import check_collection
 from api.store import ServedRun
+from geo.lists import split_values
 from geo.query import VillageFilter, parse_bbox
 
 router = APIRouter(tags=["Villages"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
@@ -115,12 +117,25 @@ def feature_response(request: Request, run: ServedRun, table: FeatureTable, matc
             response_class=Response, responses={**features_ok(), **problems(400, 404)})
 def villages_items(request: Request, run: Run, params: Annotated[VillageParams, Depends()],
                    page: Annotated[Paging, Depends(paging)], f: FeatureF = None,
-                   crs: CrsParam = None, bbox_crs: BBoxCrs = None) -> Response:
-    """Villages with their gaps. GeoJSON by default (`f=csv`/`f=xlsx` or the Accept header
-    for tables; CSV and XLSX hold every match unless `limit` is given)."""
+                   crs: CrsParam = None, bbox_crs: BBoxCrs = None, lang: Lang = "zh"
+                   ) -> Response:
+    """Villages with their gaps. GeoJSON by default; `f=csv` (or the Accept header) gives the
+    data as a table, `f=xlsx` the ledger (台账, as `buque export --format xlsx` writes it:
+    rates, one sheet per indicator, to verify; `lang=en` for English) of the matching
+    villages, for the indicators of `missing` or `indicator` (all when neither names any).
+    CSV and XLSX hold every match unless `limit` is given."""
     fmt = negotiate(request, f, FORMATS, "geojson")
     vf = VillageFilter.parse(indicators=run.data.indicators, **asdict(params))
     matched, sel = run.village_selector.select_window(vf, page_window(request, page, fmt))
+    if fmt == "xlsx":
+        keys = [k for k in split_values(params.missing) if k != "any"] or list(
+            split_values(params.indicator))
+        codes = run.data.index.properties["code"].to_numpy(dtype=object)[sel]
+        return ledger_response(run, codes, params.county, params.township,
+                               [k for k in run.data.indicators if k in keys], lang,
+                               f"villages-{run.run_id}.xlsx", {
+                                   "OGC-NumberMatched": str(matched),
+                                   "OGC-NumberReturned": str(len(sel)), "X-Buque-Run": run.run_id})
     return feature_response(request, run, run.villages, matched, sel, page, fmt, "villages")
 
 

@@ -26,8 +26,10 @@ from api.deps import (
     reject_unknown_params,
     window,
 )
-from api.encoders import CSV, XLSX, dumps, rows
+from api.encoders import CSV, dumps, rows
 from api.openapi import json_ok, problems
+from api.routes.exports import Lang, ledger_response
+from geo.lists import split_values
 from geo.query import ProjectFilter
 
 router = APIRouter(tags=["Projects"], dependencies=[Depends(office), Depends(reject_unknown_params)])
@@ -44,11 +46,12 @@ def projects(request: Request, run: Run, page: Annotated[Paging, Depends(paging)
              action: Annotated[str | None, Query(description="build and/or upgrade.",
                                                  max_length=2000)] = None,
              village: Codes = None,
-             f: TableF = None) -> Response:
+             f: TableF = None, lang: Lang = "zh") -> Response:
     """One row per missing (village, indicator): what fills it, quantity, unit, estimated cost,
     priority and deadline, in rank order. `totals` (quantity and cost per indicator, per
     county and indicator, per county) cover every matching row, not just the page. CSV holds
-    every matching row unless `limit` is given; XLSX adds the totals as sheets."""
+    every matching row unless `limit` is given. XLSX is the ledger (台账, as `buque export
+    --format xlsx` writes it; `lang=en` for English) of the villages of the matching rows."""
     fmt = negotiate(request, f, ("json", "csv", "xlsx"), "json")
     pf = ProjectFilter.parse(indicators=run.data.indicators, county=county, township=township,
                              indicator=indicator, priority=priority, level=level, action=action,
@@ -64,10 +67,11 @@ def projects(request: Request, run: Run, page: Annotated[Paging, Depends(paging)
         return Response(run.projects.csv(part), media_type=CSV, headers={
             **headers, **attachment(f"{name}.csv")})
     if fmt == "xlsx":
-        sheets = {"by_indicator": totals["by_indicator"], "by_county": totals["by_county"],
-                  "by_county_total": totals["by_county_total"]}
-        return Response(run.projects.xlsx(part, "projects", sheets), media_type=XLSX, headers={
-            **headers, **attachment(f"{name}.xlsx")})
+        keys = split_values(indicator)
+        codes = ix.table["village_code"].to_numpy(dtype=object)[part]
+        return ledger_response(run, codes, county, township,
+                               [k for k in run.data.indicators if k in keys], lang,
+                               f"{name}.xlsx", headers)
     body = {
         "run": run.run_id, "numberMatched": matched, "numberReturned": len(part),
         "totals": {"total": rows(totals["total"])[0],

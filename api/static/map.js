@@ -162,7 +162,6 @@ function listLinks() {
   const town = document.getElementById("township").value;
   if (county) p.set("county", county);
   if (town) p.set("township", town);
-  p.set("limit", "10000");
   document.getElementById("list-csv").href = `collections/villages/items?${p}&f=csv`;
   if (lang !== "zh") p.set("lang", lang);
   document.getElementById("list-xlsx").href = `collections/villages/items?${p}&f=xlsx`;

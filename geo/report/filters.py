@@ -156,6 +156,25 @@ def select(data: ReportData, sel: Selection) -> ReportData:
     inds = tuple(k for k in data.indicators if not sel.indicators or k in sel.indicators)
     if sel.indicators:
         mask &= v[list(inds)].notna().any(axis=1).to_numpy(dtype=bool)
+    return _narrow(data, mask, inds, sel, clip=True)
+
+
+def select_codes(data: ReportData, codes: Iterable[str], sel: Selection) -> ReportData:
+    """The villages ``codes`` of ``data`` (e.g. an API request's matches), with the indicators,
+    counties and townships of ``sel`` for titles and the summary; unknown names select nothing
+    (no error). Feature layers are left out (the ledger does not draw them)."""
+    v = data.villages
+    inds = tuple(k for k in data.indicators if not sel.indicators or k in sel.indicators)
+    mask = v["code"].astype("string").isin(pd.Index(list(codes), dtype="string")).to_numpy(
+        dtype=bool, na_value=False)
+    sel = replace(sel, indicators=tuple(k for k in sel.indicators if k in inds))
+    return _narrow(data, mask, inds, sel, clip=False)
+
+
+def _narrow(data: ReportData, mask: np.ndarray, inds: tuple[str, ...], sel: Selection,
+            clip: bool) -> ReportData:
+    """``data`` with the villages of ``mask`` and the indicators ``inds``."""
+    v = data.villages
     dropped = [k for k in data.indicators if k not in inds]
     drop_cols = [c for k in dropped for c in (k, f"{k}_distance_m") if c in v.columns]
     sv = v.loc[mask].drop(columns=drop_cols).reset_index(drop=True)
@@ -174,7 +193,8 @@ def select(data: ReportData, sel: Selection) -> ReportData:
         summ = summ[summ["township"].isin(sel.townships)]
     layer_kinds = {data.profile.indicators[k].layer for k in inds}
     reach = max([data.profile.indicators[k].reach_m for k in inds] + [MIN_MARGIN_M])
-    layers = {k: clip_to(g, sv, reach) for k, g in data.layers.items() if k in layer_kinds}
+    layers = ({k: clip_to(g, sv, reach) for k, g in data.layers.items() if k in layer_kinds}
+              if clip else {})
     return replace(data, villages=sv, gaps=gaps.reset_index(drop=True),
                    projects=projects.reset_index(drop=True), summary=summ.reset_index(drop=True),
                    layers=layers, indicators=inds, selection=sel)

@@ -301,3 +301,12 @@ def write_xlsx(data: ReportData, out: Path, lang: str = "zh", paper: str = "A4")
     finally:
         wb.close()
     return out
+
+
+def ledger_bytes(data: ReportData, lang: str = "zh", paper: str = "A4") -> bytes:
+    """The ledger of ``data`` (as :func:`write_xlsx` writes it) as bytes, for an HTTP answer."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="buque-ledger-") as tmp:
+        path = write_xlsx(data, Path(tmp) / "ledger.xlsx", lang=lang, paper=paper)
+        return path.read_bytes()

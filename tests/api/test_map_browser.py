@@ -221,3 +221,31 @@ def test_favicon_is_served(page, live) -> None:
     assert any(h.endswith("/favicon.ico") for h in hrefs)
     for h in hrefs:
         assert httpx.get(h).status_code == 200, h
+
+
+def test_xlsx_link_downloads_the_ledger_of_the_view(page, live, tables) -> None:
+    """The map's XLSX link: the Chinese ledger of the county/township chosen (as exported)."""
+    import io
+
+    import httpx
+    import openpyxl
+
+    pg, _, errors = page
+    town = "Canillo"
+    pg.select_option("#county", "Andorra")
+    pg.select_option("#township", town)
+    try:
+        href = pg.evaluate("document.getElementById('list-xlsx').href")
+        assert href.startswith(live.url) and "f=xlsx" in href
+        r = httpx.get(href, timeout=60)
+        assert r.status_code == 200
+        wb = openpyxl.load_workbook(io.BytesIO(r.content), read_only=True)
+        assert wb.sheetnames[:2] == ["说明", "汇总"] and "通硬化路" in wb.sheetnames
+        rows = list(wb["饮水安全"].iter_rows(values_only=True))
+        assert rows[1][:5] == ("序号", "县（市、区）", "乡（镇）", "村代码", "村名")
+        v = tables.villages
+        want = set(v.loc[(v["township"] == town) & (v["water"] == "missing"), "code"])
+        assert want and {r[3] for r in rows[2:]} == want
+    finally:
+        pg.select_option("#county", "")
+    assert not errors
