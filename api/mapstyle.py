@@ -24,8 +24,9 @@ VILLAGE_RADIUS = {"admin": (3, 9), "natural": (2, 6)}
 def village_colour() -> list[Any]:
     """The villages' colour in gap-count mode: by the tile property ``gap_class``
     (:func:`geo.villages.gap_class`), the ``gaps`` class shaded by ``n_missing``."""
-    by_count = ["step", ["coalesce", ["get", "n_missing"], 0], GAP_COLOURS[1], 2, GAP_COLOURS[2],
-                3, GAP_COLOURS[3], 4, GAP_COLOURS[4], 5, GAP_COLOURS[5]]
+    by_count = ["step", ["coalesce", ["get", "n_missing"], 0], GAP_COLOURS[0], 1, GAP_COLOURS[1],
+                2, GAP_COLOURS[2], 3, GAP_COLOURS[3], 4, GAP_COLOURS[4], 5, GAP_COLOURS[5]]
+    # tiles without the property (a PostGIS store published before it): by count alone
     return ["match", ["get", "gap_class"], "met", GAP_COLOURS[0], "unverified", UNVERIFIED_COLOUR,
             by_count]
 

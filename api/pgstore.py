@@ -216,10 +216,11 @@ def _ensure_table(conn, schema: str, spec: TableSpec, tiles: bool) -> None:  # n
     if tiles:
         base += ["tile_geom geometry(Geometry, 3857)", "minzoom integer", "tile_rank double precision"]
     if spec.name == "villages":
-        base += ["ref_geom geometry(Point, 4326)", "_search text"]
+        base += ["ref_geom geometry(Point, 4326)", "_search text", "gap_class text"]
     conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(t, sql.SQL(", ".join(base))))
     if spec.name == "villages":  # a store published before villages were searched in SQL
         conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS _search text").format(t))
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS gap_class text").format(t))
     have = dict(conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = %s AND table_name = %s", (schema, spec.name)).fetchall())
@@ -318,6 +319,7 @@ def _prepare(run: Path, say: Callable[[str], None]) -> tuple[str, dict[str, Any]
     vt["ref_geom"] = _hex_wkb(shapely.points(v["ref_lon"].to_numpy(float),
                                              v["ref_lat"].to_numpy(float)), 4326)
     vt["_search"] = search_text(data.index.properties)
+    vt["gap_class"] = tile_layers["villages"].props["gap_class"].to_numpy()  # a tile property
     specs.append((_spec("villages", v), vt))
     for name in PLAIN:
         specs.append((_spec(name, getattr(tables, name)), None))
