@@ -54,6 +54,7 @@ def test_xlsx(client, tables):
     wb = openpyxl.load_workbook(io.BytesIO(r.content), read_only=True)
     rows = list(wb["通硬化路"].iter_rows(values_only=True))
     df = pd.DataFrame(rows[2:], columns=rows[1])
+    df = df[pd.to_numeric(df["序号"], errors="coerce").notna()]  # not the 合计 row
     v = tables.villages
     assert set(df["村代码"]) == set(v.loc[(v["level"] == "admin") & (v["road"] == "missing"), "code"])
 

@@ -21,10 +21,14 @@ def workbook(resp) -> openpyxl.Workbook:
 
 
 def sheet(wb, name: str) -> tuple[list, list[dict]]:
-    """The header row (row 2, under the title) and the data rows of a ledger sheet."""
+    """The header row (row 2, under the title) and the data rows of a ledger sheet (numbered
+    rows: an indicator sheet ends in a 合计 row)."""
     rows = list(wb[name].iter_rows(values_only=True))
     head = list(rows[1])
-    return head, [dict(zip(head, r, strict=True)) for r in rows[2:] if any(c is not None for c in r)]
+    data = [dict(zip(head, r, strict=True)) for r in rows[2:] if any(c is not None for c in r)]
+    if head[0] in ("序号", "No."):
+        data = [r for r in data if isinstance(r[head[0]], int | float)]
+    return head, data
 
 
 def missing_codes(tables, key: str, township: str | None = None) -> set[str]:

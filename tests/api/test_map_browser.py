@@ -245,7 +245,7 @@ def test_xlsx_link_downloads_the_ledger_of_the_view(page, live, tables) -> None:
         assert rows[1][:5] == ("序号", "县（市、区）", "乡（镇）", "村代码", "村名")
         v = tables.villages
         want = set(v.loc[(v["township"] == town) & (v["water"] == "missing"), "code"])
-        assert want and {r[3] for r in rows[2:]} == want
+        assert want and {r[3] for r in rows[2:] if isinstance(r[0], int | float)} == want
     finally:
         pg.select_option("#county", "")
     assert not errors
