@@ -68,3 +68,24 @@ def test_api_serves_an_old_run_like_the_new_one(both, make_client):
         assert d["counts"] and all(n == 0 for per in d["counts"].values() for n in per.values()), d
         r = c.get(f"/exports/gpkg?run={old_id}")
         assert r.status_code == 200 and r.content[:16] == b"SQLite format 3\x00"
+
+
+def test_a_run_without_the_failed_column_still_loads(demo_run, tmp_path, make_client):
+    """gaps.parquet written before ``failed``: the popup, the XLSX ledger (API and export) and
+    the village list still work, the failed condition left blank."""
+    from geo.report import ExportOptions, export
+
+    run = tmp_path / "runs" / "nofailed"
+    shutil.copytree(demo_run, run)
+    g = pd.read_parquet(run / "gaps.parquet").drop(columns="failed")
+    g.to_parquet(run / "gaps.parquet", index=False)
+    assert "failed" not in read_run(run).gaps.columns
+    export(run, tmp_path / "ledger.xlsx", ExportOptions(fmt="xlsx"))
+    assert (tmp_path / "ledger.xlsx").stat().st_size > 0
+    with make_client(run) as c:
+        code = g.loc[g["candidate_id"].notna(), "village_code"].iloc[0]
+        pop = c.get(f"/map/villages/{code}")
+        assert pop.status_code == 200 and all("failed" not in x for x in pop.json()["gaps"])
+        for url in ("/collections/villages/items?f=xlsx&missing=any", "/projects?f=xlsx",
+                    "/collections/villages/items?f=csv"):
+            assert c.get(url).status_code == 200, url
