@@ -23,13 +23,13 @@ from api.routes import exports, features, ogc, projects, runs, summary, tiles
 from api.routes import map as map_routes
 from api.security import SecurityHeaders, docs_policy
 from api.settings import Settings
-from api.store import open_store
+from api.stores import open_store
 
 log = logging.getLogger("buque.api")
 
 
 def _version() -> str:
-    from geo.run import tool_version
+    from geo.version import tool_version
 
     return tool_version()
 

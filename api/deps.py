@@ -12,7 +12,8 @@ from fastapi import Depends, Query, Request
 from api.encoders import CSV, GEOJSON, JSON, XLSX
 from api.problems import Problem
 from api.settings import Role, Settings
-from api.store import RunStoreBase, ServedRun, UnknownRun, open_store
+from api.store import RunStoreBase, ServedRun, UnknownRun
+from api.stores import open_store
 
 _store_lock = threading.Lock()
 LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}

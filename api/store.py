@@ -246,12 +246,3 @@ class RunStore(RunStoreBase):
         data = load_run_data(self.paths[rid])
         data.run_id = rid
         return ServedRun.of(data)
-
-
-def open_store(settings: Any) -> RunStoreBase:
-    """The store the settings name: PostGIS (``postgres``) or run archives (``data``)."""
-    if getattr(settings, "postgres", None):
-        from api.pgstore import PgRunStore
-
-        return PgRunStore(settings.postgres, settings.pg_schema, preload=settings.preload)
-    return RunStore(settings.data, preload=settings.preload)

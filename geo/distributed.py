@@ -572,7 +572,7 @@ def _lib_versions() -> dict[str, str]:
     import pyproj
     import scipy
 
-    from geo.run import tool_version
+    from geo.version import tool_version
 
     return {"buque": tool_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
             "pandas": pandas.__version__, "shapely": shapely.__version__,

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from geo.gaps import STATUSES, assess, evidence_classes
 from geo.metric import bands_of
 from geo.rates import summary
 from geo.remedies import remedies
+from geo.version import tool_version
 from geo.villages import link_parents, reference_points
 from layers.errors import HEADER_LINES, Report
 from layers.official import UNLOCATED_COLUMNS, read_official, unlocated
@@ -37,13 +37,6 @@ from layers.schema import LAYER_FIELDS, LEVEL_OF_LAYER, VILLAGE_LAYERS
 Step = Callable[[str], None]
 #: layers read at once (reading is I/O, GDAL and GEOS work that releases the GIL)
 READ_THREADS = 4
-
-
-def tool_version() -> str:
-    try:
-        return version("buque")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 @dataclass

@@ -1,0 +1,86 @@
+"""The package structure: ``geo`` and ``layers`` never import ``api``, and no module imports
+itself through others (imports inside functions count: a cycle there is still a cycle)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from synth_world import REPO
+
+PACKAGES = ("geo", "layers", "api")
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports anywhere in its body."""
+    files = [p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")]
+    modules = {_module(p) for p in files}
+    graph: dict[str, set[str]] = {}
+    for p in files:
+        me = _module(p)
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(p.read_text("utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                     and node.level == 0 else [])
+            for n in names:
+                while n and n not in modules:  # "geo.gaps.assess" -> "geo.gaps"
+                    n = n.rpartition(".")[0]
+                if n and n != me:
+                    deps.add(n)
+        graph[me] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycles():
+    assert cycles(import_graph()) == []
+
+
+def test_analysis_never_imports_the_web_layer():
+    bad = {m: sorted(d for d in deps if d.split(".")[0] == "api")
+           for m, deps in import_graph().items() if m.split(".")[0] in ("geo", "layers")}
+    assert {m: d for m, d in bad.items() if d} == {}
