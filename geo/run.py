@@ -9,7 +9,6 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,6 @@ from layers.readers import FILE, ROW, read_layer
 from layers.schema import LAYER_FIELDS, LEVEL_OF_LAYER, VILLAGE_LAYERS
 
 Step = Callable[[str], None]
-#: layers read at once (reading is I/O, GDAL and GEOS work that releases the GIL)
-READ_THREADS = 4
 
 
 @dataclass
@@ -50,28 +47,20 @@ def load_layers(project: Project, report: Report, step: Step | None = None
                 ) -> tuple[dict[str, gpd.GeoDataFrame], list[dict[str, Any]]]:
     """Every layer of the project: its own files first, then the [osm] extract for the rest.
 
-    The files are read and hashed side by side in threads (GDAL, Arrow, GEOS and hashlib do
-    their work without the GIL); each layer reports into its own :class:`Report`, merged in
-    the project's order, so the archive does not depend on which read finished first.
+    One file after another: reading them side by side in threads was measured no faster (at
+    national size 28.5 s with four threads, 27.8 s with one: the conversion to a data frame
+    holds the GIL) and 1.4 GiB heavier.
     """
-
-    def read(kind: str) -> tuple[gpd.GeoDataFrame, Report, str]:
-        spec = project.layers[kind]
-        own = Report()
-        return read_layer(spec, project.crs, own), own, hash_input(spec.path)
-
     layers: dict[str, gpd.GeoDataFrame] = {}
     inputs: list[dict[str, Any]] = []
-    kinds = list(project.layers)
-    if step and kinds:
-        step(f"reading {', '.join(kinds)}")
-    with ThreadPoolExecutor(max_workers=max(1, min(len(kinds), READ_THREADS))) as pool:
-        results = list(pool.map(read, kinds))
-    for kind, (gdf, own, digest) in zip(kinds, results, strict=True):
-        report.merge(own)
+    for kind, spec in project.layers.items():
+        if step:
+            step(f"reading {kind} ({spec.path.name})")
+        gdf = read_layer(spec, project.crs, report)
         layers[kind] = gdf
-        inputs.append({"layer": kind, "path": str(project.layers[kind].path), "source": "file",
-                       "rows": len(gdf) + own.n_rejected(kind), "sha256": digest})
+        inputs.append({"layer": kind, "path": str(spec.path), "source": "file",
+                       "rows": len(gdf) + report.n_rejected(kind),
+                       "sha256": hash_input(spec.path)})
     if project.osm is not None:
         todo = [k for k in DERIVABLE if k not in layers]
         if todo:
@@ -334,7 +323,7 @@ def archived_layers(layers: dict[str, gpd.GeoDataFrame], profile: Profile,
         classes = evidence_classes(layers, profile)
     out = {}
     for kind, gdf in layers.items():
-        g = gdf.drop(columns=[ROW, FILE], errors="ignore").copy()
+        g = gdf.drop(columns=[ROW, FILE], errors="ignore")  # copy-on-write: the layer is kept
         for key, ind in profile.indicators.items():
             if ind.layer == kind:
                 cls = classes[key]

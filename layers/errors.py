@@ -96,11 +96,6 @@ class Report:
             return pd.DataFrame({c: pd.Series(dtype="string") for c in REPORT_COLUMNS})
         return pd.concat(parts, ignore_index=True)
 
-    def merge(self, other: Report) -> None:
-        """Append ``other``'s rows (e.g. of a layer read in another thread), in order."""
-        self.rejected.extend(other.rejected)
-        self.warnings.extend(other.warnings)
-
     def rejected_frame(self) -> pd.DataFrame:
         return self._concat(self.rejected)
 
