@@ -119,3 +119,15 @@ def hostile_run(hostile, tmp_path_factory) -> Path:
     proc = run_cli("run", hostile.project, "--out", out)
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def scheduler():
+    """A LocalCluster of 2 single-threaded worker processes for the Dask tests (one per session,
+    closed, workers first, at the end); its dashboard on a free port."""
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": ":0"}) as cluster:
+        yield cluster.scheduler_address

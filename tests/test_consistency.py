@@ -162,16 +162,6 @@ def test_reference_point_in_own_utm_zone(province):
 
 # --------------------------------------------------------------------------- the Dask engine
 
-@pytest.fixture(scope="module")
-def scheduler():
-    from dask.distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None,
-                      scheduler_kwargs={"dashboard_address": ":0"}) as cluster:
-        yield cluster.scheduler_address
-
-
 def test_dask_county_alone_equals_province(province, scheduler):
     from geo.distributed import assess_dask
 

@@ -39,17 +39,6 @@ def project(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def scheduler():
-    """A LocalCluster of 2 single-threaded worker processes, closed (workers first) at the end."""
-    from dask.distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None,
-                      scheduler_kwargs={"dashboard_address": ":0"}) as cluster:
-        yield cluster.scheduler_address
-
-
-@pytest.fixture(scope="module")
 def county(project):
     proj = load_project(project)
     report = Report()
