@@ -77,41 +77,43 @@ def _text_columns(df: pd.DataFrame) -> list[str]:
 
 def _mask(s: pd.Series, pattern: str, not_number: bool) -> np.ndarray:
     """Cells of ``s`` (only its str values) matching ``pattern`` (and not plain numbers)."""
-    obj = s.astype(object)
-    is_str = np.fromiter((isinstance(x, str) for x in obj.to_numpy()), bool, len(obj))
+    if isinstance(s.dtype, pd.StringDtype):  # text already: Arrow takes it as it is
+        is_str = s.notna().to_numpy(bool)
+        arr = pa.array(s, from_pandas=True)
+    else:  # object or categorical columns may mix text with other values
+        obj = s.astype(object)
+        is_str = np.fromiter((isinstance(x, str) for x in obj.to_numpy()), bool, len(obj))
+        arr = pa.array(obj.where(is_str, None).to_numpy(), type=pa.large_string(),
+                       from_pandas=True)
     if not is_str.any():
         return is_str
-    arr = pa.array(obj.where(is_str, None).to_numpy(), type=pa.large_string(), from_pandas=True)
     hit = pc.match_substring_regex(arr, pattern)
     if not_number:
         hit = pc.and_kleene(hit, pc.invert(pc.match_substring_regex(arr, _NUMBER)))
     return pc.fill_null(hit, False).to_numpy(zero_copy_only=False) & is_str
 
 
-def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with its text cells neutralised (a copy when anything changed)."""
+def _rewrite(df: pd.DataFrame, pattern: str, not_number: bool, change) -> pd.DataFrame:
+    """``df`` with ``change`` applied to the text cells matching ``pattern`` (a copy when
+    anything changed; columns keep their dtype, categoricals become plain objects)."""
     out = df
     for c in _text_columns(df):
-        hit = _mask(df[c], _NEEDS_QUOTE, not_number=True)
-        if hit.any():
-            if out is df:
-                out = df.copy()
-            s = out[c].astype(object)
-            s[hit] = "'" + s[hit].astype(str)
-            out[c] = s
-    return out
-
-
-def restore_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The inverse of :func:`neutralise_frame` on text read back from a CSV the product wrote."""
-    out = df
-    for c in _text_columns(df):
-        hit = _mask(df[c], _QUOTED, not_number=False)
+        hit = _mask(df[c], pattern, not_number)
         if hit.any():
             if out is df:
                 out = df.copy()
             dtype = out[c].dtype
-            s = out[c].astype(object)
-            s[hit] = s[hit].astype(str).str[1:]
-            out[c] = s.astype(dtype) if not isinstance(dtype, pd.CategoricalDtype) else s
+            col = out[c].astype(object)
+            col[hit] = change(col[hit].astype(str))
+            out[c] = col.astype(dtype) if not isinstance(dtype, pd.CategoricalDtype) else col
     return out
+
+
+def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its text cells neutralised (a copy when anything changed)."""
+    return _rewrite(df, _NEEDS_QUOTE, True, lambda t: "'" + t)
+
+
+def restore_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The inverse of :func:`neutralise_frame` on text read back from a CSV the product wrote."""
+    return _rewrite(df, _QUOTED, False, lambda t: t.str[1:])
