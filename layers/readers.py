@@ -28,7 +28,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geo.crs import normalise_datum_name, transform_geometries_offset
-from layers.errors import BuqueInputError, Report, line_of
+from layers.errors import HEADER_LINES, BuqueInputError, Report, line_of
 from layers.project import LayerSpec
 from layers.schema import FALSE_STRINGS, GEOMETRY_FAMILIES, LAYER_FIELDS, TRUE_STRINGS
 
@@ -132,8 +132,9 @@ def _check_decoding(df: pd.DataFrame, spec: LayerSpec) -> None:
     for col in df.columns:
         if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
             s = df[col].dropna().astype(str)
-            if len(s) and s.str.contains("\ufffd", regex=False).any():
-                pos = int(np.flatnonzero(s.str.contains("\ufffd", regex=False).to_numpy())[0])
+            hits = s.str.contains("\ufffd", regex=False).to_numpy(bool)
+            if hits.any():
+                pos = int(np.flatnonzero(hits)[0])
                 row = line_of(df.index.get_loc(s.index[pos]) + 1)
                 raise BuqueInputError(
                     str(spec.path), "text does not decode; set encoding = \"GBK\" (or the "
@@ -184,10 +185,14 @@ class BadRow:
     """A CSV row whose field count differs from the header's."""
 
     line: int      #: the row's number in the file, the header being 1 (what a spreadsheet shows)
-    row: int       #: its data row (the header not counted), as in rejected.csv's ``row``
     fields: int
     expected: int
     text: str
+
+    @property
+    def row(self) -> int:
+        """Its data row (the header not counted), as callers give rows to :class:`Report`."""
+        return self.line - HEADER_LINES
 
     @property
     def reason(self) -> str:
@@ -249,8 +254,7 @@ def read_text_table(path: Path, encoding: str | None, sep: str = ",", *, what: s
     rows = np.arange(1, len(df) + len(bad) + 1)
     rows = rows[~np.isin(rows, np.asarray(lines, dtype=np.int64) - 1)]
     df[ROW] = rows[:len(df)]
-    return df, [BadRow(line=ln, row=ln - 1, fields=n, expected=e, text=t)
-                for ln, n, e, t in sorted(bad)]
+    return df, [BadRow(line=ln, fields=n, expected=e, text=t) for ln, n, e, t in sorted(bad)]
 
 
 def _unique_names(header: list[str]) -> list[str]:
@@ -295,21 +299,31 @@ def _points_from_lonlat(df: pd.DataFrame, spec: LayerSpec, report: Report
         df[ROW] = np.arange(1, len(df) + 1)
     if bad.any():
         rows = df[ROW].to_numpy()[bad]
-        codes, names = _identity(df, spec, source=True)
         report.reject(str(path), spec.kind, rows, "missing or non-numeric coordinates",
-                      codes=None if codes is None else codes[bad],
-                      names=None if names is None else names[bad], field=f"{xcol}/{ycol}")
+                      **_identity(df, spec, source=True).of(bad), field=f"{xcol}/{ycol}")
     # rejected here once, so dropped here (not rejected again as "null geometry" later)
     geom = shapely.points(x[~bad], y[~bad])
     df = df.loc[~bad].drop(columns=[xcol, ycol]).reset_index(drop=True)
     return gpd.GeoDataFrame(df, geometry=geom, crs=None), crs
 
 
-def _identity(df: pd.DataFrame, spec: LayerSpec, *, source: bool = False
-              ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """What names an input row in the reports: its code (a village) or id (a feature), and its
-    name, as text; None where the layer has no such column. ``source``: the columns still
-    carry the file's names (before the field mapping)."""
+@dataclass(frozen=True)
+class _Identity:
+    """What names each input row in the reports: its code (a village) or id (a feature) and
+    its name, as text; None where the layer has no such column."""
+
+    codes: np.ndarray | None
+    names: np.ndarray | None
+
+    def of(self, sel: np.ndarray) -> dict[str, np.ndarray | None]:
+        """``codes=`` and ``names=`` of the rows ``sel`` picks, for :meth:`Report.reject`/``warn``."""
+        return {"codes": None if self.codes is None else self.codes[sel],
+                "names": None if self.names is None else self.names[sel]}
+
+
+def _identity(df: pd.DataFrame, spec: LayerSpec, *, source: bool = False) -> _Identity:
+    """The rows' :class:`_Identity`. ``source``: the columns still carry the file's names
+    (before the field mapping)."""
     key = "code" if spec.kind in ("villages", "natural_villages") else "id"
 
     def col(canon: str) -> np.ndarray | None:
@@ -318,7 +332,7 @@ def _identity(df: pd.DataFrame, spec: LayerSpec, *, source: bool = False
             return None
         return _as_code_string(df[c]).to_numpy(dtype=object, na_value=None)
 
-    return col(key), col("name")
+    return _Identity(col(key), col("name"))
 
 
 def _is_geographic(crs: str, path: Path) -> bool:
@@ -377,15 +391,14 @@ def _validate_geometry(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -
     """Reject null/empty/out-of-range/wrong-type geometry; repair invalid ones where safe."""
     path, kind = str(spec.path), spec.kind
     geom = gdf.geometry.to_numpy()
-    codes, labels = _identity(gdf, spec)
+    who = _identity(gdf, spec)
     keep = np.ones(len(gdf), dtype=bool)
 
     def drop(mask: np.ndarray, reason: str) -> None:
         mask = mask & keep
         if mask.any():
-            report.reject(path, kind, gdf[ROW].to_numpy()[mask], reason,
-                          codes=None if codes is None else codes[mask],
-                          names=None if labels is None else labels[mask], field="geometry")
+            report.reject(path, kind, gdf[ROW].to_numpy()[mask], reason, **who.of(mask),
+                          field="geometry")
             keep[mask] = False
 
     drop(shapely.is_missing(geom), "null geometry")
@@ -414,8 +427,7 @@ def _validate_geometry(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -
         geom[idx[ok]] = fixed[ok]
         rows = gdf[ROW].to_numpy()
         report.warn(path, kind, rows[idx[ok]], "invalid geometry repaired (make_valid)",
-                    codes=None if codes is None else codes[idx[ok]],
-                    names=None if labels is None else labels[idx[ok]], field="geometry")
+                    **who.of(idx[ok]), field="geometry")
         bad = np.zeros(len(gdf), dtype=bool)
         bad[idx[~ok]] = True
         drop(bad, "invalid geometry that cannot be repaired without changing its type")
@@ -438,7 +450,7 @@ def _coerce(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDa
     path, kind = str(spec.path), spec.kind
     fields = LAYER_FIELDS[kind]
     rows = gdf[ROW].to_numpy()
-    codes, names = _identity(gdf, spec)
+    who = _identity(gdf, spec)
     out = {}
     for name, typ in fields.items():
         if name not in gdf.columns:
@@ -467,9 +479,7 @@ def _coerce(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.GeoDa
         bad = _unparsed(col, val)
         if bad.any():
             report.warn(path, kind, rows[bad], f"value does not parse as {typ}; left null",
-                        codes=None if codes is None else codes[bad],
-                        names=None if names is None else names[bad],
-                        field=spec.fields.get(name, name))
+                        **who.of(bad), field=spec.fields.get(name, name))
         out[name] = val
     result = gpd.GeoDataFrame(out, geometry=gdf.geometry.to_numpy(), crs="EPSG:4326",
                               index=gdf.index)

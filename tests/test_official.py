@@ -128,3 +128,17 @@ def test_malformed_official_code_names_row_and_field(synth, tmp_path):
         run_project(project, tmp_path / "out")
     assert "official.csv" in str(e.value) and e.value.row == 4 and e.value.field == "code"
     assert not (tmp_path / "out").exists()
+
+
+def test_official_row_with_extra_field_stops_the_run_at_its_line(synth, tmp_path):
+    """A completeness list cannot lose a row: a row with one field too many stops the run, and
+    the error's row is the same spreadsheet line its reason names (as for a bad code above)."""
+    shutil.copytree(synth.dir, tmp_path, dirs_exist_ok=True)
+    project = official_project(tmp_path)
+    lines = (tmp_path / "official.csv").read_text("utf-8").splitlines()
+    lines[3] += ",extra"                                               # line 4 of the file
+    (tmp_path / "official.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(BuqueInputError) as e:
+        run_project(project, tmp_path / "out")
+    assert e.value.row == 4 and "line 4 of the file" in str(e.value), str(e.value)
+    assert not (tmp_path / "out").exists()
