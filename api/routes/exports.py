@@ -8,9 +8,9 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, Response
@@ -37,6 +37,7 @@ from geo.report.filters import _profile as report_profile
 from geo.report.fonts import CJK_PACKAGE
 from geo.report.ledger import ledger_bytes
 
+T = TypeVar("T")
 router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 _lock = threading.Lock()
 _loaded: dict[str, ReportData] = {}
@@ -65,8 +66,11 @@ def ledger_response(run: ServedRun, codes: Iterable[str], county: str | None,
                     township: str | None, indicators: Iterable[str], lang: str, filename: str,
                     headers: dict[str, str]) -> Response:
     """The ledger (台账, as ``buque export --format xlsx`` writes it) of the villages ``codes``,
-    titled with the request's county / township and limited to ``indicators`` (all if none)."""
-    sel = Selection(split_values(county), split_values(township), tuple(indicators))
+    titled with the request's county / township and limited to the run's indicators named in
+    ``indicators`` (all if none), in the run's order."""
+    named = set(indicators)
+    sel = Selection(split_values(county), split_values(township),
+                    tuple(k for k in run.data.indicators if k in named))
     data = select_codes(_report(run), codes, sel)
     return Response(ledger_bytes(data, lang=lang), media_type=XLSX,
                     headers={**headers, **attachment(filename)})
@@ -118,7 +122,7 @@ def _send(files: list[Path], tmp: Path, name: str, media: str) -> FileResponse:
 
 @router.get("/exports/bundle", response_class=FileResponse,
             responses={200: {"description": "a zip", "content": {"application/zip": {
-                "schema": BINARY}}}, **problems(400, 404)})
+                "schema": BINARY}}}, **problems(400, 404, 503)})
 def bundle(run: Run, county: Text = None, township: Text = None, indicator: Text = None,
            paper: Literal["A4", "A3"] = "A4",
            orientation: Literal["landscape", "portrait"] = "landscape",
@@ -127,15 +131,7 @@ def bundle(run: Run, county: Text = None, township: Text = None, indicator: Text
     """A zip per county of the selection (map PDF/PNG, ledger, GeoPackage), zipped together when
     there are several."""
     opts = _options("pdf", county, township, indicator, paper, orientation, lang, dpi, None)
-    tmp = Path(tempfile.mkdtemp(prefix="buque-export-"))
-    try:
-        res = export_bundle(_report(run), tmp / "out", opts)
-    except ExportError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _not_found(e) from None
-    except FontError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _no_font(e) from None
+    res, tmp = _in_workdir(lambda tmp: export_bundle(_report(run), tmp / "out", opts))
     return _send(res.files, tmp, f"buque-{run.run_id}.zip", "application/zip")
 
 
@@ -153,24 +149,22 @@ def export_file(fmt: Fmt, run: Run, county: Text = None, township: Text = None,
     """The run (or a county / township / indicator selection) as a print map (png, pdf), an
     offline HTML map, the XLSX ledger, GIS files (gpkg, geojson, csv, shp zipped) or PMTiles."""
     opts = _options(fmt, county, township, indicator, paper, orientation, lang, dpi, encoding)
-    tmp = Path(tempfile.mkdtemp(prefix="buque-export-"))
     name = f"buque-{run.run_id}.{fmt}"
-    try:
-        res = export(_report(run), tmp / "out" / name, opts)
-    except ExportError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _not_found(e) from None
-    except FontError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _no_font(e) from None
+    res, tmp = _in_workdir(lambda tmp: export(_report(run), tmp / "out" / name, opts))
     return _send(res.files, tmp, name, MEDIA_TYPES.get(fmt, "application/octet-stream"))
 
 
-def _not_found(e: ExportError) -> Problem:
-    """A selection naming places or indicators the run does not have: nothing to export (404)."""
-    return Problem(404, str(e), kind="empty-selection")
-
-
-def _no_font(e: FontError) -> Problem:
-    """The server lacks a Chinese font: not the client's fault, and fixed by installing one."""
-    return Problem(503, str(e), kind="no-cjk-font", package=CJK_PACKAGE)
+def _in_workdir(make: Callable[[Path], T]) -> tuple[T, Path]:
+    """``make(tmp)`` in a new temporary folder (removed by :func:`_send` once the file is sent,
+    or here when the export fails), its export errors answered as problem documents: a
+    selection naming places or indicators the run does not have is a 404 (nothing to export);
+    a server without a Chinese font a 503 naming the package that fixes it."""
+    tmp = Path(tempfile.mkdtemp(prefix="buque-export-"))
+    try:
+        return make(tmp), tmp
+    except ExportError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise Problem(404, str(e), kind="empty-selection") from None
+    except FontError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise Problem(503, str(e), kind="no-cjk-font", package=CJK_PACKAGE) from None

@@ -131,8 +131,7 @@ def villages_items(request: Request, run: Run, params: Annotated[VillageParams, 
         keys = [k for k in split_values(params.missing) if k != "any"] or list(
             split_values(params.indicator))
         codes = run.data.index.properties["code"].to_numpy(dtype=object)[sel]
-        return ledger_response(run, codes, params.county, params.township,
-                               [k for k in run.data.indicators if k in keys], lang,
+        return ledger_response(run, codes, params.county, params.township, keys, lang,
                                f"villages-{run.run_id}.xlsx", {
                                    "OGC-NumberMatched": str(matched),
                                    "OGC-NumberReturned": str(len(sel)), "X-Buque-Run": run.run_id})

@@ -67,10 +67,8 @@ def projects(request: Request, run: Run, page: Annotated[Paging, Depends(paging)
         return Response(run.projects.csv(part), media_type=CSV, headers={
             **headers, **attachment(f"{name}.csv")})
     if fmt == "xlsx":
-        keys = split_values(indicator)
         codes = ix.table["village_code"].to_numpy(dtype=object)[part]
-        return ledger_response(run, codes, county, township,
-                               [k for k in run.data.indicators if k in keys], lang,
+        return ledger_response(run, codes, county, township, split_values(indicator), lang,
                                f"{name}.xlsx", headers)
     body = {
         "run": run.run_id, "numberMatched": matched, "numberReturned": len(part),
