@@ -53,9 +53,13 @@ def evaluate(df: pd.DataFrame, cond: Condition) -> np.ndarray:
 
 def evaluate_all(df: pd.DataFrame, conds: Sequence[Condition]) -> np.ndarray:
     """AND of all conditions (an empty list passes everything)."""
-    out = np.full(len(df), PASS, dtype=np.int8)
-    for c in conds:
-        r = evaluate(df, c)
+    return _and(len(df), [evaluate(df, c) for c in conds])
+
+
+def _and(n: int, results: Sequence[np.ndarray]) -> np.ndarray:
+    """Three-valued AND of per-condition results: any fail fails, else any unknown is unknown."""
+    out = np.full(n, PASS, dtype=np.int8)
+    for r in results:
         out = np.where((out == FAIL) | (r == FAIL), FAIL,
                        np.where((out == UNKNOWN) | (r == UNKNOWN), UNKNOWN, PASS)).astype(np.int8)
     return out
@@ -85,7 +89,8 @@ def _describe(df: pd.DataFrame, cond: Condition) -> pd.Series:
     if null.any():
         if isinstance(cond.if_null, Condition):  # the fallback decided: say why it did not pass
             sub = df.loc[null]
-            out[null] = _first(sub, [cond.if_null], evaluate(sub, cond.if_null)).to_numpy()
+            r = evaluate(sub, cond.if_null)
+            out[null] = _first(sub, [cond.if_null], [r], r).to_numpy()
         else:
             out[null] = f"{f} unknown"
     if (~null).any():
@@ -106,10 +111,11 @@ def _describe(df: pd.DataFrame, cond: Condition) -> pd.Series:
     return out
 
 
-def _first(df: pd.DataFrame, conds: Sequence[Condition], cls: np.ndarray) -> pd.Series:
-    """The first condition that fails each FAIL row, or is unknown on each UNKNOWN row."""
+def _first(df: pd.DataFrame, conds: Sequence[Condition], results: Sequence[np.ndarray],
+           cls: np.ndarray) -> pd.Series:
+    """The first condition that fails each FAIL row, or is unknown on each UNKNOWN row
+    (``results``: each condition's evaluation, ``cls`` their AND)."""
     out = pd.Series(pd.NA, index=df.index, dtype="string")
-    results = [evaluate(df, c) for c in conds]
     for c, r in zip(conds, results, strict=True):
         todo = (r == cls) & (cls != PASS) & out.isna().to_numpy()
         if todo.any():
@@ -126,6 +132,7 @@ def explain(df: pd.DataFrame, conds: Sequence[Condition]) -> pd.Series:
     the rows that condition decides. Returns a ``string`` Series on ``df``'s index.
     """
     frame = df.reset_index(drop=True)
-    out = _first(frame, list(conds), evaluate_all(frame, conds))
+    results = [evaluate(frame, c) for c in conds]  # each condition evaluated once
+    out = _first(frame, list(conds), results, _and(len(frame), results))
     out.index = df.index
     return out
