@@ -63,15 +63,9 @@ class QueryError(ValueError):
 
 # --------------------------------------------------------------------------- parsing helpers
 
-def split_list(value: str | None, param: str) -> tuple[str, ...]:
-    """``"a, b,,c"`` (or with ``，``/``、``, see :mod:`geo.lists`) -> ``("a", "b", "c")``;
-    ``None`` or blank -> ``()``."""
-    return split_values(value)
-
-
 def _given(value: str | None, param: str) -> tuple[str, ...]:
     """Items of a list parameter that only takes known values; given but empty is an error."""
-    items = split_list(value, param)
+    items = split_values(value)
     if value is not None and not items:
         raise QueryError(param, "no value given")
     if value is not None and n_separators(value) >= MAX_ITEMS:
@@ -191,12 +185,12 @@ class VillageFilter:
         return cls(
             missing=choices(",".join(miss) or None, "missing", keys), missing_any=missing_any,
             met=choices(met, "met", keys),
-            county=split_list(county, "county"), township=split_list(township, "township"),
+            county=split_values(county), township=split_values(township),
             level=choices(level, "level", LEVELS), poor=parse_bool(poor, "poor"),
             exit_year=_ints(None if exit_year is None else str(exit_year), "exit_year", 1900, 2200),
             indicator=choices(indicator, "indicator", keys),
             status=choices(status, "status", STATUSES), q=q or None,
-            code=split_list(code, "code"), bbox=parse_bbox(bbox))
+            code=split_values(code), bbox=parse_bbox(bbox))
 
     @property
     def is_empty(self) -> bool:
@@ -440,11 +434,11 @@ class ProjectFilter:
               township: str | None = None, indicator: str | None = None,
               priority: str | int | None = None, level: str | None = None,
               action: str | None = None, village: str | None = None) -> ProjectFilter:
-        return cls(county=split_list(county, "county"), township=split_list(township, "township"),
+        return cls(county=split_values(county), township=split_values(township),
                    indicator=choices(indicator, "indicator", tuple(indicators)),
                    priority=_ints(None if priority is None else str(priority), "priority", 1, 3),
                    level=choices(level, "level", LEVELS), action=choices(action, "action", ACTIONS),
-                   village=split_list(village, "village"))
+                   village=split_values(village))
 
 
 PROJECT_KEYS = ("county", "township", "indicator", "level", "action", "unit", "village_code")

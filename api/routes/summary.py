@@ -22,7 +22,8 @@ from api.deps import (
 )
 from api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
 from api.openapi import json_ok, problems
-from geo.query import choices, split_list, summary_rows, summary_total
+from geo.lists import split_values
+from geo.query import choices, summary_rows, summary_total
 
 router = APIRouter(tags=["Summary"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 
@@ -39,8 +40,8 @@ def summary(request: Request, run: Run,
     deadline; `total` is the same over all rows returned."""
     fmt = negotiate(request, f, ("json", "csv", "xlsx"), "json")
     inds = run.data.indicators
-    sel = summary_rows(run.data.summary, by, county=split_list(county, "county"),
-                       township=split_list(township, "township"),
+    sel = summary_rows(run.data.summary, by, county=split_values(county),
+                       township=split_values(township),
                        indicator=choices(indicator, "indicator", inds))
     total = summary_total(sel, order=inds)
     name = f"summary-{by}-{run.run_id}"

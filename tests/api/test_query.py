@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import shapely
 
+from geo.lists import split_values
 from geo.query import (
     QueryError,
     VillageFilter,
     VillageIndex,
     parse_bbox,
     project_totals,
-    split_list,
     summary_total,
 )
 
@@ -99,8 +99,8 @@ def test_parse_errors_name_the_parameter(index, kw, param):
 
 
 def test_helpers():
-    assert split_list(" a, b,,a ", "x") == ("a", "b")
-    assert split_list(None, "x") == ()
+    assert split_values(" a, b,,a ") == ("a", "b")
+    assert split_values(None) == ()
     assert parse_bbox("170,0,-170,1") == ((170.0, 0.0, 180.0, 1.0), (-180.0, 0.0, -170.0, 1.0))
     assert index_position_none()
 
