@@ -250,8 +250,7 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         "warnings": int(len(report.warnings_frame())),
         "official_listed": official_rows,
         "unlocated": int(len(unloc)),
-        "gaps": {k: {s: int(c) for s, c in g["status"].value_counts().items()}
-                 for k, g in gaps.groupby("indicator")},
+        "gaps": _status_counts(gaps),
         "remedy_cost": float(projects["cost"].sum()) if len(projects) else 0.0,
     }
     created = dt.datetime.now(dt.UTC)
@@ -283,6 +282,16 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     mark("write")
     manifest["timings_s"] = timings
     return RunResult(out=Path(out).resolve(), manifest=manifest, tables=tables)
+
+
+def _status_counts(gaps: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per indicator, the number of pairs per status (statuses that occur)."""
+    n = gaps.groupby(["indicator", "status"], observed=True, sort=True).size()
+    out: dict[str, dict[str, int]] = {}
+    for (key, status), c in n.items():
+        if c:
+            out.setdefault(str(key), {})[str(status)] = int(c)
+    return out
 
 
 LEVEL_WORDS = {"admin": "administrative", "natural": "natural"}
