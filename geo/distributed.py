@@ -76,7 +76,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geopandas as gpd
@@ -85,10 +85,11 @@ import pandas as pd
 import shapely
 
 from geo.evidence import PASS, evaluate_all
-from geo.gaps import assess, feature_radius
+from geo.gaps import assess
 from geo.metric import Band, bands_of, in_lon_range, transform_xy
 from geo.nearest import K_CANDIDATES, FeatureIndex
 from geo.network import SNAP_M
+from geo.rules import rule_of
 from layers.profile import Condition, Profile
 
 HALO_SLACK = 1.25  # first halo width: this times the largest reach of a layer
@@ -115,7 +116,8 @@ class _Facts:
     """Project-wide facts per indicator that certification needs (small: sent with every task)."""
 
     pass_any: dict[str, bool]  # the layer has at least one qualifying feature
-    radius: dict[str, float]  # coverage: the largest feature radius; else 0
+    reach: dict[str, float]  # the rule's reach on the layers (Rule.halo_m: for coverage
+                              # also the largest feature radius)
 
 
 @dataclass
@@ -140,15 +142,27 @@ class _Result:
 
 def assess_dask(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], profile: Profile,
                 scheduler: str | None = None, partitions: int | None = None, *,
-                client: Any = None, step: Step | None = None, info: dict | None = None
-                ) -> pd.DataFrame:
+                client: Any = None, step: Step | None = None, info: dict | None = None,
+                registers: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """What :func:`geo.gaps.assess` returns, computed per partition of villages on Dask.
 
     ``scheduler``: a Dask scheduler address (``tcp://host:8786``); default a LocalCluster of two
     single-threaded worker processes. ``client``: an open ``dask.distributed.Client`` to use
     instead. ``partitions``: about how many partitions (default 4 per worker). ``info``, when
-    given, is filled with the partition sizes and the work of each round.
+    given, is filled with the partition sizes and the work of each round. Indicators of
+    non-spatial rules (registers) are assessed here, on the client, and merged in order.
     """
+    local = {k: i for k, i in profile.indicators.items() if not rule_of(i).spatial}
+    if local:
+        spatial = {k: i for k, i in profile.indicators.items() if k not in local}
+        parts = [assess(villages, {}, replace(profile, indicators=local), registers=registers)]
+        if spatial:
+            parts.append(assess_dask(villages, layers, replace(profile, indicators=spatial),
+                                     scheduler, partitions, client=client, step=step, info=info))
+        gaps = pd.concat(parts, ignore_index=True)
+        gaps["count"] = gaps["count"].astype("Int64")
+        key = pd.Index(list(profile.indicators)).get_indexer(gaps["indicator"].to_numpy(dtype=object))
+        return gaps.iloc[np.lexsort((gaps["_v"].to_numpy(), key))].reset_index(drop=True)
     if len(villages) == 0 or not profile.indicators:
         return assess(villages, layers, profile)
     plan = _Plan(villages, layers, profile)
@@ -303,8 +317,7 @@ class _Plan:
                  profile: Profile) -> None:
         self.villages = villages
         inds = list(profile.indicators.values())
-        used = {i.layer for i in inds} | {i.network_layer for i in inds
-                                          if i.rule == "within_network_distance"}
+        used = {k for i in inds for k in rule_of(i).reads(i)}
         self.layers = {k: _trim(g, profile, k) for k, g in layers.items() if k in used}
         lon = villages["ref_lon"].to_numpy(dtype=float)
         lat = villages["ref_lat"].to_numpy(dtype=float)
@@ -317,20 +330,17 @@ class _Plan:
         self.bounds = {k: shapely.bounds(g.geometry.to_numpy()) for k, g in self.layers.items()}
         self.windows = {k: [in_lon_range(g.geometry.to_numpy(), b.lon_range) for b in self.bands]
                         for k, g in self.layers.items()}
-        pass_any, radius = {}, {}
+        pass_any, reach_of = {}, {}
         need = dict.fromkeys(self.layers, 0.0)
         for i in inds:
             lyr = self.layers.get(i.layer)
             pass_any[i.key] = bool(lyr is not None and (evaluate_all(lyr, i.evidence) == PASS).any())
-            radius[i.key] = 0.0
-            if i.rule == "coverage" and lyr is not None and len(lyr):
-                r = feature_radius(lyr, i.default_radius_m or 0.0)
-                radius[i.key] = float(np.nanmax(r)) if np.isfinite(r).any() else 0.0
-            reach = max(i.reach_m, radius[i.key])
-            for k in (i.layer, i.network_layer if i.rule == "within_network_distance" else None):
+            reach = rule_of(i).halo_m(i, self.layers)  # the rule's reach on these layers
+            reach_of[i.key] = reach
+            for k in rule_of(i).reads(i):
                 if k in need:
                     need[k] = max(need[k], reach)
-        self.facts = _Facts(pass_any=pass_any, radius=radius)
+        self.facts = _Facts(pass_any=pass_any, reach=reach_of)
         self.base = {k: max(MIN_HALO_M, HALO_SLACK * r) for k, r in need.items()}
         self._trees: dict[str, shapely.STRtree] = {}
         # line features: vertex pairs (a lower bound of their index segments), and per indicator
@@ -483,28 +493,30 @@ def _certify(g: pd.DataFrame, task: _Task, profile: Profile, facts: _Facts
     dist = g["distance_m"].to_numpy(dtype=float, na_value=np.nan)
     net = g["network_m"].to_numpy(dtype=float, na_value=np.nan)
     for key, i in profile.indicators.items():
-        network = i.rule == "within_network_distance"
-        if i.layer not in task.layers or (network and i.network_layer not in task.layers):
-            continue  # not provided: the same default everywhere
+        rule = rule_of(i)
+        if not rule.spatial or any(k not in task.layers for k in rule.reads(i)):
+            continue  # not spatial, or not provided: the same default everywhere
+        net_layer = rule.network_layer(i)
+        network = net_layer is not None
         sel = ind == key
         rv = v[sel]
         m = margin[i.layer][rv]
-        reach = max(i.reach_m, facts.radius[key])
+        reach = facts.reach[key]
         d = dist[sel]
         good = np.isinf(m) | ((reach < m) & ((np.isfinite(d) & (d < m)) | (not facts.pass_any[key])))
         if not good.all():
             failed.add(i.layer)
         if network:
-            mr = margin[i.network_layer][rv]
+            mr = margin[net_layer][rv]
             mn = np.minimum(m, mr)
             nd = net[sel]
             good_net = np.isinf(mn) | ((reach < mn) & ((np.isfinite(nd) & (nd < mn))
                                                          | (not facts.pass_any[key])))
             check = ~good_net & np.isnan(nd) & (mr > SNAP_M + MARGIN_TOL_M)
             if check.any():  # off the road network on one machine too?
-                good_net[check] = _off_network(task, i.network_layer, rv[check], pts)
+                good_net[check] = _off_network(task, net_layer, rv[check], pts)
             if not good_net.all():
-                failed.update((i.layer, i.network_layer))
+                failed.update((i.layer, net_layer))
             good &= good_net
         ok[rv[~good]] = False
     return ok, failed

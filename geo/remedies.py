@@ -54,6 +54,8 @@ def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd
     vpos = gaps["_v"].to_numpy()
     dist = gaps["distance_m"].to_numpy(dtype=float, na_value=np.nan)
     hh = villages["households"].to_numpy(dtype=float, na_value=np.nan)
+    reg_count = (gaps["count"].to_numpy(dtype=float, na_value=np.nan) if "count" in gaps
+                 else None)
     rows, jobs, qty, basis = [], [], [], []
     job_rows = []  # per (indicator, action): indicator, action, item, unit, unit cost, deadline
     for n, (key, ind) in enumerate(profile.indicators.items()):
@@ -64,6 +66,9 @@ def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd
                 continue
             gi = np.flatnonzero(sel)
             q, b = _quantity(rem, dist[gi], hh[vpos[gi]])
+            if reg_count is not None:  # a register rule counted the households concerned
+                rc = reg_count[gi]
+                q, b = np.where(np.isfinite(rc), rc, q), np.where(np.isfinite(rc), "register", b)
             rows.append(gi)
             jobs.append(np.full(len(gi), len(job_rows)))
             qty.append(q)
@@ -77,6 +82,9 @@ def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd
     spec = pd.DataFrame(job_rows, columns=["indicator", "action", "item", "unit", "unit_cost",
                                            "deadline"])
     unit_cost = spec["unit_cost"].to_numpy(dtype=float)[job]
+    if "unit_cost" in gaps:  # per village, e.g. by housing grade (register rules)
+        own = gaps["unit_cost"].to_numpy(dtype=float, na_value=np.nan)[gi]
+        unit_cost = np.where(np.isfinite(own), own, unit_cost)
     out = pd.DataFrame({
         "village_code": gaps["village_code"].array.take(gi),
         "name": villages["name"].array.take(v), "level": gaps["level"].array.take(gi),

@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,13 @@ from geo.remedies import remedies
 from geo.version import tool_version
 from geo.villages import link_parents, reference_points
 from layers.errors import HEADER_LINES, Report
+from layers.households import load_registers
 from layers.official import UNLOCATED_COLUMNS, read_official, unlocated
 from layers.osm import DERIVABLE, derive_layers
 from layers.profile import Profile, load_profile
 from layers.project import Project, load_project
 from layers.readers import FILE, ROW, read_layer
+from layers.registers import REGISTER_FIELDS
 from layers.schema import LAYER_FIELDS, LEVEL_OF_LAYER, VILLAGE_LAYERS
 
 Step = Callable[[str], None]
@@ -216,7 +218,12 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
                         "code not in the official village list",
                         codes=v.loc[~listed, "code"].to_numpy(),
                         names=v.loc[~listed, "name"].to_numpy(), field="code")
+    registers, register_counts = load_registers(project.registers, v, report)
+    for kind, spec in project.registers.items():
+        inputs.append({"layer": kind, "path": str(spec.path), "source": "file",
+                       "rows": register_counts[kind]["in"], "sha256": sha256_file(spec.path)})
     profile, fallback, not_assessed = _levels_present(profile, v, project, report)
+    profile = _registers_present(profile, registers, not_assessed)
     mark("villages")
     if step:
         step(f"assessing {len(v):,} villages against '{profile.name}'")
@@ -226,9 +233,10 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         from geo.distributed import assess_dask
 
         gaps = assess_dask(v, feature_layers, profile, scheduler=scheduler, partitions=partitions,
-                           step=step)
+                           step=step, registers=registers)
     elif engine == "local":
-        gaps = assess(v, feature_layers, profile, progress=progress, classes=classes)
+        gaps = assess(v, feature_layers, profile, progress=progress, classes=classes,
+                      registers=registers)
     else:
         raise ValueError(f"unknown engine {engine!r} (local or dask)")
     mark("assess")
@@ -246,12 +254,14 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         "rejected": int((rejected["layer"].isin(VILLAGE_LAYERS)).sum()),
         "not_applicable": int(len(v) - assessed),
         "by_level": {str(k): int(c) for k, c in v["level"].value_counts().items()},
-        "features_rejected": int((~rejected["layer"].isin(VILLAGE_LAYERS)).sum()),
+        "features_rejected": int((~rejected["layer"].isin([*VILLAGE_LAYERS, *registers])).sum()),
         "warnings": int(len(report.warnings_frame())),
         "official_listed": official_rows,
         "unlocated": int(len(unloc)),
         "gaps": _status_counts(gaps),
         "remedy_cost": float(projects["cost"].sum()) if len(projects) else 0.0,
+        **({"households": register_counts["households"]} if "households" in register_counts
+           else {}),
     }
     created = dt.datetime.now(dt.UTC)
     digest = hashlib.sha256("".join(sorted(i["sha256"] for i in inputs)).encode()
@@ -323,6 +333,20 @@ def _levels_present(profile: Profile, v: pd.DataFrame, project: Project, report:
                     "profile to assess it at the administrative village", field=key)
         skipped[key] = f"no {own} villages in the inputs"
     return eff, moved, skipped
+
+
+def _registers_present(profile: Profile, registers: dict[str, pd.DataFrame],
+                       not_assessed: dict[str, str]) -> Profile:
+    """The profile without the indicators whose register the project does not give (listed
+    in the manifest's ``not_assessed``, which ``buque run`` prints): a register is optional."""
+    drop = [k for k, i in profile.indicators.items()
+            if i.layer in REGISTER_FIELDS and i.layer not in registers]
+    for key in drop:
+        not_assessed[key] = (f"no [registers.{profile.indicators[key].layer}] in the project")
+    if not drop:
+        return profile
+    return replace(profile, indicators={k: i for k, i in profile.indicators.items()
+                                        if k not in drop})
 
 
 def archived_layers(layers: dict[str, gpd.GeoDataFrame], profile: Profile,

@@ -11,113 +11,29 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import tomllib
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from geo.rules import rules
 from layers.errors import BuqueInputError, check_keys
-from layers.schema import FEATURE_LAYERS
+from layers.indicator import Condition, Indicator, NullPolicy, Profile, Remedy
+from layers.params import number as _number
+from layers.params import require as _require
 
 STANDARDS_DIR = Path(__file__).parent / "standards"
-RULES = ("within_distance", "inside_village", "coverage", "within_network_distance")
+#: the bundled rule kinds (geo.rules: one unit each)
+RULES = rules.names()
 LEVELS = ("admin", "natural")
 OPS = ("in", "not_in", "eq", "min", "max")
 QUANTITIES = ("distance_km", "count", "households")
 
-NullPolicy = Literal["pass", "fail", "unknown"]
 #: the keys a profile may have, per table (besides an indicator's ``*_source`` notes)
 TOP_KEYS = {"format", "extends", "name", "version", "title", "description", "indicators"}
-INDICATOR_KEYS = {"label", "sector", "layer", "levels", "applies", "rule", "threshold_m",
-                  "fallback_threshold_m", "default_radius_m", "evidence", "deadline",
-                  "target_rate", "remedy", "upgrade", "network_layer", "fallback"}
+#: the keys every indicator may have; each rule adds its own (``Rule.keys``)
+COMMON_KEYS = {"label", "sector", "layer", "levels", "applies", "rule", "evidence", "deadline",
+               "target_rate", "remedy", "upgrade", "fallback"}
+INDICATOR_KEYS = COMMON_KEYS | rules.keys()
 REMEDY_KEYS = {"item", "item_en", "unit", "quantity", "unit_cost", "default_quantity"}
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One test on a feature attribute; ``if_null`` decides a missing value."""
-
-    field: str
-    op: str
-    value: Any
-    if_null: NullPolicy | Condition = "unknown"
-
-
-@dataclass(frozen=True)
-class Remedy:
-    item: str
-    item_en: str
-    unit: str
-    quantity: str
-    unit_cost: float
-    default_quantity: float | None = None
-
-
-@dataclass(frozen=True)
-class Indicator:
-    key: str
-    label_zh: str
-    label_en: str
-    sector: str
-    layer: str
-    levels: tuple[str, ...]
-    rule: str
-    evidence: tuple[Condition, ...]
-    deadline: dt.date
-    target_rate: float
-    remedy: Remedy
-    applies: dict[str, Condition] = field(default_factory=dict)
-    threshold_m: float | None = None
-    fallback_threshold_m: float | None = None
-    default_radius_m: float | None = None
-    upgrade: Remedy | None = None
-    network_layer: str = "roads"
-    sources: dict[str, str] = field(default_factory=dict)
-    #: the level to assess at instead when a run has no village of the indicator's levels
-    #: (e.g. ``"admin"`` for water when only administrative villages are given); flagged
-    fallback: str | None = None
-
-    @property
-    def reach_m(self) -> float:
-        """The largest distance at which a feature can still satisfy the rule."""
-        return float(max(self.threshold_m or 0, self.fallback_threshold_m or 0,
-                         self.default_radius_m or 0))
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    version: str
-    title: str
-    indicators: dict[str, Indicator]
-    content_hash: str
-    path: str
-    description: str = ""
-
-    def for_level(self, level: str) -> list[Indicator]:
-        return [i for i in self.indicators.values() if level in i.levels]
-
-    def for_levels_present(self, present: set[str]) -> tuple[Profile, dict[str, str],
-                                                                 dict[str, str]]:
-        """The profile as a run with villages of the ``present`` levels assesses it.
-
-        An indicator none of whose levels is present is assessed at its ``fallback`` level
-        when it declares one (and that level is present), else not at all. Returns the
-        profile to assess with, ``{indicator: fallback level}`` for the indicators moved, and
-        ``{indicator: why}`` for those left unassessed.
-        """
-        inds, moved, skipped = dict(self.indicators), {}, {}
-        for key, ind in self.indicators.items():
-            if present & set(ind.levels):
-                continue
-            lv = ", ".join(ind.levels)
-            if ind.fallback is not None and ind.fallback in present:
-                inds[key] = replace(ind, levels=(ind.fallback,), applies={
-                    k: c for k, c in ind.applies.items() if k == ind.fallback})
-                moved[key] = ind.fallback
-            else:
-                skipped[key] = f"no {lv} villages in the inputs"
-        return replace(self, indicators=inds), moved, skipped
 
 
 def bundled_profiles() -> list[str]:
@@ -190,24 +106,6 @@ def check_profile_keys(data: dict, path: str) -> None:
                 check_keys(path, f"{w}.{r}", d[r], REMEDY_KEYS)
 
 
-def _require(d: dict, key: str, where: str, path: str) -> Any:
-    if key not in d:
-        raise BuqueInputError(path, f"{where}: missing '{key}'", field=key)
-    return d[key]
-
-
-def _number(d: dict, key: str, where: str, path: str, default: float | None = None
-            ) -> float | None:
-    """A non-negative number from the profile, or ``default`` when absent."""
-    if key not in d:
-        return default
-    v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-        raise BuqueInputError(path, f"{where}: {key} must be a non-negative number, got {v!r}",
-                              field=key)
-    return float(v)
-
-
 def _condition(d: Any, where: str, path: str) -> Condition:
     if not isinstance(d, dict):
         raise BuqueInputError(path, f"{where}: a condition must be a table, got {d!r}")
@@ -265,19 +163,15 @@ def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = ""
     for key, d in _require(data, "indicators", "profile", path).items():
         w = f"indicators.{key}"
         layer = _require(d, "layer", w, path)
-        if layer not in FEATURE_LAYERS:
-            raise BuqueInputError(path, f"{w}: layer must be one of {FEATURE_LAYERS}", field="layer")
         levels = tuple(_require(d, "levels", w, path))
         if not levels or set(levels) - set(LEVELS):
             raise BuqueInputError(path, f"{w}: levels must be among {LEVELS}", field="levels")
-        rule = _require(d, "rule", w, path)
-        if rule not in RULES:
-            raise BuqueInputError(path, f"{w}: rule must be one of {RULES}", field="rule")
-        if rule in ("within_distance", "within_network_distance") and "threshold_m" not in d:
-            raise BuqueInputError(path, f"{w}: rule {rule} needs threshold_m", field="threshold_m")
-        if rule == "coverage" and "default_radius_m" not in d:
-            raise BuqueInputError(path, f"{w}: rule coverage needs default_radius_m",
-                                  field="default_radius_m")
+        rule_name = _require(d, "rule", w, path)
+        if rule_name not in rules:
+            raise BuqueInputError(path, f"{w}: rule must be one of {rules.names()}", field="rule")
+        rule = rules.get(rule_name)
+        rule.check_layer(layer, w, path)
+        params = rule.parse(d, w, path)  # the rule unit validates its own keys
         fallback = d.get("fallback")
         if fallback is not None and (fallback not in LEVELS or fallback in levels):
             raise BuqueInputError(path, f"{w}: fallback must be a level among {LEVELS} other "
@@ -292,16 +186,13 @@ def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = ""
                    for lvl, c in d.get("applies", {}).items()}
         inds[key] = Indicator(
             key=key, label_zh=label.get("zh", key), label_en=label.get("en", key),
-            sector=d.get("sector", ""), layer=layer, levels=levels, rule=rule,
+            sector=d.get("sector", ""), layer=layer, levels=levels, rule=rule_name,
             evidence=tuple(_condition(c, f"{w}.evidence[{i}]", path)
                            for i, c in enumerate(d.get("evidence", []))),
             deadline=deadline, target_rate=_target(d, w, path),
             remedy=_remedy(_require(d, "remedy", w, path), f"{w}.remedy", path),
             upgrade=_remedy(d["upgrade"], f"{w}.upgrade", path) if "upgrade" in d else None,
-            applies=applies, threshold_m=_number(d, "threshold_m", w, path),
-            fallback_threshold_m=_number(d, "fallback_threshold_m", w, path),
-            default_radius_m=_number(d, "default_radius_m", w, path),
-            network_layer=d.get("network_layer", "roads"), fallback=fallback,
+            applies=applies, params=params, reach_m=rule.reach_m(params), fallback=fallback,
             sources={k: v for k, v in d.items() if k.endswith("_source")},
         )
     return Profile(name=str(_require(data, "name", "profile", path)),

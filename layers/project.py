@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layers.errors import BuqueInputError, check_keys
+from layers.registers import RegisterSpec, parse_registers
 from layers.schema import LAYER_FIELDS
 
 #: the keys a project may have, per table (anything else is an error with a suggestion)
-TOP_KEYS = {"name", "standard", "crs", "layers", "osm", "official"}
+TOP_KEYS = {"name", "standard", "crs", "layers", "osm", "official", "registers", "year"}
 LAYER_KEYS = {"path", "layer", "fields", "encoding", "crs", "lon", "lat"}
 OSM_KEYS = {"path", "county", "admin_places", "natural_places", "county_admin_level",
             "township_admin_level"}
@@ -61,6 +62,9 @@ class Project:
     layers: dict[str, LayerSpec]
     osm: OsmSpec | None = None
     official: OfficialSpec | None = None
+    registers: dict[str, RegisterSpec] = field(default_factory=dict)
+    #: the assessment year (exit checks: villages due to exit this year)
+    year: int | None = None
 
     @property
     def base(self) -> Path:
@@ -122,9 +126,15 @@ def load_project(path: str | Path) -> Project:
     if "villages" not in layers and "natural_villages" not in layers and osm is None:
         raise BuqueInputError(str(path), "no village layer: give [layers.villages], "
                               "[layers.natural_villages] or an [osm] extract")
+    year = data.get("year")
+    if year is not None and (isinstance(year, bool) or not isinstance(year, int)
+                             or not 1990 <= year <= 2100):
+        raise BuqueInputError(str(path), f"year must be a year such as 2026, got {year!r}",
+                              field="year")
     return Project(name=data.get("name", path.stem), path=path,
                    standard=str(data.get("standard", "national")), crs=data.get("crs"),
-                   layers=layers, osm=osm, official=official)
+                   layers=layers, osm=osm, official=official,
+                   registers=parse_registers(data.get("registers"), path), year=year)
 
 
 def _opt_str(v: object) -> str | None:

@@ -11,7 +11,8 @@ import pytest
 import shapely
 from pyproj import Geod, Transformer
 
-import geo.gaps
+import geo.rules.band
+import geo.rules.spatial
 from geo.gaps import assess
 from geo.metric import MARGIN_DEG, NEAR_MARGIN_DEG, bands_of, outside_bound_m
 from layers.profile import load_profile
@@ -70,7 +71,8 @@ def test_narrow_then_wide_equals_wide_only(monkeypatch):
     assert len(list(bands_of(v["ref_lon"], v["ref_lat"]))) == 4  # UTM zones 47-50
     profile = load_profile("national")
     got = assess(v, layers, profile)
-    monkeypatch.setattr(geo.gaps, "NEAR_MARGIN_DEG", MARGIN_DEG)  # one wide window only
+    for mod in (geo.rules.band, geo.rules.spatial):  # one wide window only
+        monkeypatch.setattr(mod, "NEAR_MARGIN_DEG", MARGIN_DEG)
     ref = assess(v, layers, profile)
     pd.testing.assert_frame_equal(got, ref)
     water = got[got["indicator"] == "water"]

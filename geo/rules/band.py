@@ -1,0 +1,67 @@
+"""One metric band's shared work for the spatial rules, built once on first use (thread-safe):
+the layers' windows and indexes, road graphs, projected village polygons."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from geo.metric import MARGIN_DEG, NEAR_MARGIN_DEG, Band, in_lon_range, outside_bound_m, project, transform_xy
+from geo.nearest import FeatureIndex
+from geo.network import RoadGraph
+
+
+class BandWork:
+    """The band ``z``'s villages (reference points projected to its CRS) and, on demand, the
+    layers' features near it."""
+
+    def __init__(self, z: Band, layers: dict[str, gpd.GeoDataFrame], lonlat: np.ndarray,
+                 vgeom: np.ndarray, is_poly: np.ndarray) -> None:
+        self.z, self.layers = z, layers
+        self.ref_p = shapely.points(transform_xy(lonlat, z.crs))
+        self.vgeom, self.is_poly = vgeom, is_poly
+        # per member village: how far anything outside the narrow window is, at least
+        self.near_bound = outside_bound_m(lonlat[:, 0], lonlat[:, 1], z.window(NEAR_MARGIN_DEG))
+        self._cache: dict[tuple[str, str], object] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def _once(self, key: tuple[str, str], build: Callable[[], object]) -> object:
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._cache:
+                self._cache[key] = build()
+            return self._cache[key]
+
+    def positions(self, layer: str, margin_deg: float = MARGIN_DEG) -> np.ndarray:
+        """Positions of the layer's features within ``margin_deg`` of the band."""
+        return self._once((f"positions {margin_deg}", layer), lambda: np.flatnonzero(  # type: ignore[return-value]
+            in_lon_range(self.layers[layer].geometry.to_numpy(), self.z.window(margin_deg))))
+
+    def window(self, layer: str, margin_deg: float = MARGIN_DEG) -> tuple[np.ndarray, FeatureIndex]:
+        """The layer's features within ``margin_deg`` of the band, and their index."""
+        def build() -> tuple[np.ndarray, FeatureIndex]:
+            win = self.positions(layer, margin_deg)
+            return win, FeatureIndex(self.layers[layer].geometry.to_numpy()[win], self.z.crs).warm()
+        return self._once((f"window {margin_deg}", layer), build)  # type: ignore[return-value]
+
+    def graph(self, layer: str) -> RoadGraph:
+        def build() -> RoadGraph:
+            roads = self.layers[layer].geometry.to_numpy()[self.positions(layer)]
+            return RoadGraph.build(project(roads, self.z.crs))
+        return self._once(("graph", layer), build)  # type: ignore[return-value]
+
+    def polygons(self, sel: np.ndarray) -> np.ndarray:
+        """The band's selected villages' polygons, projected (None for point villages)."""
+        members = self.z.members
+        poly = self.is_poly[members]
+        allp = self._once(("polygons", ""), lambda: np.full(len(members), None, dtype=object))
+        with self._lock:  # project the ones not yet projected
+            todo = sel & poly & np.equal(allp, None)
+            allp[todo] = project(self.vgeom[members[todo]], self.z.crs)  # type: ignore[index]
+        return allp[sel]  # type: ignore[index]

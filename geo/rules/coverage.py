@@ -1,0 +1,44 @@
+"""``coverage``: inside a qualifying coverage area, or within a feature's own ``radius_m``
+(default ``default_radius_m``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from geo.evidence import PASS
+from geo.nearest import FeatureIndex
+from geo.rules.band import BandWork
+from geo.rules.spatial import SpatialRule, Zone, feature_radius
+from layers.indicator import Indicator
+
+
+class Coverage(SpatialRule):
+    name = "coverage"
+    required: ClassVar[tuple[str, ...]] = ("default_radius_m",)
+    met = "covered"
+
+    def radius(self, band: BandWork, ind: Indicator, win: np.ndarray) -> np.ndarray | None:
+        return feature_radius(band.layers[ind.layer].iloc[win], ind.default_radius_m or 0.0)
+
+    def halo_m(self, ind: Indicator, layers: Mapping[str, gpd.GeoDataFrame]) -> float:
+        lyr = layers.get(ind.layer)
+        if lyr is None or not len(lyr):
+            return ind.reach_m
+        r = feature_radius(lyr, ind.default_radius_m or 0.0)
+        return max(ind.reach_m, float(np.nanmax(r)) if np.isfinite(r).any() else 0.0)
+
+    def satisfy(self, ind: Indicator, zone: Zone, c: int, q: np.ndarray, sub: np.ndarray,
+                index: FeatureIndex, dq: np.ndarray, d: np.ndarray, i: np.ndarray,
+                net: np.ndarray) -> np.ndarray:
+        cov, ci = index.covered(zone.pts[q], zone.radius[sub])
+        ci = np.where(cov, sub[np.maximum(ci, 0)], -1)
+        if c != PASS:  # for PASS the evidence stays the nearest qualifying feature
+            i[q] = ci
+            d[q] = np.where(cov, shapely.distance(
+                zone.pts[q], zone.index.projected[np.maximum(ci, 0)]), np.nan)
+        return cov
