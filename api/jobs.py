@@ -304,8 +304,10 @@ class JobManager:
         """1 for the next job to start. Counted in this server's queue, or for another
         server's job from the job files (the queued jobs of its owner submitted before it)."""
         with self._cv:
-            if job["id"] in self._pending:
+            if job["id"] in self._queue:
                 return list(self._queue).index(job["id"]) + 1
+            if job["id"] in self._pending:
+                return 1  # taken off the queue this instant
         ahead = 0
         for d in self.root.iterdir():
             other = read_json(d / JOB) if JOB_ID.fullmatch(d.name) else None
@@ -412,8 +414,8 @@ class JobManager:
                 job_id = self._queue.popleft()
                 pending = self._pending[job_id]
                 self._running.add(job_id)
-            try:
                 self._update(job_id, state="running", started=now_iso())
+            try:
                 out = self._run(pending.task)
             except BrokenProcessPool:
                 self._reset_pool()
