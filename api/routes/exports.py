@@ -180,7 +180,8 @@ def _form_schema() -> dict[str, Any]:
         alts = prop.pop("anyOf", None)
         if alts:
             prop.update(next(a for a in alts if a.get("type") != "null"))
-        prop.pop("default", None) if prop.get("default") is None else None
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
     schema.pop("title", None)
     return schema
 
