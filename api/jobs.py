@@ -209,10 +209,10 @@ def run_task(task: Task) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _worker_init() -> None:
+def _worker_init(nice: int) -> None:
     """In each worker process: a lower priority than the server's, and death with it."""
     with contextlib.suppress(OSError):
-        os.nice(10)
+        os.nice(nice)
     with contextlib.suppress(Exception):  # Linux: SIGKILL when the server process dies
         import ctypes
         import signal
@@ -229,6 +229,7 @@ class Limits:
     max_age_s: float = 7 * 24 * 3600.0
     cache_bytes: float = 2 * 1024**3
     processes: bool = True
+    nice: int = 10
 
 
 @dataclass
@@ -451,7 +452,8 @@ class JobManager:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.limits.workers,
                                                  mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_worker_init)
+                                                 initializer=_worker_init,
+                                                 initargs=(self.limits.nice,))
             return self._pool
 
     def _reset_pool(self) -> None:

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     export_executor: Literal["process", "thread"] = Field(
         default="process", description="Run export jobs in worker processes (default; runs "
         "served from PostGIS always use threads) or threads of the server.")
+    export_nice: int = Field(default=10, ge=0, le=19, description="Niceness of the export "
+                             "worker processes: higher leaves more CPU to the API's requests "
+                             "(and makes exports slower on a busy machine).")
     export_wait_s: float = Field(default=20.0, ge=0, le=50, description="How long `GET "
                                  "/exports/...` waits for its job before answering 202 with "
                                  "the job instead of the file.")

@@ -196,7 +196,8 @@ def jobs_of(app: FastAPI) -> JobManager:
             jobs = JobManager(root, Limits(
                 workers=s.export_workers, queue=s.export_queue,
                 max_age_s=s.export_max_age_h * 3600, cache_bytes=s.export_cache_mb * 1024**2,
-                processes=s.export_executor == "process" and not s.postgres))
+                processes=s.export_executor == "process" and not s.postgres,
+                nice=s.export_nice))
             app.state.jobs = jobs
         return jobs
 
