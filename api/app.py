@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            exports.close_jobs(app)  # unfinished export jobs are failed, their workers ended
             store.close()
 
     app = FastAPI(

@@ -322,6 +322,20 @@ def _cond(c) -> str:
     return f"{c.field} {c.op} {c.value!r}; if null: {null}"
 
 
+def _export_with_bar(make, run: Path, out: Path, opts):
+    """``make(run, out, opts, progress=...)`` with a progress bar of its steps."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("exporting", total=1.0)
+
+        def progress(fraction: float, step: str) -> None:
+            bar.update(task, completed=fraction, description=escape(step))
+
+        return make(run, out, opts, progress=progress)
+
+
 @app.command("export")
 def export_cmd(
     run: Annotated[Path, typer.Argument(help="A run directory, or a folder of runs (newest).")],
@@ -358,8 +372,7 @@ def export_cmd(
                                                                          indicator),
                              paper=paper.upper(), orientation=orientation.lower(),
                              lang=lang.lower(), dpi=dpi, encoding=encoding, per_county=per_county)
-        with console.status("exporting", spinner="dots"):
-            result = (export_bundle if bundle else export)(run, out, opts)
+        result = _export_with_bar(export_bundle if bundle else export, run, out, opts)
     except (ExportError, FontError, BuqueInputError, FileNotFoundError, FileExistsError) as e:
         _fail(e)
     for f in result.files:

@@ -45,6 +45,27 @@ class Settings(BaseSettings):
                                               "others load on first use.")
     input_layers: bool = Field(default=True, description="Serve each run's input layers (roads, power, "
                                "...) as collections, re-read on first use.")
+    work: Path | None = Field(default=None, description="Work area for export jobs and their "
+                              "cached results (default: `.buque-work` in the data folder, i.e. "
+                              "beside the run when `data` is one run).")
+    export_workers: int = Field(default=2, ge=1, le=32, description="Export jobs run at once "
+                                "(per server process); the rest wait in a FIFO queue.")
+    export_queue: int = Field(default=20, ge=0, description="Most export jobs waiting; more "
+                              "are answered 429 with Retry-After.")
+    export_executor: Literal["process", "thread"] = Field(
+        default="process", description="Run export jobs in worker processes (default; runs "
+        "served from PostGIS always use threads) or threads of the server.")
+    export_nice: int = Field(default=10, ge=0, le=19, description="Niceness of the export "
+                             "worker processes: higher leaves more CPU to the API's requests "
+                             "(and makes exports slower on a busy machine).")
+    export_wait_s: float = Field(default=20.0, ge=0, le=50, description="How long `GET "
+                                 "/exports/...` waits for its job before answering 202 with "
+                                 "the job instead of the file.")
+    export_max_age_h: float = Field(default=168.0, gt=0, description="Finished export jobs "
+                                    "and results unused for longer are removed.")
+    export_cache_mb: float = Field(default=2048.0, gt=0, description="Most disk space the "
+                                   "cached export results take; the least recently used go "
+                                   "first.")
     title: str = "Buque"
 
     @model_validator(mode="after")

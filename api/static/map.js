@@ -12,7 +12,9 @@ const I18N = {
         admin: "行政村", natural: "自然村", population: "人口", poor: "贫困村", exit_year: "计划退出年份",
         indicator: "指标", status: "状态", distance: "距离 (m)", evidence: "依据", remedy: "补缺项目",
         quantity: "数量", cost: "估算 (元)", none: "无", yes: "是", no: "否", run: "运行",
-        road_hard: "硬化路", road_other: "非硬化路", road_unknown: "路面未知", labels: "村名" },
+        road_hard: "硬化路", road_other: "非硬化路", road_unknown: "路面未知", labels: "村名",
+        bundle: "报告包 (ZIP)", map_pdf: "打印图 (PDF)", queued: "排队中", position: "第", ready: "已完成，正在下载",
+        export_failed: "导出失败" },
   en: { title: "Infrastructure gap map", colour: "Colour by", by_gaps: "number of gaps", county: "County",
         township: "Township", all: "all", search: "Search village name or code", go: "Find", layers: "Layers",
         list_csv: "Deficient villages (CSV)", list_xlsx: "Gap ledger (XLSX)", no_gap: "no gap",
@@ -26,7 +28,8 @@ const I18N = {
         status: "Status", distance: "Distance (m)", evidence: "Evidence", remedy: "Remedy",
         quantity: "Quantity", cost: "Cost (CNY)", none: "none", yes: "yes", no: "no", run: "Run",
         road_hard: "hardened road", road_other: "other road", road_unknown: "surface unknown",
-        labels: "Village names" },
+        labels: "Village names", bundle: "Report bundle (ZIP)", map_pdf: "Print map (PDF)",
+        queued: "queued", position: "position", ready: "ready, downloading", export_failed: "export failed" },
 };
 const GAP_COLOURS = ["#1a9850", "#fee08b", "#fc8d59", "#d73027", "#7f0000", "#40004b"];
 let gapColour = null;  /* the style's village colour (by the tile property gap_class), kept at load */
@@ -165,7 +168,63 @@ function listLinks() {
   document.getElementById("list-csv").href = `collections/villages/items?${p}&f=csv`;
   if (lang !== "zh") p.set("lang", lang);
   document.getElementById("list-xlsx").href = `collections/villages/items?${p}&f=xlsx`;
+  document.querySelectorAll("a[data-export]").forEach((a) => {
+    const q = new URLSearchParams(exportBody(a.dataset.export));
+    q.delete("format");
+    const qs = q.toString();
+    a.href = `exports/${a.dataset.export}${qs ? `?${qs}` : ""}`;
+  });
 }
+
+/* Exports run as jobs on the server (POST exports): the link shows the queue position and
+   progress of its job, then downloads the file; the job goes on if the page is closed. */
+function exportBody(format) {
+  const body = { format };
+  const county = document.getElementById("county").value;
+  const town = document.getElementById("township").value;
+  if (county) body.county = county;
+  if (town) body.township = town;
+  if (lang !== "zh") body.lang = lang;
+  return body;
+}
+
+function showJob(job, message) {
+  const box = document.getElementById("export-status");
+  box.hidden = false;
+  const bar = document.getElementById("export-progress");
+  const step = document.getElementById("export-step");
+  if (!job) { bar.value = 0; step.textContent = message; return; }
+  bar.value = job.progress.fraction;
+  box.dataset.state = job.state;
+  if (job.state === "queued") step.textContent = `${t("queued")} (${t("position")} ${job.position ?? 1})`;
+  else if (job.state === "running") step.textContent = `${Math.round(job.progress.fraction * 100)}% · ${job.progress.step}`;
+  else if (job.state === "done") step.textContent = `100% · ${t("ready")}`;
+  else step.textContent = `${t("export_failed")}: ${(job.error && job.error.detail) || ""}`;
+}
+
+const pause = (ms) => new Promise((done) => setTimeout(done, ms));
+
+async function runExport(ev) {
+  ev.preventDefault();
+  const r = await fetch("exports", { method: "POST", headers: { "Content-Type": "application/json" },
+                                     body: JSON.stringify(exportBody(ev.currentTarget.dataset.export)) });
+  if (!r.ok) { showJob(null, `${t("export_failed")}: ${(await r.json()).detail || r.status}`); return; }
+  let job = await r.json();
+  while (job.state === "queued" || job.state === "running") {
+    showJob(job);
+    await pause(job.state === "queued" ? 1000 : 400);
+    const s = await fetch(`exports/jobs/${job.id}`);
+    if (!s.ok) { showJob(null, `${t("export_failed")}: ${s.status}`); return; }
+    job = await s.json();
+  }
+  showJob(job);
+  if (job.state !== "done") return;
+  const a = h("a", { href: `exports/jobs/${job.id}/download`, download: job.result.filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+document.querySelectorAll("a[data-export]").forEach((a) => { a.onclick = runExport; });
 
 function fillPlaces() {
   const county = document.getElementById("county");

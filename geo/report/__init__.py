@@ -30,6 +30,7 @@ from geo.report.filters import (
 )
 from geo.report.fonts import FontError
 from geo.report.maps import MapOptions
+from geo.report.progress import Progress, part, reporter
 from geo.report.text import LANGS
 
 FORMATS = ("png", "pdf", "html", "xlsx", "gpkg", "geojson", "csv", "shp", "pmtiles")
@@ -42,8 +43,8 @@ MEDIA_TYPES = {
 }
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "ExportError", "ExportOptions", "ExportResult", "FontError",
-           "ReportData", "Selection", "export", "export_bundle", "format_of", "load_report",
-           "select"]
+           "Progress", "ReportData", "Selection", "export", "export_bundle", "format_of",
+           "load_report", "select"]
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,14 @@ def _suffixed(out: Path, county: str) -> Path:
     return out.with_name(f"{out.stem}-{_safe(county)}{out.suffix}")
 
 
-def _write_one(data: ReportData, fmt: str, out: Path, opts: ExportOptions) -> tuple[list[Path], list[str]]:
+def _write_one(data: ReportData, fmt: str, out: Path, opts: ExportOptions,
+               progress: Progress | None = None) -> tuple[list[Path], list[str]]:
+    reporter(progress)(0.0, f"writing {fmt.upper()}")
     if fmt in ("png", "pdf"):
         from geo.report.maps import write_maps
 
         kw = {fmt: out}
-        return write_maps([data], opts.map_options(), **kw), []
+        return write_maps([data], opts.map_options(), progress=progress, **kw), []
     if fmt == "html":
         from geo.report.html import write_html
 
@@ -148,10 +151,14 @@ def _selected(run: str | Path | ReportData, opts: ExportOptions) -> ReportData:
     return data
 
 
-def export(run: str | Path | ReportData, out: str | Path, opts: ExportOptions) -> ExportResult:
-    """Export a run (path, or an already loaded :class:`ReportData`) as ``opts.fmt`` to ``out``."""
+def export(run: str | Path | ReportData, out: str | Path, opts: ExportOptions,
+           progress: Progress | None = None) -> ExportResult:
+    """Export a run (path, or an already loaded :class:`ReportData`) as ``opts.fmt`` to ``out``;
+    ``progress(fraction, step)`` is told of each step as it starts."""
     t0 = time.perf_counter()
     out = Path(out).resolve()
+    report = reporter(progress)
+    report(0.0, "reading the run" if not isinstance(run, ReportData) else "selecting")
     data = _selected(run, opts)
     notes: list[str] = []
     with _staged(out) as tmp_name:
@@ -162,26 +169,34 @@ def export(run: str | Path | ReportData, out: str | Path, opts: ExportOptions) -
             from geo.report.maps import write_maps
 
             pages = [d for _, d in _per_county(data)]
-            files = write_maps(pages, opts.map_options(), pdf=staged)
+            files = write_maps(pages, opts.map_options(), pdf=staged,
+                               progress=part(progress, 0.05, 0.95))
         elif opts.per_county:
-            for county, d in _per_county(data):  # counties, not villages
-                f, n = _write_one(d, opts.fmt, _suffixed(staged, county), opts)
+            counties = _per_county(data)
+            for i, (county, d) in enumerate(counties):  # counties, not villages
+                sub = part(progress, 0.05 + 0.9 * i / len(counties),
+                           0.05 + 0.9 * (i + 1) / len(counties), county)
+                f, n = _write_one(d, opts.fmt, _suffixed(staged, county), opts, sub)
                 files += f
                 notes += [f"{county}: {x}" for x in n]
         else:
-            files, notes = _write_one(data, opts.fmt, staged, opts)
+            files, notes = _write_one(data, opts.fmt, staged, opts, part(progress, 0.05, 0.95))
+        report(0.95, "moving into place")
         files = _commit(files, tmp, out.parent)
+    report(1.0, "done")
     return ExportResult(files=files, notes=notes, seconds=time.perf_counter() - t0)
 
 
-def export_bundle(run: str | Path | ReportData, out: str | Path, opts: ExportOptions
-                  ) -> ExportResult:
+def export_bundle(run: str | Path | ReportData, out: str | Path, opts: ExportOptions,
+                  progress: Progress | None = None) -> ExportResult:
     """One zip per county of the selection: ``out`` itself when it ends in .zip and one county
-    is selected, else ``out`` is a folder receiving ``<county>.zip`` files."""
+    is selected, else ``out`` is a folder receiving ``<county>.zip`` files; ``progress`` is told
+    of each county's steps (each county an equal share)."""
     from geo.report.bundle import _safe, write_bundle
 
     t0 = time.perf_counter()
     out = Path(out).resolve()
+    reporter(progress)(0.0, "reading the run" if not isinstance(run, ReportData) else "selecting")
     data = _selected(run, opts)
     pages = _per_county(data)
     single = out.suffix.lower() == ".zip"
@@ -192,7 +207,10 @@ def export_bundle(run: str | Path | ReportData, out: str | Path, opts: ExportOpt
     dest.mkdir(parents=True, exist_ok=True)
     files = []
     mopts = opts.map_options()
-    for county, d in pages:  # counties, not villages
+    for i, (county, d) in enumerate(pages):  # counties, not villages
         target = out if single else dest / f"{_safe(county)}.zip"
-        files.append(write_bundle(d, target, mopts))
+        sub = part(progress, 0.02 + 0.98 * i / len(pages), 0.02 + 0.98 * (i + 1) / len(pages),
+                   f"{county} ({i + 1}/{len(pages)})")
+        files.append(write_bundle(d, target, mopts, progress=sub))
+    reporter(progress)(1.0, "done")
     return ExportResult(files=files, notes=[], seconds=time.perf_counter() - t0)

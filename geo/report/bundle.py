@@ -11,6 +11,7 @@ from geo.report.filters import ReportData, place_name
 from geo.report.gis import write_gpkg
 from geo.report.ledger import write_xlsx
 from geo.report.maps import MapOptions, write_maps
+from geo.report.progress import Progress, part, reporter
 from geo.report.text import profile_label
 
 
@@ -56,20 +57,28 @@ def _readme(data: ReportData, names: dict[str, str], lang: str) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def write_bundle(data: ReportData, out: Path, opts: MapOptions) -> Path:
-    """Zip the map, ledger, GeoPackage, manifest and a read-me of ``data`` into ``out``."""
+def write_bundle(data: ReportData, out: Path, opts: MapOptions,
+                 progress: Progress | None = None) -> Path:
+    """Zip the map, ledger, GeoPackage, manifest and a read-me of ``data`` into ``out``;
+    ``progress`` hears of each step (the map's share measured on a county-sized run)."""
     lang = opts.lang
     names = bundle_names(place_name(data, lang), lang)
+    report = reporter(progress)
     with tempfile.TemporaryDirectory(prefix=".buque-bundle-", dir=out.parent) as tmp:
         d = Path(tmp)
-        write_maps([data], opts, pdf=d / names["pdf"], png=d / names["png"])
+        write_maps([data], opts, pdf=d / names["pdf"], png=d / names["png"],
+                   progress=part(progress, 0.0, 0.7))
+        report(0.7, "writing the ledger")
         write_xlsx(data, d / names["xlsx"], lang=lang, paper=opts.paper)
+        report(0.85, "writing the GeoPackage")
         write_gpkg(data, d / names["gpkg"])
-        part = d / "bundle.zip"
-        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        report(0.95, "zipping")
+        zpath = d / "bundle.zip"
+        with zipfile.ZipFile(zpath, "w", compression=zipfile.ZIP_DEFLATED) as z:
             for key in ("pdf", "png", "xlsx", "gpkg"):
                 z.write(d / names[key], names[key])
             z.writestr("manifest.json", json.dumps(data.manifest, ensure_ascii=False, indent=2))
             z.writestr(names["readme"], _readme(data, names, lang).encode("utf-8-sig"))
-        part.replace(out)
+        zpath.replace(out)
+    report(1.0, "bundle written")
     return out

@@ -143,7 +143,24 @@ def missing_columns(v: pd.DataFrame, indicators: Sequence[str]) -> tuple[np.ndar
 
 def select(data: ReportData, sel: Selection) -> ReportData:
     """The part of ``data`` that ``sel`` asks for; raises :class:`ExportError` on unknown names."""
-    v = data.villages
+    mask, inds = selection_mask(data.villages, data.indicators, sel)
+    return _narrow(data, mask, inds, sel, clip=True)
+
+
+def check_selection(villages: pd.DataFrame, indicators: Sequence[str], sel: Selection) -> int:
+    """The number of villages ``sel`` selects (as :func:`select` would), or the
+    :class:`ExportError` it would raise, also when it selects none: an export's parameters
+    checked before the export is queued."""
+    mask, _ = selection_mask(villages, tuple(indicators), sel)
+    if not mask.any():
+        raise ExportError("--county", "the selection holds no villages")
+    return int(mask.sum())
+
+
+def selection_mask(v: pd.DataFrame, indicators: tuple[str, ...], sel: Selection
+                   ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The villages of ``v`` that ``sel`` selects and the indicators it keeps; raises
+    :class:`ExportError` on names the run does not have."""
     _check("--county", sel.counties, sorted(v["county"].dropna().unique().tolist()))
     mask = np.ones(len(v), dtype=bool)
     if sel.counties:
@@ -152,11 +169,11 @@ def select(data: ReportData, sel: Selection) -> ReportData:
         _check("--township", sel.townships,
                sorted(v.loc[mask, "township"].dropna().unique().tolist()))
         mask &= v["township"].isin(sel.townships).to_numpy(dtype=bool)
-    _check("--indicator", sel.indicators, list(data.indicators))
-    inds = tuple(k for k in data.indicators if not sel.indicators or k in sel.indicators)
+    _check("--indicator", sel.indicators, list(indicators))
+    inds = tuple(k for k in indicators if not sel.indicators or k in sel.indicators)
     if sel.indicators:
         mask &= v[list(inds)].notna().any(axis=1).to_numpy(dtype=bool)
-    return _narrow(data, mask, inds, sel, clip=True)
+    return mask, inds
 
 
 def select_codes(data: ReportData, codes: Iterable[str], sel: Selection) -> ReportData:

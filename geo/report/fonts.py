@@ -46,6 +46,8 @@ _refresh_lock = threading.Lock()
 _refreshed = False
 #: what to install when no Chinese font exists (named in errors and API answers)
 CJK_PACKAGE = "fonts-noto-cjk"
+NO_CJK_FONT = (f"no Chinese font installed: install {CJK_PACKAGE} (Debian/Ubuntu: apt-get "
+               f"install {CJK_PACKAGE}) or another CJK font for Chinese text on maps")
 
 
 class FontError(RuntimeError):
@@ -248,9 +250,7 @@ def map_family(text: str) -> list[str]:
     regular = find_cjk_font(False)
     if regular is None:
         if any(ord(c) > 0x24F for c in text):
-            raise FontError(f"no Chinese font installed: install {CJK_PACKAGE} (Debian/Ubuntu: "
-                            f"apt-get install {CJK_PACKAGE}) or another CJK font for Chinese "
-                            "text on maps")
+            raise FontError(NO_CJK_FONT)
         return [FALLBACK]
     bold = find_cjk_font(True) or regular
     digest = hashlib.sha1((regular.path + str(regular.index) + bold.path + str(bold.index)

@@ -35,6 +35,7 @@ from pyproj import Transformer
 from geo.metric import tmerc
 from geo.report.filters import ExportError, ReportData, place_name
 from geo.report.fonts import map_family
+from geo.report.progress import Progress, reporter
 from geo.report.text import all_strings, profile_label, sources_label, t, text_cells
 from geo.villages import gap_class_codes
 
@@ -854,24 +855,30 @@ def _meta(data: ReportData, title: str) -> dict[str, str]:
 
 
 def write_maps(pages: Sequence[ReportData], opts: MapOptions, *, pdf: Path | None = None,
-               png: Path | None = None) -> list[Path]:
-    """Draw each selection once; write a multi-page PDF and/or a PNG of the first page."""
+               png: Path | None = None, progress: Progress | None = None) -> list[Path]:
+    """Draw each selection once; write a multi-page PDF and/or a PNG of the first page.
+    ``progress`` hears of the steps: drawing, writing the PDF, writing the PNG."""
+    report = reporter(progress)
+    report(0.0, "waiting for the map renderer")
     with _RENDER_LOCK:
-        return _write_maps(pages, opts, pdf, png)
+        return _write_maps(pages, opts, pdf, png, report)
 
 
 def _write_maps(pages: Sequence[ReportData], opts: MapOptions, pdf: Path | None,
-                png: Path | None) -> list[Path]:
+                png: Path | None, report: Progress) -> list[Path]:
+    report(0.0, "drawing the map")
     figs, titles, rc = render_pages(pages, opts)
     meta = _meta(pages[0], " / ".join(titles[:5]) + (" …" if len(titles) > 5 else ""))
     out: list[Path] = []
     with mpl.rc_context(rc):
         if pdf is not None:
+            report(0.5, "writing the PDF")
             with PdfPages(pdf, metadata=meta) as doc:
                 for fig in figs:
                     doc.savefig(fig, dpi=opts.dpi)
             out.append(pdf)
         if png is not None:
+            report(0.75 if pdf is not None else 0.5, "writing the PNG")
             png_meta = {"Title": titles[0], "Software": meta["Creator"],
                         "Copyright": meta["Keywords"], "Description": meta["Subject"]}
             w, h = opts.size_mm  # whole pixels: A4 at 300 dpi is 3508 x 2480
@@ -879,6 +886,7 @@ def _write_maps(pages: Sequence[ReportData], opts: MapOptions, pdf: Path | None,
                                     round(h * MM * opts.dpi) / opts.dpi)
             figs[0].savefig(png, dpi=opts.dpi, format="png", metadata=png_meta)
             out.append(png)
+    report(1.0, "map written")
     return out
 
 

@@ -249,3 +249,58 @@ def test_xlsx_link_downloads_the_ledger_of_the_view(page, live, tables) -> None:
     finally:
         pg.select_option("#county", "")
     assert not errors
+
+
+def test_bundle_link_shows_progress_then_downloads_the_zip(page, live, demo_run, tables,
+                                                           tmp_path) -> None:
+    """The bundle link runs an export job: its queue place or progress is shown while it
+    runs, then the browser downloads a zip holding the county's map (PDF and PNG), ledger,
+    GeoPackage, manifest and read-me."""
+    import json
+    import zipfile
+
+    import openpyxl
+    import pyogrio
+
+    pg, outside, errors = page
+    pg.evaluate("""() => {
+        window.exportSeen = [];
+        const el = document.getElementById('export-step');
+        new MutationObserver(() => window.exportSeen.push(
+            [document.getElementById('export-status').dataset.state || '', el.textContent,
+             document.getElementById('export-progress').value]))
+          .observe(el, {childList: true, characterData: true, subtree: true});
+    }""")
+    with pg.expect_download(timeout=180_000) as dl:
+        pg.click("#export-bundle")
+    path = tmp_path / "bundle.zip"
+    dl.value.save_as(path)
+    seen = pg.evaluate("window.exportSeen")
+    under_way = [s for s in seen if s[0] in ("queued", "running")]
+    assert under_way, seen  # the page showed the job while it ran
+    assert any(s[0] == "running" and "%" in s[1] for s in seen), seen
+    assert seen[-1][0] == "done" and seen[-1][2] == 1, seen
+    assert not pg.is_hidden("#export-status")
+
+    assert dl.value.suggested_filename.endswith(".zip")
+    z = zipfile.ZipFile(path)
+    assert z.testzip() is None  # every member's CRC checks out
+    names = z.namelist()
+    county = tables.villages["county"].dropna().unique()
+    assert len(county) == 1  # the demo is one county: one zip, not a zip of zips
+    want = {f"{county[0]}-补短板缺口图.pdf", f"{county[0]}-补短板缺口图.png",
+            f"{county[0]}-补短板台账.xlsx", f"{county[0]}.gpkg", "manifest.json", "说明.txt"}
+    assert set(names) == want, names
+    assert z.read(f"{county[0]}-补短板缺口图.pdf")[:5] == b"%PDF-"
+    assert z.read(f"{county[0]}-补短板缺口图.png")[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = json.loads(z.read("manifest.json"))
+    assert manifest["run_id"] == json.loads((demo_run / "manifest.json").read_text())["run_id"]
+    z.extract(f"{county[0]}-补短板台账.xlsx", tmp_path)
+    z.extract(f"{county[0]}.gpkg", tmp_path)
+    wb = openpyxl.load_workbook(tmp_path / f"{county[0]}-补短板台账.xlsx", read_only=True)
+    assert wb.sheetnames[:2] == ["说明", "汇总"]
+    gpkg = tmp_path / f"{county[0]}.gpkg"
+    layers = [n for n, _ in pyogrio.list_layers(gpkg)]
+    v = pyogrio.read_dataframe(gpkg, layer="villages" if "villages" in layers else layers[0])
+    assert set(v["code"]) == set(tables.villages["code"])
+    assert outside == [] and not errors

@@ -19,6 +19,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -43,18 +44,22 @@ def _dictionaries(url: str) -> str:
         if c != "villages":
             items = httpx.get(f"{url}/collections/{c}/items", params={"limit": 2}).json()
             features += [f["id"] for f in items["features"]]
-    lon, lat = villages["features"][0]["geometry"]["coordinates"][:2]
+    first = villages["features"][0]["geometry"]["coordinates"]
+    while isinstance(first[0], list):  # a polygon village: its first vertex
+        first = first[0]
+    lon, lat = first[:2]
     tiles = {"z": [], "x": [], "y": []}
     for z in (8, 12, 14):  # the tile holding the first village (slippy-map numbering)
         n = 2**z
         y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
         tiles["z"].append(z), tiles["x"].append(int((lon + 180) / 360 * n)), tiles["y"].append(int(y))
     layers = list(httpx.get(f"{url}/styles/gaps.json").json()["sources"]) + cols
+    jobs = [_finished_job(url)]
     values = {"runs": run_ids, "codes": codes, "collections": cols, "features": features or ["0"],
-              "layers": layers, **tiles}
+              "layers": layers, "jobs": jobs, **tiles}
     binding = {"a": "runs", "b": "runs", "run_id": "runs", "code": "codes",
                "collection_id": "collections", "feature_id": "features", "layer": "layers",
-               "z": "z", "x": "x", "y": "y"}
+               "z": "z", "x": "x", "y": "y", "job_id": "jobs"}
     lines = []
     for name, vals in values.items():
         lines += [f"[dictionaries.{name}]", f"values = {json.dumps(sorted(set(vals), key=str))}"]
@@ -63,9 +68,21 @@ def _dictionaries(url: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _finished_job(url: str) -> str:
+    """The id of an export job that is done (so that its document and download exist)."""
+    job = httpx.post(f"{url}/exports", json={"format": "geojson"}).json()
+    for _ in range(600):
+        if job["state"] == "done":
+            return job["id"]
+        time.sleep(0.1)
+        job = httpx.get(f"{url}/exports/jobs/{job['id']}").json()
+    raise AssertionError(job)
+
+
 def schemathesis_run(url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """One CLI run (all checks, a fixed seed, two workers; a request may take up to 60 s, the
-    read timeout of common reverse proxies: long exports are slow on a busy machine)."""
+    read timeout of common reverse proxies; long exports answer 202 with their job well
+    before)."""
     config = tmp / "schemathesis.toml"
     config.write_text(_dictionaries(url), "utf-8")
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
@@ -80,12 +97,17 @@ def schemathesis_run(url: str, tmp: Path, *extra: str) -> subprocess.CompletedPr
 
 
 def test_api(runs, tmp_path):
-    """The folder of two runs (so that /runs/{a}/diff/{b} has data): no failure of any check."""
-    for url in serve(runs.folder):
+    """The folder of two runs (so that /runs/{a}/diff/{b} has data): no failure of any check,
+    the export job operations among those tested. Exports wait 2 s for their job (not 20),
+    so that the many the run asks for answer 202 soon."""
+    for url in serve(runs.folder, work=str(tmp_path / "work"), export_wait_s="2"):
         proc = schemathesis_run(url, tmp_path, "--max-examples", "25")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "No issues found" in out, out[-8000:]
     assert "Tested: 23" in out or "Tested:" in out, out[-3000:]
+    report = "".join(p.read_text("utf-8") for p in tmp_path.glob("*.xml"))
+    for op in ("POST /exports", "GET /exports/jobs/{job_id}", "GET /exports/jobs/{job_id}/download"):
+        assert op in report, op
 
 
 @pytest.mark.parametrize("path", ["/summary"])
