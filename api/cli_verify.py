@@ -1,0 +1,75 @@
+"""``buque check-ledger``, ``sample``, ``verify``, ``progress``: the ledger, inspections and
+progress commands (registered on the main app by :func:`register`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from layers.errors import BuqueInputError
+
+
+def _fields(given: list[str] | None) -> dict[str, str]:
+    out = {}
+    for g in given or []:
+        if "=" not in g:
+            raise typer.BadParameter(f"--field {g!r}: give KEY=COLUMN, e.g. road=通硬化路")
+        k, v = g.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def register(app: typer.Typer, console: Console, fail: Callable[[Exception], None],
+             print_table: Callable) -> None:
+    """Add the commands to ``app`` (errors through ``fail``, tables through ``print_table``)."""
+
+    @app.command("check-ledger")
+    def check_ledger_cmd(
+        run: Annotated[Path, typer.Argument(help="A run directory.")],
+        ledger: Annotated[Path, typer.Argument(help="The office's ledger (台账): XLSX or CSV, one "
+                                               "row per village, a column per indicator.")],
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the checked run "
+                                                 "here (default: update RUN in place, "
+                                                 "atomically).")] = None,
+        field: Annotated[list[str] | None, typer.Option(
+            "--field", help="KEY=COLUMN: the ledger column of village_code, name or an "
+            "indicator key (repeat). Unnamed columns are found by key or Chinese label.")] = None,
+        encoding: Annotated[str | None, typer.Option(help="CSV text encoding, e.g. GBK.")] = None,
+        sheet: Annotated[str | None, typer.Option(help="XLSX sheet (default: the first).")] = None,
+    ) -> None:
+        """Check a run against the office's ledger: discrepancies.csv (claimed met, evidence
+        missing / unknown; claimed missing, evidence met), ledger rows not used in rejected.csv."""
+        from geo.archive import is_run
+        from geo.derive import ProfileChanged
+        from geo.ledger import CLASS_ZH, CLASSES, check_run
+        from layers.project import LedgerSpec
+
+        if not is_run(run):
+            fail(FileNotFoundError(f"{run}: not a Buque run (no manifest.json)"))
+        try:
+            spec = LedgerSpec(path=ledger.resolve(), fields=_fields(field), encoding=encoding,
+                              sheet=sheet)
+            target, check = check_run(run, spec, out)
+        except (BuqueInputError, ProfileChanged, FileExistsError, typer.BadParameter) as e:
+            fail(e)
+        d = check.discrepancies
+        con = Console()
+        con.print(f"ledger {escape(ledger.name)}: {check.rows:,} rows, {len(check.claims):,} "
+                  f"claims, {check.rejected_rows:,} rows rejected (see rejected.csv)")
+        if check.ignored:
+            con.print(Text("columns not read: " + ", ".join(check.ignored), style="yellow"))
+        county = d["county"].astype("string").fillna("")
+        rows = []
+        for c in sorted(county.unique()):
+            sel = d[(county == c).to_numpy(bool)]
+            rows.append((c or "(none)", *(f"{int((sel['class'] == k).sum()):,}" for k in CLASSES)))
+        rows.append(("total", *(f"{int((d['class'] == k).sum()):,}" for k in CLASSES)))
+        print_table(con, ("county", *(CLASS_ZH[k] for k in CLASSES)), rows)
+        con.print(Text("  ".join(f"{CLASS_ZH[k]} = {k}" for k in CLASSES), style="dim"))
+        console.log(f"discrepancies.csv written to [bold]{escape(str(target))}[/]")
