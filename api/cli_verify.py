@@ -73,3 +73,40 @@ def register(app: typer.Typer, console: Console, fail: Callable[[Exception], Non
         print_table(con, ("county", *(CLASS_ZH[k] for k in CLASSES)), rows)
         con.print(Text("  ".join(f"{CLASS_ZH[k]} = {k}" for k in CLASSES), style="dim"))
         console.log(f"discrepancies.csv written to [bold]{escape(str(target))}[/]")
+
+    @app.command("sample")
+    def sample_cmd(
+        run: Annotated[Path, typer.Argument(help="A run directory.")],
+        n: Annotated[int, typer.Option("--n", min=1, help="Villages to draw.")],
+        seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the "
+                                          "same sample.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (sample.csv, "
+                                          "visit_list.xlsx, pages.pdf, sample.json).")],
+        by: Annotated[str | None, typer.Option(help="Strata: county or township.")] = None,
+        weight: Annotated[str | None, typer.Option(help="discrepancies: villages with ledger "
+                                                   "discrepancies more likely.")] = None,
+        level: Annotated[str | None, typer.Option(help="admin (default), natural or all.")
+                         ] = None,
+        pages: Annotated[bool, typer.Option("--pages/--no-pages", help="Write pages.pdf.")
+                         ] = True,
+    ) -> None:
+        """Draw a reproducible stratified random sample of villages for a field visit."""
+        from geo.archive import is_run
+        from geo.report.fonts import FontError
+        from geo.sample import SampleError, write_sample
+
+        if not is_run(run):
+            fail(FileNotFoundError(f"{run}: not a Buque run (no manifest.json)"))
+        try:
+            target, s = write_sample(run, out, n, seed, by=by, weight=weight, level=level,
+                                     pages=pages)
+        except (SampleError, FontError, FileExistsError) as e:
+            fail(e)
+        con = Console()
+        con.print(f"{s.params['drawn']:,} of {s.params['frame']:,} {s.params['level']} villages "
+                  f"drawn (seed {seed}" + (f", by {by}" if by else "") +
+                  (f", weighted by {weight}" if weight else "") + ")")
+        print_table(con, ("stratum", "villages", "drawn"),
+                    [(r.stratum or "(all)", f"{r.villages:,}", f"{r.drawn:,}")
+                     for r in s.strata.itertuples(index=False)])
+        console.log(f"sample written to [bold]{escape(str(target))}[/]")
