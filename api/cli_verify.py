@@ -110,3 +110,43 @@ def register(app: typer.Typer, console: Console, fail: Callable[[Exception], Non
                     [(r.stratum or "(all)", f"{r.villages:,}", f"{r.drawn:,}")
                      for r in s.strata.itertuples(index=False)])
         console.log(f"sample written to [bold]{escape(str(target))}[/]")
+
+    @app.command("verify")
+    def verify_cmd(
+        run: Annotated[Path, typer.Argument(help="A run directory (never changed).")],
+        results: Annotated[Path, typer.Argument(help="Field results (XLSX/CSV): village_code, "
+                                                "indicator, observed, inspector, date[, note, "
+                                                "photo]; the visit list of buque sample works "
+                                                "as it is.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="The new run to write.")],
+        encoding: Annotated[str | None, typer.Option(help="CSV text encoding, e.g. GBK.")] = None,
+        sheet: Annotated[str | None, typer.Option(help="XLSX sheet (default: 核查结果 if "
+                                                  "present, else the first).")] = None,
+    ) -> None:
+        """Make a new run in which the visited pairs carry the observed status (source =
+        field); prints what the visit changed."""
+        from geo.archive import is_run
+        from geo.derive import ProfileChanged
+        from geo.diff import CHANGES
+        from geo.verify import verify_run
+
+        if not is_run(run):
+            fail(FileNotFoundError(f"{run}: not a Buque run (no manifest.json)"))
+        try:
+            target, res, changes = verify_run(run, results, out, encoding=encoding, sheet=sheet)
+        except (BuqueInputError, ProfileChanged, FileExistsError) as e:
+            fail(e)
+        con = Console()
+        con.print(f"field results {escape(results.name)}: {res.rows:,} rows, "
+                  f"{len(res.applied):,} applied, {res.blank:,} blank (not visited); rejected "
+                  "rows in rejected.csv")
+        rows = []
+        for k in dict.fromkeys(changes["indicator"].astype(str)):
+            sel = changes[changes["indicator"].astype(str) == k]
+            rows.append((k, *(f"{int((sel['change'] == c).sum()):,}" for c in CHANGES)))
+        if rows:
+            print_table(con, ("indicator", *CHANGES), rows)
+        else:
+            con.print("the visit changed no status")
+        console.log(f"run written to [bold]{escape(str(target))}[/] (field_changes.csv lists "
+                    "the changes)")

@@ -165,7 +165,7 @@ def test_xlsx_ledger_with_title_row_and_admin_claim_of_hamlet_indicator(base_run
                     strict=True)) == [("610902102201", "claimed_met_evidence_missing",
                                        "natural:N3")]
     rej = read_csv(out / "rejected.csv")
-    mine = rej[rej["layer"] == "ledger"].sort_values("row")
+    mine = rej[rej["layer"] == "ledger"].astype({"row": int}).sort_values("row")
     line = {c: i + 3 for i, c in enumerate(led["村代码"])}  # title line 1, header line 2
     assert list(zip(mine["row"].astype(int), mine["field"], strict=True)) == [
         (line["610902102203"], LABEL["road"]), (len(led) + 2, "村代码")]
