@@ -150,3 +150,68 @@ def register(app: typer.Typer, console: Console, fail: Callable[[Exception], Non
             con.print("the visit changed no status")
         console.log(f"run written to [bold]{escape(str(target))}[/] (field_changes.csv lists "
                     "the changes)")
+
+    @app.command("progress")
+    def progress_cmd(
+        data: Annotated[Path, typer.Argument(help="A folder of runs of one project.")],
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for progress.csv, "
+                                                 "pace.csv, regressions.csv, progress.png "
+                                                 "(default DIR/progress).")] = None,
+        county: Annotated[list[str] | None, typer.Option(help="County name(s).")] = None,
+        project: Annotated[str | None, typer.Option(help="Project name (default: the newest "
+                                                    "run's).")] = None,
+    ) -> None:
+        """Progress over a project's runs: rate per run date against target and deadline, the
+        date the target is reached at the current pace, regressions (反弹) with their cause."""
+        import pandas as pd
+
+        from geo.archive import read_manifest, write_csv
+        from geo.derive import ProfileChanged, run_profile
+        from geo.lists import split_values
+        from geo.progress import chart, pace, project_runs, regressions, series, totals
+        from geo.report.fonts import FontError
+
+        try:
+            runs = project_runs(data, project)
+            s = series(runs)
+            counties = list(split_values(county)) if county else None
+            tot = totals(s, counties)
+            p = pace(s)
+            reg = regressions(runs)
+            m = read_manifest(runs[-1])
+            try:
+                labels = {k: i.label_zh for k, i in run_profile(m, exact=False).indicators.items()}
+            except ProfileChanged:
+                labels = {}
+            target = out or (data / "progress" if not (data / "manifest.json").is_file()
+                             else data.parent / "progress")
+            target.mkdir(parents=True, exist_ok=True)
+            write_csv(s.drop(columns="created"), target / "progress.csv")
+            write_csv(p, target / "pace.csv")
+            write_csv(reg, target / "regressions.csv")
+            name = (m.get("project") or {}).get("name") or ""
+            chart(tot, labels, f"达标率进展 · {name}" + (f" · {'、'.join(counties)}"
+                                                     if counties else ""), target / "progress.png")
+        except (FileNotFoundError, FontError) as e:
+            fail(e)
+        con = Console()
+        dates = list(dict.fromkeys(tot["date"] + " " + tot["run_id"].str[-8:]))[-6:]
+        tot = tot.assign(_d=tot["date"] + " " + tot["run_id"].str[-8:])
+        pt = p[p["scope"] == "county"] if not counties else p[(p["scope"] == "county") &
+                                                              p["county"].isin(counties)]
+        rows = []
+        for key, g in tot.groupby("indicator", sort=False):
+            rate = g.set_index("_d")["rate"]
+            reach = pt[pt["indicator"] == key]["reached_on"].dropna()
+            rows.append((f"{key} {labels.get(key, '')}".strip(),
+                         *(f"{rate[d]:.1%}" if d in rate and pd.notna(rate[d]) else "" for d in dates),
+                         f"{float(g['target'].iloc[-1]):.0%}", str(g["deadline"].iloc[-1]),
+                         str(reach.max()) if len(reach) == len(pt[pt["indicator"] == key])
+                         and len(reach) else "not at this pace"))
+        print_table(con, ("indicator", *dates, "target", "deadline", "reached"), rows)
+        con.print(f"{len(runs)} runs · {len(reg):,} regressions (反弹)" +
+                  (": " + ", ".join(f"{c} {n}" for c, n in reg["cause"].value_counts().items())
+                   if len(reg) else ""))
+        for r in reg.head(10).itertuples(index=False):
+            con.print(Text(f"  {r.village_code} {r.name or ''} {r.indicator}: {r.detail}"))
+        console.log(f"progress written to [bold]{escape(str(target))}[/]")
