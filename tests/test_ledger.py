@@ -199,3 +199,20 @@ def test_bad_ledger_mapping_names_the_column(synth, tmp_path):
     assert proc.returncode != 0
     assert "l.csv" in proc.stderr and "村代码" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_ledger_export_has_the_discrepancy_sheet(base_run, tmp_path):
+    from openpyxl import load_workbook
+
+    led = tmp_path / "ledger.csv"
+    inject(truthful_ledger(base_run)).to_csv(led, index=False, encoding="utf-8")
+    out = tmp_path / "checked"
+    assert run_cli("check-ledger", base_run, led, "--out", out).returncode == 0
+    x = tmp_path / "l.xlsx"
+    proc = run_cli("export", out, "--format", "xlsx", "--out", x)
+    assert proc.returncode == 0, proc.stderr
+    ws = load_workbook(x, read_only=True)["台账核对"]
+    body = list(ws.iter_rows(min_row=3, values_only=True))
+    label = {v: k for k, v in LABEL.items()}
+    got = {(r[3], label[r[5]], r[6].split("（")[1].rstrip("）")) for r in body}
+    assert got == expected(base_run)
