@@ -30,7 +30,7 @@ from api.deps import (
 from api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
 from api.openapi import json_ok, problems
 from api.problems import Problem
-from geo.ledger import CLASSES, class_counts, read_discrepancies
+from geo.ledger import CLASSES, DISCREPANCY_COLUMNS, class_counts, read_discrepancies
 from geo.lists import split_values
 from geo.progress import pace, regressions, series
 from geo.query import choices
@@ -77,21 +77,22 @@ def discrepancies(request: Request, run: Run, county: Counties = None,
                   f: TableF = None) -> Response:
     """One row per (village, indicator) where the office's ledger and the evidence disagree,
     with the evidence (status, distance, nearest feature) and the ledger's row; `counts` per
-    county and class. 404 when the run was not checked against a ledger."""
+    county and class. `checked` is false (and the list empty) when the run was not checked
+    against a ledger (`buque check-ledger RUN LEDGER`, or `[ledger]` in the project)."""
     fmt = negotiate(request, f, ("json", "csv", "xlsx"), "json")
     path = getattr(run.data, "path", None)
     d = read_discrepancies(Path(path)) if path is not None and Path(path).is_dir() else None
+    checked = d is not None
     if d is None:
-        raise Problem(404, f"run {run.run_id} was not checked against a ledger (buque "
-                      "check-ledger RUN LEDGER, or [ledger] in the project)", kind="no-ledger")
+        d = pd.DataFrame({c: pd.Series(dtype="string") for c in DISCREPANCY_COLUMNS})
     sel = _pick(d, county, township, choices(indicator, "indicator", run.data.indicators))
     classes = choices(cls, "class", CLASSES)
     if classes:
         sel = sel[sel["class"].isin(classes)].reset_index(drop=True)
     counts = class_counts(sel.assign(county=sel["county"].fillna("")), ["county"])
+    ledger = {k: v for k, v in (run.data.manifest.get("ledger") or {}).items() if k != "path"}
     return _table(request, f"discrepancies-{run.run_id}", sel, fmt, {
-        "run": run.run_id, "ledger": {k: v for k, v in (run.data.manifest.get("ledger") or {}
-                                                         ).items() if k != "path"},
+        "run": run.run_id, "checked": checked, "ledger": ledger if checked else None,
         "numberReturned": len(sel), "counts": rows(counts), "discrepancies": rows(sel)})
 
 
@@ -106,6 +107,12 @@ def _runs(request: Request) -> list[Path]:
     name = (newest.get("project") or {}).get("name")
     return [Path(p) for rid, p in paths.items()
             if (store.manifests[rid].get("project") or {}).get("name") == name]
+
+
+def _indicators(request: Request, s: pd.DataFrame) -> list[str]:
+    """The indicators a request may name: the newest run's and the series'."""
+    store = get_store(request)
+    return list(dict.fromkeys([*store.get().data.indicators, *s["indicator"].astype(str)]))
 
 
 def _cached(kind: str, runs: list[Path], make):
@@ -136,8 +143,7 @@ def progress(request: Request,
     fmt = negotiate(request, f, ("json", "csv", "xlsx"), "json")
     runs = _runs(request)
     s = _cached("series", runs, series)
-    inds = list(dict.fromkeys(s["indicator"].astype(str)))
-    chosen = choices(indicator, "indicator", inds)
+    chosen = choices(indicator, "indicator", _indicators(request, s))
     s = _pick(s[s["scope"] == by], county, township, chosen)
     p = _pick(_cached("pace", runs, lambda r: pace(series(r))), county, township, chosen)
     p = p[p["scope"] == by].reset_index(drop=True)
@@ -158,8 +164,7 @@ def progress_regressions(request: Request, county: Counties = None, township: To
     fmt = negotiate(request, f, ("json", "csv", "xlsx"), "json")
     runs = _runs(request)
     reg = _cached("regressions", runs, regressions)
-    inds = list(dict.fromkeys(reg["indicator"].astype(str))) or None
-    chosen = choices(indicator, "indicator", inds) if inds else ()
+    chosen = choices(indicator, "indicator", _indicators(request, _cached("series", runs, series)))
     sel = _pick(reg, county, township, chosen)
     return _table(request, "regressions", sel, fmt, {"numberReturned": len(sel),
                                                      "regressions": rows(sel)})

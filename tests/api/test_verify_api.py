@@ -56,7 +56,9 @@ def test_discrepancies(folder, make_client):
         assert set(d["village_code"]) == {"610902102203", "610902102204"}
         assert c.get("/discrepancies", params={"class": "nonsense"}).status_code == 400
         r1 = json.loads((folder / "r1" / "manifest.json").read_text("utf-8"))["run_id"]
-        assert c.get("/discrepancies", params={"run": r1}).status_code == 404
+        none = c.get("/discrepancies", params={"run": r1})
+        assert none.status_code == 200 and none.json()["checked"] is False
+        assert none.json()["discrepancies"] == [] and r.json()["checked"] is True
 
 
 def test_progress_and_regressions(folder, make_client):
@@ -77,3 +79,9 @@ def test_progress_and_regressions(folder, make_client):
             ("610902102201", "feature_removed"), ("610902102202", "feature_removed")}
         assert all("R1" in x["detail"] for x in reg)
         assert c.get("/progress", params={"indicator": "nope"}).status_code == 400
+
+
+def test_an_indicator_without_regressions_is_a_valid_filter(folder, make_client):
+    with make_client(folder) as c:
+        r = c.get("/progress/regressions", params={"indicator": "broadband"})
+        assert r.status_code == 200 and r.json()["regressions"] == []
