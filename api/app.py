@@ -21,6 +21,7 @@ from api import problems
 from api.openapi import build_openapi
 from api.routes import exports, features, ogc, projects, runs, summary, tiles
 from api.routes import map as map_routes
+from api.routes import verify as verify_routes
 from api.security import SecurityHeaders, docs_policy
 from api.settings import Settings
 from api.stores import open_store
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "comparisons. Errors are RFC 7807 problem documents.",
         openapi_tags=[{"name": "OGC API - Features"}, {"name": "Villages"},
                       {"name": "Summary"}, {"name": "Projects"}, {"name": "Runs"},
-                      {"name": "Input layers"}],
+                      {"name": "Input layers"}, {"name": "Verification"}],
     )
     app.state.settings = settings
     app.state.store = None
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(summary.router)
     app.include_router(projects.router)
     app.include_router(runs.router)
+    app.include_router(verify_routes.router)
     if settings.input_layers:
         app.include_router(features.layers)
     app.include_router(tiles.router)

@@ -383,6 +383,11 @@ def export_cmd(
     console.log(f"exported {len(result.files)} file(s) in {result.seconds:.2f} s")
 
 
+from api.cli_verify import register as _register_verify  # noqa: E402
+
+_register_verify(app, console, _fail, _print_table)
+
+
 def main() -> None:
     try:
         app()

@@ -144,6 +144,8 @@ def build_openapi(app: FastAPI, settings: Settings, indicators: list[str]) -> di
         "indicator": _list_param(list(keys)), "status": _list_param(list(STATUSES)),
         "level": _list_param(list(LEVELS)), "action": _list_param(list(ACTIONS)),
         "priority": _list_param([1, 2, 3], "integer"), "change": _list_param(list(CHANGES)),
+        "class": _list_param(["claimed_met_evidence_missing", "claimed_met_evidence_unknown",
+                              "claimed_missing_evidence_met"]),
         "exit_year": {"type": "array", "minItems": 1, "maxItems": MAX_ITEMS,
                       "items": {"type": "integer", "minimum": 1900, "maximum": 2200}},
         "bbox": {"type": "array", "minItems": 4, "maxItems": 4,

@@ -86,6 +86,8 @@ class RunTables:
     warnings: pd.DataFrame
     unlocated: pd.DataFrame
     layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    #: further CSV files of the run by file name (``discrepancies.csv`` of a ledger check)
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
@@ -104,7 +106,7 @@ def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
     ]
     for name, df in (("projects.csv", tables.projects), ("summary.csv", tables.summary),
                      ("rejected.csv", tables.rejected), ("warnings.csv", tables.warnings),
-                     ("unlocated.csv", tables.unlocated)):
+                     ("unlocated.csv", tables.unlocated), *tables.extra.items()):
         jobs.append((name, lambda p, df=df: write_csv(df, p)))
     for kind, gdf in tables.layers.items():
         jobs.append((f"{LAYERS_DIR}/{kind}.parquet", lambda p, gdf=gdf: write_geoparquet(gdf, p)))

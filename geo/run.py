@@ -245,6 +245,16 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     projects = remedies(gaps, v, profile)
     summ = summary(gaps, v, profile)
     vt = village_table(v, gaps, profile)
+    extra, ledger_entry = {}, None
+    if project.ledger is not None:
+        from geo.ledger import check_ledger, labels_of, manifest_entry, with_counts
+
+        if step:
+            step(f"checking the ledger ({project.ledger.path.name})")
+        check = check_ledger(project.ledger, gaps, vt, labels_of(profile), report)
+        extra["discrepancies.csv"] = check.discrepancies
+        summ = with_counts(summ, check.discrepancies)
+        ledger_entry = manifest_entry(project.ledger, check)
     mark("tables")
     rejected = report.rejected_frame()
     assessed = int(gaps["village_code"].nunique())
@@ -284,9 +294,11 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         "fallback": fallback,
         "not_assessed": not_assessed,
     }
+    if ledger_entry is not None:
+        manifest["ledger"] = ledger_entry
     tables = RunTables(gaps=gaps.drop(columns="_v"), villages=vt, projects=projects, summary=summ,
                        rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc,
-                       layers=archived_layers(feature_layers, profile, classes))
+                       layers=archived_layers(feature_layers, profile, classes), extra=extra)
     mark("prepare_write")
     write_run(Path(out), tables, manifest, fault=fault)
     mark("write")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from layers.errors import REPORT_COLUMNS
 from layers.profile import LEVELS, load_profile
-from layers.project import LAYER_KEYS, OFFICIAL_KEYS, OSM_KEYS, TOP_KEYS
+from layers.project import LAYER_KEYS, LEDGER_KEYS, OFFICIAL_KEYS, OSM_KEYS, TOP_KEYS
 from layers.readers import LAT_NAMES, LON_NAMES
 from layers.schema import (
     FALSE_STRINGS,
@@ -47,7 +47,8 @@ def render() -> str:
            f"- top level: {_code(sorted(TOP_KEYS))}",
            f"- `[layers.KIND]`: {_code(sorted(LAYER_KEYS))}",
            f"- `[osm]`: {_code(sorted(OSM_KEYS))}",
-           f"- `[official]`: {_code(sorted(OFFICIAL_KEYS))}", "",
+           f"- `[official]`: {_code(sorted(OFFICIAL_KEYS))}",
+           f"- `[ledger]`: {_code(sorted(LEDGER_KEYS))} (see docs/verify.md)", "",
            "An unknown key anywhere (a misspelt `standrad`, `[layers.road]`) is an error naming "
            "the file and the key, with the closest known key.", "",
            "## Coordinates of tables (CSV, Parquet without geometry)", "",

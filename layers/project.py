@@ -11,11 +11,13 @@ from layers.registers import RegisterSpec, parse_registers
 from layers.schema import LAYER_FIELDS
 
 #: the keys a project may have, per table (anything else is an error with a suggestion)
-TOP_KEYS = {"name", "standard", "crs", "layers", "osm", "official", "registers", "year"}
+TOP_KEYS = {"name", "standard", "crs", "layers", "osm", "official", "registers", "year",
+            "ledger"}
 LAYER_KEYS = {"path", "layer", "fields", "encoding", "crs", "lon", "lat"}
 OSM_KEYS = {"path", "county", "admin_places", "natural_places", "county_admin_level",
             "township_admin_level"}
 OFFICIAL_KEYS = {"path", "prefix", "encoding"}
+LEDGER_KEYS = {"path", "fields", "encoding", "sheet"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,17 @@ class OfficialSpec:
 
 
 @dataclass(frozen=True)
+class LedgerSpec:
+    """The office's ledger (台账): XLSX or CSV, one row per village, a column per indicator
+    (``fields`` maps ``village_code``, ``name`` and indicator keys to its columns)."""
+
+    path: Path
+    fields: dict[str, str] = field(default_factory=dict)
+    encoding: str | None = None
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
 class Project:
     name: str
     path: Path
@@ -65,6 +78,7 @@ class Project:
     registers: dict[str, RegisterSpec] = field(default_factory=dict)
     #: the assessment year (exit checks: villages due to exit this year)
     year: int | None = None
+    ledger: LedgerSpec | None = None
 
     @property
     def base(self) -> Path:
@@ -82,7 +96,7 @@ def load_project(path: str | Path) -> Project:
         raise BuqueInputError(str(path), f"not a valid TOML project: {e}") from e
     base = path.parent
     check_keys(str(path), "top level", data, TOP_KEYS)
-    for table, known in (("osm", OSM_KEYS), ("official", OFFICIAL_KEYS)):
+    for table, known in (("osm", OSM_KEYS), ("official", OFFICIAL_KEYS), ("ledger", LEDGER_KEYS)):
         if table in data and isinstance(data[table], dict):
             check_keys(str(path), f"[{table}]", data[table], known)
     layers: dict[str, LayerSpec] = {}
@@ -123,6 +137,14 @@ def load_project(path: str | Path) -> Project:
         official = OfficialSpec(path=(base / o["path"]).resolve(),
                                 prefixes=(pref,) if isinstance(pref, str) else tuple(pref),
                                 encoding=o.get("encoding"))
+    ledger = None
+    if "ledger" in data:
+        o = data["ledger"]
+        if not isinstance(o, dict) or "path" not in o:
+            raise BuqueInputError(str(path), "[ledger]: needs a 'path'", field="path")
+        ledger = LedgerSpec(path=(base / o["path"]).resolve(),
+                            fields={str(k): str(v) for k, v in dict(o.get("fields", {})).items()},
+                            encoding=o.get("encoding"), sheet=_opt_str(o.get("sheet")))
     if "villages" not in layers and "natural_villages" not in layers and osm is None:
         raise BuqueInputError(str(path), "no village layer: give [layers.villages], "
                               "[layers.natural_villages] or an [osm] extract")
@@ -134,7 +156,8 @@ def load_project(path: str | Path) -> Project:
     return Project(name=data.get("name", path.stem), path=path,
                    standard=str(data.get("standard", "national")), crs=data.get("crs"),
                    layers=layers, osm=osm, official=official,
-                   registers=parse_registers(data.get("registers"), path), year=year)
+                   registers=parse_registers(data.get("registers"), path), year=year,
+                   ledger=ledger)
 
 
 def _opt_str(v: object) -> str | None:

@@ -165,6 +165,28 @@ def _display_summary(data: ReportData, lang: str) -> pd.DataFrame:
     return out
 
 
+def _display_discrepancies(data: ReportData, lang: str) -> pd.DataFrame | None:
+    """The run's ledger discrepancies of the selected villages (None: no ledger check)."""
+    from geo.ledger import CLASS_ZH, read_discrepancies  # noqa: PLC0415
+
+    d = read_discrepancies(data.run) if data.run is not None else None
+    if d is None:
+        return None
+    d = d[d["village_code"].isin(data.villages["code"].astype("string")) &
+          d["indicator"].isin(list(data.indicators))].reset_index(drop=True)
+    zh = lang == "zh"
+    words = {"met": t("yes", lang), "missing": t("no", lang)}
+    cls = {k: (f"{v}（{k}）" if zh else k) for k, v in CLASS_ZH.items()}
+    return pd.DataFrame({
+        "no": np.arange(1, len(d) + 1), "county": d["county"], "township": d["township"],
+        "code": d["village_code"], "name": d["name"],
+        "indicator": d["indicator"].map({k: _label(data, k, lang) for k in data.indicators}),
+        "class": d["class"].map(cls), "claimed": d["claimed"].map(words),
+        "status": d["status"].map({"met": "达标", "missing": "未达标", "unknown": "待核实"})
+        if zh else d["status"], "distance_m": d["distance_m"], "evidence_id": d["evidence_id"],
+        "assessed_at": d["assessed_at"], "ledger_row": d["ledger_row"].astype("Float64")})
+
+
 def _write_sheet(wb: Workbook, name: str, title: str, df: pd.DataFrame, lang: str,
                  fmt: dict[str, Any], paper: str, freeze_cols: int = 0,
                  red_rate: bool = False, total: dict[str, Any] | None = None) -> None:
@@ -298,6 +320,12 @@ def write_xlsx(data: ReportData, out: Path, lang: str = "zh", paper: str = "A4")
                      else f"{place} — to verify: {len(unk):,}")
             _write_sheet(wb, sheet_name(t("sheet_unknown", lang), used), title, unk, lang, fmt,
                          paper, freeze_cols=5)
+        disc = _display_discrepancies(data, lang)
+        if disc is not None:
+            title = (f"{place} 台账与证据不符（{len(disc):,} 项）" if lang == "zh"
+                     else f"{place} — ledger vs evidence: {len(disc):,}")
+            _write_sheet(wb, sheet_name("台账核对" if lang == "zh" else "Ledger check", used),
+                         title, disc, lang, fmt, paper, freeze_cols=5)
     finally:
         wb.close()
     return out

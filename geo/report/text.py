@@ -101,6 +101,10 @@ _T: dict[str, tuple[str, str]] = {
 #: ledger / table column headers, (zh, en) per canonical column
 COLUMNS: dict[str, tuple[str, str]] = {
     "no": ("序号", "No."),
+    "class": ("台账与证据不符", "Ledger vs evidence"),
+    "claimed": ("台账填报", "Ledger claims"),
+    "assessed_at": ("核算于", "Assessed at"),
+    "ledger_row": ("台账行号", "Ledger row"),
     "county": ("县（市、区）", "County"),
     "township": ("乡（镇）", "Township"),
     "code": ("村代码", "Village code"),
