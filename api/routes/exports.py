@@ -39,11 +39,10 @@ from api.openapi import BINARY, LINK_SCHEMA, problems
 from api.problems import Problem
 from api.store import ServedRun, UnknownRun
 from geo.lists import n_separators, split_values
-from geo.query import MAX_ITEMS, RunData
+from geo.query import MAX_ITEMS
 from geo.report import MEDIA_TYPES, ExportError, ExportOptions, Selection
 from geo.report import fonts as report_fonts
-from geo.report.filters import ReportData, check_selection, load_report, select_codes
-from geo.report.filters import _profile as report_profile
+from geo.report.filters import ReportData, check_selection, report_data, select_codes
 from geo.report.ledger import ledger_bytes
 
 router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
@@ -60,8 +59,8 @@ def _report(run: ServedRun) -> ReportData:
     with _lock:
         if run.run_id not in _loaded:
             _loaded.clear()  # keep one run's report data (they are large)
-            _loaded[run.run_id] = (load_report(run.data.path) if run.origin == "files"
-                                   else report_of(run.data))
+            # the run the server holds (files or PostGIS), not read a second time
+            _loaded[run.run_id] = report_data(run.data.path, run.data.manifest, run.data.tables)
         return _loaded[run.run_id]
 
 
@@ -82,17 +81,6 @@ def ledger_response(run: ServedRun, codes: Iterable[str], county: str | None,
     data = select_codes(_report(run), codes, sel)
     return Response(ledger_bytes(data, lang=lang), media_type=XLSX,
                     headers={**headers, **attachment(filename)})
-
-
-def report_of(data: RunData) -> ReportData:
-    """Report data from a run already loaded (from PostGIS), as :func:`load_report` reads it."""
-    v = data.tables.villages
-    profile = report_profile(data.manifest)
-    inds = tuple(k for k in profile.indicators if k in v.columns)
-    return ReportData(run=data.path, manifest=data.manifest, profile=profile, villages=v,
-                      gaps=data.tables.gaps, projects=data.tables.projects,
-                      summary=data.tables.summary, layers=data.tables.layers, indicators=inds,
-                      all_villages=v)
 
 
 def _options(fmt: str, county: str | None, township: str | None, indicator: str | None,
