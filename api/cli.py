@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from layers.errors import BuqueInputError
+from layers.schema import COUNT_COLUMNS
 
 app = typer.Typer(help="Buque (补缺): find what each village lacks against the national standard "
                   "and plan what fills it.", no_args_is_help=True, add_completion=False)
@@ -86,13 +87,13 @@ def print_summary(result) -> None:
               f"{c['rejected']:,} · unlocated {c['unlocated']:,} · warnings {c['warnings']:,}")
     summ = result.tables.summary
     county = summ[summ["scope"] == "county"]
-    tot = county.groupby("indicator", sort=False)[["assessed", "met", "missing", "unknown"]].sum()
+    tot = county.groupby("indicator", sort=False)[list(COUNT_COLUMNS)].sum()
     proj = result.tables.projects
     cost = proj.groupby("indicator")["cost"].sum() if len(proj) else {}
     from layers.profile import load_profile  # noqa: PLC0415
 
     prof = load_profile(m["profile"]["path"])
-    head = ("indicator", "assessed", "met", "missing", "unknown", "rate", "target",
+    head = ("indicator", *COUNT_COLUMNS, "rate", "target",
             "cost (CNY)")
     rows = []
     for key, ind in prof.indicators.items():

@@ -33,10 +33,10 @@ from geo.rules.base import REASONS, Result
 from geo.rules.base import STATUS as _STATUS
 from geo.rules.spatial import feature_radius
 from layers.indicator import Indicator, Profile
+from layers.schema import STATUSES
 
 GAP_COLUMNS = ["village_code", "level", "indicator", "status", "distance_m", "evidence_id",
                "candidate_id", "candidate_distance_m", "network_m", "reason", "failed"]
-STATUSES = ("met", "missing", "unknown")
 
 #: ``progress(done, total, label)``: villages x indicators assessed so far, of ``total``
 Progress = Callable[[int, int, str], None]

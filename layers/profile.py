@@ -19,11 +19,11 @@ from layers.errors import BuqueInputError, check_keys
 from layers.indicator import Condition, Indicator, NullPolicy, Profile, Remedy
 from layers.params import number as _number
 from layers.params import require as _require
+from layers.schema import LEVELS
 
 STANDARDS_DIR = Path(__file__).parent / "standards"
 #: the bundled rule kinds (geo.rules: one unit each)
 RULES = rules.names()
-LEVELS = ("admin", "natural")
 OPS = ("in", "not_in", "eq", "min", "max")
 QUANTITIES = ("distance_km", "count", "households")
 

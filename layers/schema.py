@@ -6,6 +6,14 @@ from typing import Literal
 
 FieldType = Literal["string", "int", "float", "bool"]
 
+#: The status of a (village, indicator) pair, in this order everywhere (codes, columns, legends).
+STATUSES = ("met", "missing", "unknown")
+MET, MISSING, UNKNOWN = STATUSES
+#: Village levels: administrative (行政村) and natural (自然村).
+LEVELS = ("admin", "natural")
+#: The count columns of every summary (summary.csv, the ledger, /summary, progress).
+COUNT_COLUMNS = ("assessed", *STATUSES)
+
 #: Fields every village carries, administrative or natural.
 VILLAGE_FIELDS: dict[str, FieldType] = {
     "code": "string",

@@ -44,6 +44,7 @@ from geo.report.maps import (
     gap_classes,
 )
 from geo.report.text import profile_label, t
+from layers.schema import STATUSES
 
 STATIC = Path(__file__).parent / "static"
 LEAFLET = STATIC / "leaflet"
@@ -341,7 +342,7 @@ def build_map(data: ReportData, lang: str = "zh") -> folium.Map:
     config = {
         "inds": [{"key": k, "label": data.indicator(k).label_zh if lang == "zh"
                   else data.indicator(k).label_en} for k in data.indicators],
-        "status": {k: t(k, lang) for k in ("met", "missing", "unknown")},
+        "status": {k: t(k, lang) for k in STATUSES},
         "colours": STATUS_COLOURS,
         "levels": {"admin": t("level_admin", lang), "natural": t("level_natural", lang)},
         "t": {k: t(k, lang) for k in ("population", "households", "poor", "exit_year",

@@ -18,6 +18,7 @@ import numpy as np
 
 from layers.errors import BuqueInputError
 from layers.indicator import Indicator
+from layers.schema import STATUSES
 
 if TYPE_CHECKING:
     from geo.rules.band import BandWork
@@ -40,7 +41,7 @@ REASONS = {
     "register_unrecorded": "no household fails, but some are not recorded (count: ``count``)",
     "not_in_register": "the register holds no household of the village",
 }
-STATUS = np.array(["met", "missing", "unknown"], dtype=object)
+STATUS = np.array(STATUSES, dtype=object)
 MET, MISSING, UNKNOWN_STATUS = np.int8(0), np.int8(1), np.int8(2)
 REASON = np.array(list(REASONS), dtype=object)
 R = {r: np.int8(i) for i, r in enumerate(REASONS)}
