@@ -21,7 +21,7 @@ NATIONAL = REPO / "layers" / "standards" / "national.toml"
 def test_national_indicators_and_thresholds():
     p = load_profile("national")
     assert p.name == "national"
-    assert list(p.indicators) == ["road", "water", "power", "clinic", "broadband"]
+    assert list(p.indicators) == ["road", "water", "power", "clinic", "broadband", "housing"]
     road, water, power = p.indicators["road"], p.indicators["water"], p.indicators["power"]
     clinic, bb = p.indicators["clinic"], p.indicators["broadband"]
     assert (road.rule, road.threshold_m, road.layer) == ("within_distance", 500, "roads")
