@@ -159,7 +159,8 @@ def test_synthetic_expected_cases(synthetic):
     assert ("N2", "road") not in s.index          # 12 households: below the 30 of the profile
     assert s[("N3", "water")] == "missing"        # spring recorded unsafe (否)
     assert s[("N5", "water")] == "unknown"        # kind and safety both unrecorded
-    assert s[("N2", "power")] == "met"            # line with no kind counts (if_null = pass)
+    # power_supply: a 0.4 kV line of no kind 200 m away is beyond the 100 m connection
+    assert s[("N2", "power")] == "missing"
     assert s[("N4", "power")] == "missing"        # a pole is not power evidence
     assert s[(CODE_V1, "clinic")] == "met"        # standardized clinic inside
     assert s[(CODE_V2, "clinic")] == "missing"    # non-standardized clinic inside

@@ -28,9 +28,9 @@ from bench.synth import generate
 from geo.archive import read_run
 from geo.run import run_project
 
-INDICATORS = ["road", "water", "power", "clinic"]  # shaanxi [exit.village]
+INDICATORS = ["road", "water", "power", "power3", "clinic"]  # shaanxi [exit.village]
 LABEL = {"road": "通硬化路", "water": "饮水安全", "power": "通生产生活用电",
-         "clinic": "标准化村卫生室"}
+         "power3": "通动力电", "clinic": "标准化村卫生室"}
 
 
 def _complete(d, v, chosen, unknown_clinic: str, unknown_water: str) -> None:

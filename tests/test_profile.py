@@ -30,7 +30,8 @@ def test_national_indicators_and_thresholds():
     assert (natural.field, natural.op, natural.value, natural.if_null) == ("households", "min",
                                                                           30, "pass")
     assert (water.rule, water.threshold_m, water.levels) == ("within_distance", 800, ("natural",))
-    assert (power.rule, power.threshold_m, power.levels) == ("within_distance", 500, ("natural",))
+    assert (power.rule, power.threshold_m, power.levels) == ("power_supply", 500, ("natural",))
+    assert (power.params["connect_m"], power.params["lv_max_v"]) == (100, 1000)
     assert (clinic.rule, clinic.fallback_threshold_m, clinic.levels) == ("inside_village", 2000,
                                                                         ("admin",))
     assert clinic.upgrade is not None
@@ -76,7 +77,8 @@ MALFORMED = [
      '{ field = "standardized", eq = true, iff_null = "unknown" }', "iff_null", None),
     ("two-ops", '{ field = "standardized", eq = true, if_null = "unknown" }',
      '{ field = "standardized", eq = true, min = 1 }', "exactly one", None),
-    ("in-not-a-list", '{ field = "kind", in = ["line"', '{ field = "kind", in = "line", x = ["line"',
+    ("in-not-a-list", '{ field = "surface", in = ["asphalt"',
+     '{ field = "surface", in = "asphalt", x = ["asphalt"',
      "'in' takes a list", "in"),
     ("bad-quantity", 'quantity = "count", unit_cost = 300000',
      'quantity = "acres", unit_cost = 300000', "quantity", "quantity"),
