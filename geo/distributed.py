@@ -441,7 +441,8 @@ class _Plan:
 
 
 def _trim(gdf: gpd.GeoDataFrame, profile: Profile, kind: str) -> gpd.GeoDataFrame:
-    """The columns of a layer the engine reads: id, radius_m, evidence fields, geometry."""
+    """The columns of a layer the engine reads: id, radius_m, evidence fields, the fields the
+    rule units read themselves (:meth:`geo.rules.base.Rule.fields`), geometry."""
     keep = {"id", "radius_m"}
 
     def fields(c: Condition) -> None:
@@ -453,6 +454,7 @@ def _trim(gdf: gpd.GeoDataFrame, profile: Profile, kind: str) -> gpd.GeoDataFram
         if i.layer == kind:
             for c in i.evidence:
                 fields(c)
+            keep.update(rule_of(i).fields(i))  # what the rule unit reads itself
     cols = [c for c in gdf.columns if c in keep or c == gdf.geometry.name]
     return gdf[cols]
 

@@ -276,7 +276,7 @@ def test_exit_endpoint_filters_and_formats(county, tmp_path):
         want = e[(e["scope"] == "village") & (e["county"] == name)]
         assert body["numberReturned"] == len(want) > 0 and body["year"] == county["year"]
         assert sorted(x["village_code"] for x in body["rows"]) == sorted(want["village_code"])
-        assert body["ready"] == int(want["ready"].sum())
+        assert body["ready"] == int(want["ready"].sum()) and body["checked"] is True
         r = c.get("/exit", params={"ready": "false", "f": "csv"})
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         got = pd.read_csv(io.BytesIO(r.content), encoding="utf-8-sig", dtype={"village_code": str})
@@ -287,4 +287,6 @@ def test_exit_endpoint_filters_and_formats(county, tmp_path):
     (old / "exit.csv").unlink()
     with TestClient(create_app(Settings(data=old))) as c:
         r = c.get("/exit")
-        assert r.status_code == 404 and "no exit checks" in r.json()["detail"]
+        assert r.status_code == 200 and r.json()["checked"] is False
+        assert r.json()["rows"] == [] and "no exit checks" in r.json()["note"]
+        assert c.get("/exit", params={"f": "csv"}).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
+import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
@@ -21,8 +22,11 @@ from api.deps import (
 )
 from api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
 from api.openapi import json_ok, problems
-from api.problems import Problem
+from geo.exit import EXIT_FIRST
 from geo.lists import split_values
+
+NOT_CHECKED = ("this run has no exit checks: its project sets no year, or it was written "
+               "before exit checks existed")
 
 router = APIRouter(tags=["Exit"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 
@@ -37,13 +41,14 @@ def exit_checks(request: Request, run: Run, county: Counties = None,
                 f: TableF = None) -> Response:
     """One row per poor administrative village whose exit year is the run's assessment year
     (`year` in the project) and one per county: `ready`, each criterion's value and the
-    `blockers` in words (an unknown never passes: `待核实`). 404 for runs without exit checks
-    (no `year`, or written before them)."""
+    `blockers` in words (an unknown never passes: `待核实`). Runs without exit checks (no
+    `year`, or written before them) answer no rows, with `checked: false` and a `note`."""
     fmt = negotiate(request, f, ("json", "csv", "xlsx"), "json")
     table = run.data.tables.exit
-    if table is None:
-        raise Problem(404, f"run {run.run_id} has no exit checks (its project sets no year, "
-                      "or it was written before exit checks existed)", kind="no-exit")
+    checked = table is not None
+    if table is None:  # no rows, and the JSON says why (CSV/XLSX: the columns only)
+        table = pd.DataFrame({c: pd.Series(dtype="string") for c in [*EXIT_FIRST, "blockers"]})
+        table["ready"] = table["ready"].astype(bool)
     keep = np.ones(len(table), dtype=bool)
     counties = split_values(county)
     if counties:
@@ -60,7 +65,8 @@ def exit_checks(request: Request, run: Run, county: Counties = None,
         return Response(xlsx_bytes({"exit": sel}), media_type=XLSX,
                         headers=attachment(f"{name}.xlsx"))
     year = run.data.manifest.get("project", {}).get("year")
-    body = {"run": run.run_id, "year": year, "numberReturned": len(sel),
+    body = {"run": run.run_id, "year": year, "checked": checked,
+            **({} if checked else {"note": NOT_CHECKED}), "numberReturned": len(sel),
             "ready": int(sel["ready"].sum()), "rows": rows(sel),
             "links": [link(str(request.url), "self", "application/json"),
                       *alternates(request, "json", ("csv", "xlsx"))]}

@@ -104,6 +104,11 @@ class Rule:
         """How far from a village a feature of ``layers`` can change its result."""
         return ind.reach_m
 
+    def fields(self, ind: Indicator) -> tuple[str, ...]:
+        """Fields of the evidence layer the rule reads itself, besides the profile's evidence
+        conditions (the Dask engine ships only these columns to its workers)."""
+        return ()
+
     def classes(self, layer: gpd.GeoDataFrame, ind: Indicator) -> np.ndarray:
         """Each feature of the evidence layer as PASS, FAIL or UNKNOWN (geo.evidence): by
         default the profile's ``evidence`` conditions; a rule may decide more itself (e.g.

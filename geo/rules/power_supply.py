@@ -86,6 +86,9 @@ class PowerSupply(Coverage):
     def reach_m(self, params: Mapping[str, Any]) -> float:
         return float(max(super().reach_m(params), params.get("connect_m") or 0.0))
 
+    def fields(self, ind: Indicator) -> tuple[str, ...]:
+        return ("kind", "voltage", "phases")
+
     def classes(self, layer: gpd.GeoDataFrame, ind: Indicator) -> np.ndarray:
         trafo, line, lv = _parts(layer, ind)
         kind_known = layer.get("kind", pd.Series(pd.NA, index=layer.index)).notna().to_numpy()
