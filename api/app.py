@@ -19,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import problems
 from api.openapi import build_openapi
+from api.routes import exit as exit_routes
 from api.routes import exports, features, ogc, projects, runs, summary, tiles
 from api.routes import map as map_routes
 from api.routes import verify as verify_routes
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ogc.router)
     app.include_router(summary.router)
     app.include_router(projects.router)
+    app.include_router(exit_routes.router)
     app.include_router(runs.router)
     app.include_router(verify_routes.router)
     if settings.input_layers:
