@@ -24,6 +24,7 @@ from typing import Any
 
 from layers.errors import BuqueInputError, check_keys
 from layers.params import number
+from layers.schema import LEVELS
 
 EXIT_KEYS = {"village", "county"}
 VILLAGE_KEYS = {"incidence_max", "indicators", "admin_only"}
@@ -126,7 +127,7 @@ def parse_exit(data: Any, indicators: Mapping[str, Any], path: str) -> ExitCrite
         if fld is not None and fld not in REGISTER_SHARE_FIELDS:
             check_keys(path, w, [fld], REGISTER_SHARE_FIELDS, what="register field")
         level = s.get("level")
-        if level is not None and level not in ("admin", "natural"):
+        if level is not None and level not in LEVELS:
             raise BuqueInputError(path, f"{w}: level must be admin or natural", field="level")
         lo = fraction(s, "min", w)
         if lo is None:
