@@ -17,7 +17,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import problems
+from api import problems, session
 from api.openapi import build_openapi
 from api.routes import exports, features, ogc, projects, runs, summary, tiles
 from api.routes import map as map_routes
@@ -37,10 +37,13 @@ def _version() -> str:
 def _mount_docs(app: FastAPI) -> None:
     """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package, served by this app, so it
     works with no internet access."""
+    from fastapi import Depends
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.responses import HTMLResponse
     from fastapi.staticfiles import StaticFiles
     from swagger_ui_bundle import swagger_ui_path
+
+    from api.deps import page_viewer
 
     app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
@@ -51,7 +54,7 @@ def _mount_docs(app: FastAPI) -> None:
     html = bytes(page.body).decode("utf-8")
     policy = docs_policy(html)  # its one inline script allowed by hash
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(page_viewer)])
     def docs() -> HTMLResponse:
         return HTMLResponse(html, headers={"Content-Security-Policy": policy})
 
@@ -92,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = None
     problems.install(app)
+    session.install(app)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"],
                        allow_headers=["X-API-Key", "Authorization", "Accept"],
                        expose_headers=["OGC-NumberMatched", "OGC-NumberReturned", "X-Buque-Run"])
@@ -108,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(map_routes.router)
     app.include_router(map_routes.public)
+    app.include_router(map_routes.pages)
+    app.include_router(session.router)
     map_routes.mount_static(app)
 
     _mount_docs(app)

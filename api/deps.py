@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import threading
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
 
+from api import session
 from api.encoders import CSV, GEOJSON, JSON, XLSX
 from api.problems import Problem
 from api.settings import Role, Settings
@@ -48,26 +48,45 @@ def _key_of(request: Request) -> str | None:
 
 
 def role_of(request: Request) -> Role:
-    """The caller's role; every caller is ``office`` when the server has no keys configured."""
+    """The caller's role; every caller is ``office`` when the server has no keys configured.
+    A key in a header wins; else a browser's session cookie (:mod:`api.session`)."""
     s = get_settings(request)
     if not s.api_keys:
         return "office"
     key = _key_of(request)
     if key is not None:
-        found: Role | None = None
-        for k, role in s.api_keys.items():
-            if hmac.compare_digest(k.encode(), key.encode()):
-                found = role
+        session.check_rate(request)
+        found = session.match_key(s.api_keys, key)
         if found is None:
+            session.attempts_of(request).fail(session.client_of(request))
             raise Problem(401, "unknown API key", kind="unauthorized",
                           headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
         return found
+    cookie = request.cookies.get(session.COOKIE)
+    if cookie:
+        role = session.session_role(session.secret_of(request.app.state), cookie, s.api_keys)
+        if role is not None:
+            return role
     host = request.client.host if request.client else ""
     if s.open_loopback and host in LOOPBACK:
         return "viewer"
     raise Problem(401, "this server requires an API key: send it in the X-API-Key header "
-                  "(or as Authorization: Bearer KEY)",
+                  "(or as Authorization: Bearer KEY), or sign in at /login in a browser",
                   kind="unauthorized", headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
+
+
+def page_viewer(request: Request) -> Role:
+    """Access to a page a person opens (``/map``, ``/docs``): with no key or session, a
+    redirect to the sign-in page instead of a 401."""
+    try:
+        return role_of(request)
+    except Problem as e:
+        if e.status != 401:
+            raise
+        path = request.url.path
+        if request.url.query:
+            path += "?" + request.url.query
+        raise session.SignInRequired(path) from None
 
 
 def viewer(request: Request) -> Role:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["viewer", "office"]
@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     Bearer KEY``): ``viewer`` reads villages, collections, summaries and run comparisons;
     ``office`` also reads the remedy list (costs) and full run manifests (server file paths).
     The landing page, conformance and the API description stay open so clients can discover.
+    A browser signs in at ``/login`` with a key and keeps a signed session cookie
+    (:mod:`api.session`); pages opened without one (``/map``, ``/docs``) lead there.
     """
 
     model_config = SettingsConfigDict(env_prefix="BUQUE_", extra="ignore")
@@ -45,6 +47,16 @@ class Settings(BaseSettings):
                                               "others load on first use.")
     input_layers: bool = Field(default=True, description="Serve each run's input layers (roads, power, "
                                "...) as collections, re-read on first use.")
+    session_secret: SecretStr | None = Field(default=None, description="Key that signs the "
+                                             "browser session cookies. Unset: a random one per "
+                                             "process (sessions end when the server restarts).")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="How long a "
+                                 "browser session lasts after signing in.")
+    login_attempts: int = Field(default=10, ge=1, description="Failed sign-ins (form or header "
+                                "key) a client may make in login_window_s before it is refused "
+                                "with 429.")
+    login_window_s: float = Field(default=300.0, gt=0, description="The window of "
+                                  "login_attempts, in seconds.")
     title: str = "Buque"
 
     @model_validator(mode="after")

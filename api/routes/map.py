@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import Run, viewer
+from api.deps import Run, page_viewer, viewer
 from api.mapstyle import STYLE_LAYERS
 from api.problems import Problem
 from api.store import ServedRun
@@ -23,6 +23,7 @@ STATIC = FsPath(__file__).resolve().parent.parent / "static"
 MAPLIBRE = FsPath(__file__).resolve().parents[2] / "web" / "node_modules" / "maplibre-gl" / "dist"
 router = APIRouter(tags=["Map"], dependencies=[Depends(viewer)])
 public = APIRouter()  # no sign-in: the browser asks for the icon on every page
+pages = APIRouter(dependencies=[Depends(page_viewer)])  # no session: to the sign-in page
 _lock = threading.Lock()
 _by_code: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
 
@@ -41,7 +42,7 @@ def favicon() -> FileResponse:
                         headers={"Cache-Control": "public, max-age=86400"})
 
 
-@router.get("/map", response_class=HTMLResponse, include_in_schema=False)
+@pages.get("/map", response_class=HTMLResponse, include_in_schema=False)
 def map_page() -> HTMLResponse:
     if not (MAPLIBRE / "maplibre-gl.js").is_file():
         raise Problem(503, "MapLibre GL JS is not installed: run setup.sh (npm install in web/)",
