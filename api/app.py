@@ -19,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import problems, session
 from api.openapi import build_openapi
-from api.routes import exports, features, ogc, projects, runs, summary, tiles
+from api.routes import basemap, exports, features, ogc, projects, runs, summary, tiles
 from api.routes import map as map_routes
 from api.security import SecurityHeaders, docs_policy
 from api.settings import Settings
@@ -90,10 +90,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "comparisons. Errors are RFC 7807 problem documents.",
         openapi_tags=[{"name": "OGC API - Features"}, {"name": "Villages"},
                       {"name": "Summary"}, {"name": "Projects"}, {"name": "Runs"},
-                      {"name": "Input layers"}],
+                      {"name": "Input layers"}, {"name": "Basemap"}],
     )
     app.state.settings = settings
     app.state.store = None
+    app.state.basemap = None
+    if settings.basemap is not None:  # opened here: a bad file stops the server at once
+        from geo.basemap import open_basemap
+
+        app.state.basemap = open_basemap(settings.basemap)
     problems.install(app)
     session.install(app)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"],
@@ -113,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(map_routes.router)
     app.include_router(map_routes.public)
     app.include_router(map_routes.pages)
+    app.include_router(basemap.router)
     app.include_router(session.router)
     map_routes.mount_static(app)
 

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
                                               "others load on first use.")
     input_layers: bool = Field(default=True, description="Serve each run's input layers (roads, power, "
                                "...) as collections, re-read on first use.")
+    basemap: Path | None = Field(default=None, description="A PMTiles (raster or vector) or "
+                                 "MBTiles file drawn under the gap layers of /map, served "
+                                 "from this server.")
     session_secret: SecretStr | None = Field(default=None, description="Key that signs the "
                                              "browser session cookies. Unset: a random one per "
                                              "process (sessions end when the server restarts).")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, FastAPI, Path
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -51,7 +51,7 @@ def map_page() -> HTMLResponse:
 
 
 @router.get("/map/config.json")
-def map_config(run: Run) -> dict[str, Any]:
+def map_config(request: Request, run: Run) -> dict[str, Any]:
     """What the web map needs: run, indicators with labels, layers, places, bounds."""
     data = run.data
     m = data.manifest
@@ -71,11 +71,24 @@ def map_config(run: Run) -> dict[str, Any]:
     bounds = ([[float(np.nanmin(lon)), float(np.nanmin(lat))],
                [float(np.nanmax(lon)), float(np.nanmax(lat))]] if len(v) else None)
     layers = ["villages", *data.input_layers()]
-    return {"run_id": run.run_id, "created": m.get("created"),
+    return {"basemap": _basemap_config(request),"run_id": run.run_id, "created": m.get("created"),
             "profile": {"name": prof.get("name"), "version": prof.get("version")},
             "indicators": inds, "layers": layers,
             "style_layers": {k: STYLE_LAYERS.get(k, [k]) for k in layers},
             "places": counties, "bounds": bounds, "attribution": m.get("attribution", [])}
+
+
+def _basemap_config(request: Request) -> dict[str, Any] | None:
+    """The server's basemap for the map's toggle and attribution (None: it has none)."""
+    from api.mapstyle import basemap_layers
+    from api.routes.basemap import basemap_of
+
+    bm = basemap_of(request)
+    if bm is None:
+        return None
+    _, layers = basemap_layers(bm, "")
+    return {"kind": bm.kind, "name": bm.name, "attribution": bm.attribution,
+            "style_layers": [lyr["id"] for lyr in layers]}
 
 
 def _rows_by_code(run: ServedRun) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
