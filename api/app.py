@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import problems, session
+from api.limits import BodyLimit
 from api.openapi import build_openapi
 from api.routes import basemap, exports, features, ogc, projects, runs, summary, tiles
 from api.routes import map as map_routes
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        allow_headers=["X-API-Key", "Authorization", "Accept"],
                        expose_headers=["OGC-NumberMatched", "OGC-NumberReturned", "X-Buque-Run"])
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, Referrer-Policy on every response
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # 413 beyond it
     app.include_router(ogc.public)
     app.include_router(features.router)      # /collections/villages/... before the generic routes
     app.include_router(ogc.router)

@@ -175,8 +175,14 @@ def paging(request: Request,
 
 
 def window(n: int, page: Paging, fmt: str, max_export: int) -> slice:
-    """Rows to return: a page for JSON; for CSV/XLSX everything matched unless a limit is given."""
+    """Rows to return: a page for JSON; for CSV/XLSX everything matched unless a limit is given
+    (more than ``max_export`` rows is an error: a download is never silently cut)."""
     if fmt in ("csv", "xlsx") and not page.explicit:
+        if n - page.offset > max_export:
+            raise Problem(400, f"{n - page.offset:,} rows match; a {fmt.upper()} download holds "
+                          f"at most {max_export:,} (max_export_rows): give limit and offset to "
+                          "download it in parts", kind="too-many-rows", limit=max_export,
+                          matched=n)
         return slice(page.offset, min(n, page.offset + max_export))
     return slice(page.offset, min(n, page.offset + page.limit))
 

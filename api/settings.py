@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     default_limit: int = Field(default=100, ge=1, description="Features per page when limit is not given.")
     max_limit: int = Field(default=1000, ge=1, description="Largest page; larger limits are capped.")
     max_export_rows: int = Field(default=500_000, ge=1, description="Most rows in one CSV/XLSX download.")
+    max_exports: int = Field(default=2, ge=1, description="Report exports (/exports/...) built "
+                             "at once; one more is answered 503 with Retry-After.")
+    max_body_bytes: int = Field(default=65536, ge=1024, description="Largest request body "
+                                "(only the sign-in form has one); larger is answered 413.")
     preload: Literal["newest", "all"] = Field(default="newest", description="Runs to load at start-up; "
                                               "others load on first use.")
     input_layers: bool = Field(default=True, description="Serve each run's input layers (roads, power, "

@@ -18,6 +18,7 @@ from starlette.background import BackgroundTask
 
 from api.deps import Run, attachment, reject_unknown_params, viewer
 from api.encoders import XLSX
+from api.limits import export_slot
 from api.openapi import BINARY, problems
 from api.problems import Problem
 from api.store import ServedRun
@@ -38,7 +39,8 @@ from geo.report.fonts import CJK_PACKAGE
 from geo.report.ledger import ledger_bytes
 
 T = TypeVar("T")
-router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
+router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reject_unknown_params),
+                                                  Depends(export_slot)])
 _lock = threading.Lock()
 _loaded: dict[str, ReportData] = {}
 Fmt = Literal["png", "pdf", "html", "xlsx", "gpkg", "geojson", "csv", "shp", "pmtiles"]
