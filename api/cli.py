@@ -386,8 +386,12 @@ def export_cmd(
                                              "one page per county).")] = False,
     bundle: Annotated[bool, typer.Option("--bundle", help="Zip each county's map, ledger and "
                                          "GeoPackage.")] = False,
+    basemap: Annotated[Path | None, typer.Option(help="HTML map: an own raster basemap "
+                                                 "(PMTiles or MBTiles) embedded under the "
+                                                 "layers.")] = None,
 ) -> None:
     """Export report-ready maps (PNG/PDF/HTML), the ledger (XLSX) and GIS files of a run."""
+    from geo.basemap import BasemapError
     from geo.report import ExportError, ExportOptions, FontError, Selection, export, export_bundle, format_of
 
     try:
@@ -398,10 +402,12 @@ def export_cmd(
         opts = ExportOptions(fmt=fmt.lower(), selection=Selection.parse(county, township,
                                                                          indicator),
                              paper=paper.upper(), orientation=orientation.lower(),
-                             lang=lang.lower(), dpi=dpi, encoding=encoding, per_county=per_county)
+                             lang=lang.lower(), dpi=dpi, encoding=encoding, per_county=per_county,
+                             basemap=basemap)
         with console.status("exporting", spinner="dots"):
             result = (export_bundle if bundle else export)(run, out, opts)
-    except (ExportError, FontError, BuqueInputError, FileNotFoundError, FileExistsError) as e:
+    except (ExportError, FontError, BuqueInputError, FileNotFoundError, FileExistsError,
+            BasemapError) as e:
         _fail(e)
     for f in result.files:
         Console().print(f"{f}  ({f.stat().st_size / 1024:,.0f} KiB)", highlight=False,

@@ -4,6 +4,7 @@ and removed."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import threading
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
@@ -142,15 +143,19 @@ def bundle(run: Run, county: Text = None, township: Text = None, indicator: Text
                 m: {"schema": {"type": "object"} if "json" in m else BINARY}
                 for m in sorted({*MEDIA_TYPES.values(), "application/zip"})}},
                        **problems(400, 404, 503)})
-def export_file(fmt: Fmt, run: Run, county: Text = None, township: Text = None,
+def export_file(request: Request, fmt: Fmt, run: Run, county: Text = None, township: Text = None,
                 indicator: Text = None, paper: Literal["A4", "A3"] = "A4",
                 orientation: Literal["landscape", "portrait"] = "landscape",
                 lang: Literal["zh", "en"] = "zh",
                 dpi: Annotated[int, Query(ge=72, le=300)] = 150,
                 encoding: Literal["UTF-8", "GBK"] | None = None) -> FileResponse:
     """The run (or a county / township / indicator selection) as a print map (png, pdf), an
-    offline HTML map, the XLSX ledger, GIS files (gpkg, geojson, csv, shp zipped) or PMTiles."""
+    offline HTML map (over the server's raster basemap, when it has one), the XLSX ledger,
+    GIS files (gpkg, geojson, csv, shp zipped) or PMTiles."""
     opts = _options(fmt, county, township, indicator, paper, orientation, lang, dpi, encoding)
+    bm = getattr(request.app.state, "basemap", None)
+    if fmt == "html" and bm is not None and bm.kind == "raster":  # the server's own basemap
+        opts = dataclasses.replace(opts, basemap=bm.path)
     name = f"buque-{run.run_id}.{fmt}"
     res, tmp = _in_workdir(lambda tmp: export(_report(run), tmp / "out" / name, opts))
     return _send(res.files, tmp, name, MEDIA_TYPES.get(fmt, "application/octet-stream"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import math
 import sqlite3
 from pathlib import Path
@@ -145,6 +146,11 @@ def test_vector_pmtiles_gzip(tmp_path, demo_run, make_client):
         style = c.get("/styles/gaps.json").json()
         water = next(lyr for lyr in style["layers"] if lyr["id"] == "basemap-water-fill")
         assert water["source-layer"] == "water" and style["sources"]["basemap"]["type"] == "vector"
+    # the HTML export (Leaflet) draws raster basemaps only: a vector one is a clear error
+    from geo.report import ExportError, ExportOptions, export
+
+    with pytest.raises(ExportError, match="--basemap.*vector"):
+        export(demo_run, tmp_path / "m.html", ExportOptions(fmt="html", basemap=path))
 
 
 def test_not_a_basemap(tmp_path):
@@ -207,3 +213,49 @@ def test_basemap_drawn_under_the_gaps_and_toggled(basemap_url):
     assert on > 0.5, on      # the basemap fills most of the map, under the villages
     assert off < 0.01, off   # hidden by its toggle: the plain background again
     assert on < 0.999        # the villages are drawn on top of it (not magenta)
+
+
+def test_html_export_embeds_the_basemap(raster, demo_run, make_client, tables, tmp_path):
+    """/exports/html on a server with a raster basemap: every tile over the map's area, as
+    written, embedded; drawn under the villages in Chromium with no network at all."""
+    import base64
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    path, tiles = raster
+    with make_client(demo_run, basemap=path) as c:
+        r = c.get("/exports/html")
+    assert r.status_code == 200
+    html = r.text
+    m = re.search(r"var (\w+)_tiles = (\{.*?\});\n", html)
+    assert m, "no embedded basemap"
+    embedded = json.loads(m[2])
+    b = tuple(tables.villages.total_bounds)
+    want = {f"{z}/{x}/{y}" for z in range(0, 13) for x, y in _tile_range(b, z)}
+    assert set(embedded) == want
+    for k in list(want)[::5]:
+        z, x, y = map(int, k.split("/"))
+        assert base64.b64decode(embedded[k].split(",", 1)[1]) == tiles[(z, x, y)]
+    assert "测试底图 © test" in html
+    out = tmp_path / "map.html"
+    out.write_text(html, encoding="utf-8")
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1000, "height": 700})
+
+        def route(rq):
+            if rq.request.url.startswith(("file:", "data:")):
+                rq.continue_()
+            else:
+                outside.append(rq.request.url)
+                rq.abort()
+
+        pg.route("**/*", route)
+        pg.goto(out.as_uri())
+        pg.wait_for_timeout(2500)
+        share = _magenta_share(pg.screenshot())
+        browser.close()
+    assert outside == []
+    assert share > 0.3, share
