@@ -222,26 +222,15 @@ def _serve(data: Path | None, host: str, port: int, postgres: str | None = None,
 
 def _serve_workers(data: Path | None, host: str, port: int, postgres: str | None, schema: str,
                    basemap: Path | None, workers: int) -> None:
-    """``workers`` uvicorn processes, each loading the runs once (its lifespan), configured
-    through BUQUE_ variables. They share one session secret (generated here when
-    BUQUE_SESSION_SECRET is unset), so a browser signed in on one is signed in on all."""
-    import os
-    import secrets
-
-    import uvicorn
+    from api.serving import serve_workers
 
     env = {"BUQUE_DATA": str(data.resolve()) if data is not None else None,
            "BUQUE_POSTGRES": postgres, "BUQUE_PG_SCHEMA": schema if postgres else None,
            "BUQUE_BASEMAP": str(basemap.resolve()) if basemap is not None else None}
-    for k, v in env.items():
-        if v is not None:
-            os.environ[k] = v
-    os.environ.setdefault("BUQUE_SESSION_SECRET", secrets.token_urlsafe(32))
     Console().print(f"serving {escape(postgres and 'PostgreSQL' or str(data))} on "
                     f"http://{host}:{port} with {workers} workers  (API docs /docs, map /map; "
                     "Ctrl-C stops)")
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning")
+    serve_workers(env, host, port, workers)
 
 
 PgOption = Annotated[str | None, typer.Option(

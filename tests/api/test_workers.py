@@ -77,3 +77,38 @@ def test_bad_basemap_is_a_one_line_error(demo_run, tmp_path):
     assert r.returncode == 2
     out = r.stdout + r.stderr
     assert "error:" in out and "bad.mbtiles" in out and "Traceback" not in out
+
+
+def test_worker_connections_get_tcp_nodelay():
+    """The listening socket ``--workers`` hands its workers is TCP (proto 6), so asyncio sets
+    TCP_NODELAY on every accepted connection (uvicorn's own leaves proto 0 and Nagle on:
+    each keep-alive answer then waits for a delayed ACK, Kludex/uvicorn#3149)."""
+    import asyncio
+    import socket
+
+    from api.serving import TcpConfig
+
+    config = TcpConfig("api.app:create_app", factory=True, host="127.0.0.1", port=free_port(),
+                       workers=2)
+    sock = config.bind_socket()
+    assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
+    seen = {}
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport):
+            s = transport.get_extra_info("socket")
+            seen["nodelay"] = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            transport.close()
+
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        async with server:
+            _, w = await asyncio.open_connection(*sock.getsockname()[:2])
+            for _ in range(100):
+                if seen:
+                    break
+                await asyncio.sleep(0.05)
+            w.close()
+
+    asyncio.run(main())
+    assert seen["nodelay"] == 1
