@@ -84,6 +84,9 @@ def page_viewer(request: Request) -> Role:
         if e.status != 401:
             raise
         path = request.url.path
+        root = request.scope.get("root_path", "").rstrip("/")
+        if root and path.startswith(root + "/"):  # behind a proxy's prefix: the app's own path
+            path = path[len(root):]
         if request.url.query:
             path += "?" + request.url.query
         raise session.SignInRequired(path) from None

@@ -191,3 +191,19 @@ def test_cross_site_sign_in_form_refused(signin):
 def test_no_keys_no_sign_in(client):
     assert client.get("/login", follow_redirects=False).headers["location"] == "/map"
     assert client.get("/map").status_code == 200
+
+
+def test_sign_in_behind_a_path_prefix(runs):
+    """Behind a proxy serving the app under /buque (root_path), redirects and the cookie's
+    path stay under it."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(Settings(data=runs.folder, api_keys=KEYS)),
+                    root_path="/buque") as c:
+        assert c.get("/map", follow_redirects=False).headers["location"] == \
+            "/buque/login?next=/map"
+        r = _login(c, "v-key-123")
+        assert r.headers["location"] == "/buque/map"
+        assert "Path=/buque;" in r.headers["set-cookie"]
