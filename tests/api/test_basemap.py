@@ -202,8 +202,15 @@ def test_basemap_drawn_under_the_gaps_and_toggled(basemap_url):
         canvas = pg.locator(".maplibregl-canvas")
         on = _magenta_share(canvas.screenshot())
         assert "测试底图 © test" in pg.inner_text("#attribution")
-        pg.click("#show-basemap")
-        pg.evaluate("() => new Promise((done) => window.buqueMap.once('idle', done))")
+        # the toggle clicked and the next idle awaited in one step (an idle event fired
+        # before the listener is registered would never come again)
+        pg.evaluate("""() => new Promise((done) => {
+            window.buqueMap.once('idle', done);
+            document.getElementById('show-basemap').click();
+            window.buqueMap.triggerRepaint();
+        })""")
+        pg.wait_for_function("() => window.buqueMap.loaded()", timeout=30_000)
+        assert not pg.is_checked("#show-basemap")
         off = _magenta_share(canvas.screenshot())
         browser.close()
     assert not errors
