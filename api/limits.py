@@ -7,7 +7,7 @@ with a problem document naming it.
 - CSV/XLSX downloads: more than ``max_export_rows`` matched rows without an explicit ``limit``
   is a 400 ``too-many-rows`` (page with ``limit``/``offset``), not a silently cut file;
 - report exports (``/exports/...``): at most ``max_exports`` are built at once; one more is a
-  503 ``too-many-exports`` with ``Retry-After``;
+  429 ``too-many-exports`` with ``Retry-After``;
 - request bodies: more than ``max_body_bytes`` is a 413 ``body-too-large`` (the API reads only
   the sign-in form);
 - failed sign-ins: ``login_attempts`` per ``login_window_s`` and client, then 429;
@@ -41,7 +41,7 @@ def limits_markdown(s: Settings) -> str:
         f"- CSV/XLSX downloads: at most {s.max_export_rows:,} rows without `limit` "
         "(`max_export_rows`; more is a 400 `too-many-rows`: page with `limit` and `offset`);\n"
         f"- report exports (`/exports/...`): at most {s.max_exports} built at once "
-        "(`max_exports`; one more is a 503 `too-many-exports` with `Retry-After`);\n"
+        "(`max_exports`; one more is a 429 `too-many-exports` with `Retry-After`);\n"
         f"- request bodies: at most {s.max_body_bytes:,} bytes (`max_body_bytes`; 413 "
         "`body-too-large`);\n"
         f"- failed sign-ins: {s.login_attempts} per {s.login_window_s:g} s and client "
@@ -65,7 +65,7 @@ def export_slot(request: Request) -> Iterator[None]:
     slots = export_slots(request)
     if not slots.acquire(blocking=False):
         n = request.app.state.settings.max_exports
-        raise Problem(503, f"this server builds at most {n} export(s) at once (max_exports); "
+        raise Problem(429, f"this server builds at most {n} export(s) at once (max_exports); "
                       f"try again in {EXPORT_RETRY_S} s", kind="too-many-exports",
                       headers={"Retry-After": str(EXPORT_RETRY_S)}, limit=n)
     try:

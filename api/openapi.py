@@ -53,8 +53,8 @@ BINARY = {"type": "string", "format": "binary"}
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Invalid parameter", 401: "API key missing or unknown",
             403: "Role not allowed", 404: "No such resource", 410: "Input changed since the run",
-            503: "A system package the server needs is not installed, or the server is "
-                 "building as many exports as it may at once (the detail says which)"}
+            429: "Too many at once (the detail names the limit; see Retry-After)",
+            503: "A system package the server needs is not installed (the detail names it)"}
     return {c: {"description": text.get(c, "Error"),
                 "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}} for c in codes}
 
@@ -194,7 +194,7 @@ def build_openapi(app: FastAPI, settings: Settings, indicators: list[str]) -> di
                 if isinstance(op, dict):
                     op["description"] = (op.get("description", "") + "\n\nAt most "
                                          f"{settings.max_exports} exports are built at once "
-                                         "(`max_exports`); one more is answered 503 "
+                                         "(`max_exports`); one more is answered 429 "
                                          "`too-many-exports` with `Retry-After`.")
     if settings.api_keys:
         spec.setdefault("components", {}).setdefault("securitySchemes", {})["ApiKey"] = {

@@ -125,7 +125,7 @@ def _send(files: list[Path], tmp: Path, name: str, media: str) -> FileResponse:
 
 @router.get("/exports/bundle", response_class=FileResponse,
             responses={200: {"description": "a zip", "content": {"application/zip": {
-                "schema": BINARY}}}, **problems(400, 404, 503)})
+                "schema": BINARY}}}, **problems(400, 404, 429, 503)})
 def bundle(run: Run, county: Text = None, township: Text = None, indicator: Text = None,
            paper: Literal["A4", "A3"] = "A4",
            orientation: Literal["landscape", "portrait"] = "landscape",
@@ -142,7 +142,7 @@ def bundle(run: Run, county: Text = None, township: Text = None, indicator: Text
             responses={200: {"description": "the exported file", "content": {
                 m: {"schema": {"type": "object"} if "json" in m else BINARY}
                 for m in sorted({*MEDIA_TYPES.values(), "application/zip"})}},
-                       **problems(400, 404, 503)})
+                       **problems(400, 404, 429, 503)})
 def export_file(request: Request, fmt: Fmt, run: Run, county: Text = None, township: Text = None,
                 indicator: Text = None, paper: Literal["A4", "A3"] = "A4",
                 orientation: Literal["landscape", "portrait"] = "landscape",

@@ -32,7 +32,7 @@ def test_limits_are_stated_in_the_docs(limited):
         assert words in text, words
     op = spec["paths"]["/exports/{fmt}"]["get"]
     assert "At most 1 exports are built at once" in op["description"]
-    assert "503" in op["responses"]
+    assert "429" in op["responses"]
     items = spec["paths"]["/collections/villages/items"]["get"]["parameters"]
     limit = next(p for p in items if p["name"] == "limit")
     assert "capped" in limit["description"] and "too-many-rows" in limit["description"]
@@ -63,7 +63,7 @@ def test_exports_at_once(limited):
     assert slots.acquire(blocking=False)       # an export is being built
     try:
         r = limited.get("/exports/csv")
-        body = _problem(r, 503, "too-many-exports")
+        body = _problem(r, 429, "too-many-exports")
         assert body["limit"] == 1 and "max_exports" in body["detail"]
         assert int(r.headers["retry-after"]) > 0
     finally:
