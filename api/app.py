@@ -120,7 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(map_routes.router)
     app.include_router(map_routes.public)
     app.include_router(map_routes.pages)
-    app.include_router(basemap.router)
+    if settings.basemap is not None:  # described and served only when there is one
+        app.include_router(basemap.router)
     app.include_router(session.router)
     map_routes.mount_static(app)
 
