@@ -34,6 +34,17 @@ def village_colour() -> list[Any]:
             by_count]
 
 
+def basemap_of(request: Any) -> Basemap | None:
+    """The server's own basemap (``buque serve --basemap``), if any."""
+    return getattr(request.app.state, "basemap", None)
+
+
+def tile_url(request: Any, bm: Basemap) -> str:
+    """The basemap's tile URL template on this server."""
+    base = str(request.base_url).rstrip("/")
+    return f"{base}/basemap/{{z}}/{{x}}/{{y}}.{bm.fmt}"
+
+
 #: colours of a vector basemap's layers, by a word in the layer's name (first match)
 _VECTOR_FILL = (("water", "#b5d0e8"), ("ocean", "#b5d0e8"), ("park", "#d8e8c8"),
                 ("landcover", "#e2ead2"), ("landuse", "#ebe7dc"), ("building", "#dcd6cc"))

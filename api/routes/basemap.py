@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api.deps import viewer
+from api.mapstyle import basemap_of, tile_url
 from api.openapi import problems
 from api.problems import Problem
 from api.routes.tiles import accepts_gzip
@@ -18,21 +19,12 @@ from geo.basemap import Basemap
 router = APIRouter(tags=["Basemap"], dependencies=[Depends(viewer)])
 
 
-def basemap_of(request: Request) -> Basemap | None:
-    return getattr(request.app.state, "basemap", None)
-
-
 def _need(request: Request) -> Basemap:
     bm = basemap_of(request)
     if bm is None:
         raise Problem(404, "this server has no basemap (buque serve --basemap FILE)",
                       kind="no-basemap")
     return bm
-
-
-def tile_url(request: Request, bm: Basemap) -> str:
-    base = str(request.base_url).rstrip("/")
-    return f"{base}/basemap/{{z}}/{{x}}/{{y}}.{bm.fmt}"
 
 
 @router.get("/basemap.json", responses=problems(404))

@@ -80,8 +80,7 @@ def map_config(request: Request, run: Run) -> dict[str, Any]:
 
 def _basemap_config(request: Request) -> dict[str, Any] | None:
     """The server's basemap for the map's toggle and attribution (None: it has none)."""
-    from api.mapstyle import basemap_layers
-    from api.routes.basemap import basemap_of
+    from api.mapstyle import basemap_layers, basemap_of
 
     bm = basemap_of(request)
     if bm is None:

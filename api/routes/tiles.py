@@ -177,8 +177,7 @@ def _field_type(dtype: Any) -> str:
 def style(request: Request, run: Run, cache: Cache) -> dict[str, Any]:
     """The MapLibre style of the gap map (no external sources, glyphs or sprites), over the
     server's own basemap when it has one."""
-    from api.mapstyle import gap_style
-    from api.routes.basemap import basemap_of, tile_url
+    from api.mapstyle import basemap_of, gap_style, tile_url
 
     layers = cache.layers(run)
     bm = basemap_of(request)
