@@ -227,6 +227,9 @@ def _submit(request: Request, run: ServedRun, req: ExportRequest) -> dict[str, A
         raise Problem(503, report_fonts.NO_CJK_FONT, kind="no-cjk-font",
                       package=report_fonts.CJK_PACKAGE)
     params = _normalised(fmt, opts)
+    bm = getattr(request.app.state, "basemap", None)
+    if fmt == "html" and bm is not None and bm.kind == "raster":  # over the server's own basemap
+        params["basemap"] = str(bm.path)
     key = job_key(run.run_id, fmt, params)
     options = {k: v for k, v in params.items()}
     for k in ("paper", "orientation", "lang", "dpi", "encoding"):
@@ -407,7 +410,8 @@ async def bundle(request: Request, run: Run, county: Text = None, township: Text
             responses={200: {"description": "the exported file", "content": FILES},
                        **WAIT_RESPONSES},
             description="The run (or a county / township / indicator selection) as a print "
-                        "map (png, pdf), an offline HTML map, the XLSX ledger, GIS files (gpkg, "
+                        "map (png, pdf), an offline HTML map (over the server's raster basemap, "
+                        "when it has one), the XLSX ledger, GIS files (gpkg, "
                         "geojson, csv, shp zipped) or PMTiles." + ASYNC_NOTE)
 async def export_file(request: Request, fmt: Fmt, run: Run, county: Text = None,
                       township: Text = None, indicator: Text = None,

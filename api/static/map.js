@@ -14,7 +14,7 @@ const I18N = {
         quantity: "数量", cost: "估算 (元)", none: "无", yes: "是", no: "否", run: "运行",
         road_hard: "硬化路", road_other: "非硬化路", road_unknown: "路面未知", labels: "村名",
         bundle: "报告包 (ZIP)", map_pdf: "打印图 (PDF)", queued: "排队中", position: "第", ready: "已完成，正在下载",
-        export_failed: "导出失败" },
+        export_failed: "导出失败", basemap: "底图" },
   en: { title: "Infrastructure gap map", colour: "Colour by", by_gaps: "number of gaps", county: "County",
         township: "Township", all: "all", search: "Search village name or code", go: "Find", layers: "Layers",
         list_csv: "Deficient villages (CSV)", list_xlsx: "Gap ledger (XLSX)", no_gap: "no gap",
@@ -29,7 +29,7 @@ const I18N = {
         quantity: "Quantity", cost: "Cost (CNY)", none: "none", yes: "yes", no: "no", run: "Run",
         road_hard: "hardened road", road_other: "other road", road_unknown: "surface unknown",
         labels: "Village names", bundle: "Report bundle (ZIP)", map_pdf: "Print map (PDF)",
-        queued: "queued", position: "position", ready: "ready, downloading", export_failed: "export failed" },
+        queued: "queued", position: "position", ready: "ready, downloading", export_failed: "export failed", basemap: "Basemap" },
 };
 const GAP_COLOURS = ["#1a9850", "#fee08b", "#fc8d59", "#d73027", "#7f0000", "#40004b"];
 let gapColour = null;  /* the style's village colour (by the tile property gap_class), kept at load */
@@ -89,7 +89,8 @@ function fillIndicators() {
 function runLine() {
   document.getElementById("run").textContent =
     `${t("run")} ${config.run_id} · ${config.profile.name} ${config.profile.version}`;
-  document.getElementById("attribution").textContent = config.attribution.join(" · ");
+  const bm = config.basemap && config.basemap.attribution ? [config.basemap.attribution] : [];
+  document.getElementById("attribution").textContent = [...config.attribution, ...bm].join(" · ");
 }
 
 /* The legend: village colours (as the style draws them), village sizes, then the symbols of
@@ -247,7 +248,16 @@ function toggles() {
     ...config.layers.map((l) => h("label", {},
       h("input", { type: "checkbox", checked: true, dataset: { layer: l } }), " ", t(l))),
     h("label", {}, h("input", { type: "checkbox", id: "show-labels", checked: showLabels }), " ",
-      t("labels")));
+      t("labels")),
+    ...(config.basemap ? [h("label", {}, h("input", { type: "checkbox", id: "show-basemap",
+      checked: showBasemap }), " ", t("basemap"))] : []));
+  if (config.basemap) {
+    document.getElementById("show-basemap").onchange = (e) => {
+      showBasemap = e.target.checked;
+      config.basemap.style_layers.forEach((id) =>
+        map.setLayoutProperty(id, "visibility", showBasemap ? "visible" : "none"));
+    };
+  }
   box.querySelectorAll("input[data-layer]").forEach((el) => {
     el.onchange = () => {
       config.style_layers[el.dataset.layer].forEach((id) =>
@@ -265,6 +275,7 @@ const LABEL_ZOOM = 11;
 const LABEL_MAX = 250;
 const LABEL_FONT = '12px "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif';
 let showLabels = true;
+let showBasemap = true;  /* the server's own basemap (buque serve --basemap), when it has one */
 let labelMarkers = [];
 const measure = document.createElement("canvas").getContext("2d");
 
