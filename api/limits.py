@@ -18,6 +18,11 @@ with a problem document naming it.
 
 from __future__ import annotations
 
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import PROBLEM, TYPE_BASE
 from api.settings import Settings
 from geo.tiles import LINE_BUDGET, LOW_ZOOM, MAX_FEATURES
 
@@ -42,3 +47,64 @@ def limits_markdown(s: Settings) -> str:
         f"{LOW_ZOOM} (tiles of a county or more) at most {LINE_BUDGET} lines or areas, the "
         "longest: large areas at low zoom are thinned, not refused."
     )
+
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware refusing request bodies over ``max_bytes`` with a 413 problem document
+    (by ``Content-Length`` up front, or while a body without one is read)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max = app, max_bytes
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        body = json.dumps({"type": TYPE_BASE + "body-too-large", "title": "Content Too Large",
+                           "status": 413, "detail": f"request bodies are limited to {self.max} "
+                           "bytes (max_body_bytes)", "instance": scope.get("path", ""),
+                           "limit": self.max}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", PROBLEM.encode()),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope.get("headers", []):
+            if k == b"content-length":
+                try:
+                    too_big = int(v) > self.max
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await self._refuse(scope, send)
+                    return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max:
+                    raise _TooLarge
+            return msg
+
+        async def tracked(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if not started:
+                await self._refuse(scope, send)
