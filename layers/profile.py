@@ -29,7 +29,7 @@ NullPolicy = Literal["pass", "fail", "unknown"]
 TOP_KEYS = {"format", "extends", "name", "version", "title", "description", "indicators"}
 INDICATOR_KEYS = {"label", "sector", "layer", "levels", "applies", "rule", "threshold_m",
                   "fallback_threshold_m", "default_radius_m", "evidence", "deadline",
-                  "target_rate", "remedy", "upgrade", "network_layer", "fallback"}
+                  "target_rate", "remedy", "upgrade", "network_layer", "fallback", "plan"}
 REMEDY_KEYS = {"item", "item_en", "unit", "quantity", "unit_cost", "default_quantity"}
 
 
@@ -76,6 +76,8 @@ class Indicator:
     #: the level to assess at instead when a run has no village of the indicator's levels
     #: (e.g. ``"admin"`` for water when only administrative villages are given); flagged
     fallback: str | None = None
+    #: how ``buque plan`` fills this indicator's gaps, and its unit costs (``geo.plan.params``)
+    plan: dict[str, Any] = field(default_factory=dict)
 
     @property
     def reach_m(self) -> float:
@@ -302,6 +304,7 @@ def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = ""
             fallback_threshold_m=_number(d, "fallback_threshold_m", w, path),
             default_radius_m=_number(d, "default_radius_m", w, path),
             network_layer=d.get("network_layer", "roads"), fallback=fallback,
+            plan=dict(d.get("plan", {})),
             sources={k: v for k, v in d.items() if k.endswith("_source")},
         )
     return Profile(name=str(_require(data, "name", "profile", path)),

@@ -10,7 +10,7 @@ from layers.errors import BuqueInputError, check_keys
 from layers.schema import LAYER_FIELDS
 
 #: the keys a project may have, per table (anything else is an error with a suggestion)
-TOP_KEYS = {"name", "standard", "crs", "layers", "osm", "official"}
+TOP_KEYS = {"name", "standard", "crs", "layers", "osm", "official", "plan"}
 LAYER_KEYS = {"path", "layer", "fields", "encoding", "crs", "lon", "lat"}
 OSM_KEYS = {"path", "county", "admin_places", "natural_places", "county_admin_level",
             "township_admin_level"}
