@@ -19,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import problems
 from api.openapi import build_openapi
-from api.routes import exports, features, ogc, projects, runs, summary, tiles
+from api.routes import exports, features, ogc, plans, projects, runs, summary, tiles
 from api.routes import map as map_routes
 from api.security import SecurityHeaders, docs_policy
 from api.settings import Settings
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "deficient-village lists (OGC API - Features), summaries, remedy lists and run "
         "comparisons. Errors are RFC 7807 problem documents.",
         openapi_tags=[{"name": "OGC API - Features"}, {"name": "Villages"},
-                      {"name": "Summary"}, {"name": "Projects"}, {"name": "Runs"},
+                      {"name": "Summary"}, {"name": "Projects"}, {"name": "Runs"}, {"name": "Plans"},
                       {"name": "Input layers"}],
     )
     app.state.settings = settings
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(summary.router)
     app.include_router(projects.router)
     app.include_router(runs.router)
+    app.include_router(plans.router)
     if settings.input_layers:
         app.include_router(features.layers)
     app.include_router(tiles.router)

@@ -32,31 +32,26 @@ EPS = 1e-6  # added to every edge weight so that zero-length edges stay edges of
 
 
 def delaunay_edges(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i < j) of the Delaunay edges of ``xy``; duplicate points are chained to
-    their first copy with an edge of length 0; fewer than 4 distinct points: all pairs."""
+    """Index pairs (i < j) of the Delaunay edges of ``xy``. A point Qhull leaves out (a duplicate
+    or near-duplicate) is joined to the vertex it lies nearest; fewer than 4 points: all pairs."""
     n = len(xy)
     if n < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    uniq, first, inv = np.unique(xy, axis=0, return_index=True, return_inverse=True)
-    inv = inv.ravel()
-    rep = first[inv]  # each point's first copy
-    dup = np.flatnonzero(rep != np.arange(n))
-    a, b = [rep[dup]], [dup]
-    m = len(uniq)
-    if m >= 4:
+    e = None
+    if n >= 4:
         try:
-            tri = Delaunay(uniq).simplices
-            e = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [0, 2]]])
-        except QhullError:  # all points on one line: all pairs (few such bands)
-            e = np.column_stack(np.triu_indices(m, 1))
-    else:
-        e = np.column_stack(np.triu_indices(m, 1))
-    if len(e):
-        e = np.unique(np.sort(e, axis=1), axis=0)
-        a.append(first[e[:, 0]])
-        b.append(first[e[:, 1]])
-    a, b = np.concatenate(a), np.concatenate(b)
-    return np.minimum(a, b), np.maximum(a, b)
+            tri = Delaunay(xy)
+            s = tri.simplices
+            e = np.concatenate([s[:, [0, 1]], s[:, [1, 2]], s[:, [0, 2]]])
+            if len(tri.coplanar):
+                e = np.concatenate([e, tri.coplanar[:, [0, 2]]])
+        except QhullError:  # all points on one line (or all equal): all pairs, few such bands
+            e = None
+    if e is None:
+        e = np.column_stack(np.triu_indices(n, 1))
+    a, b = np.minimum(e[:, 0], e[:, 1]), np.maximum(e[:, 0], e[:, 1])
+    key = np.unique(a.astype(np.int64) * n + b)
+    return key // n, key % n
 
 
 def spanning_tree(xy: np.ndarray, root_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,5 +177,5 @@ def _start_points(root_line: np.ndarray, xy: np.ndarray) -> np.ndarray:
     out = xy.copy()
     has = ~pd.isna(root_line)
     if has.any():
-        out[has] = shapely.get_coordinates(shapely.get_point(root_line[has], 0))
+        out[has] = shapely.get_coordinates(root_line[has]).reshape(-1, 2, 2)[:, 0]
     return out

@@ -23,7 +23,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo.archive import read_layers, read_manifest, read_villages
+from geo.archive import VILLAGES, read_layers, read_manifest, read_villages
 from geo.columns import equals
 from geo.plan import harden, network, points
 from geo.plan.params import Params
@@ -48,13 +48,17 @@ class RunInput:
     profile: Profile
 
 
-def load_run(run: str | Path) -> RunInput:
-    """Read a run archive with :mod:`geo.archive`'s readers, and its standards profile."""
+def load_run(run: str | Path, layers: bool = True) -> RunInput:
+    """Read a run archive with :mod:`geo.archive`'s readers, and its standards profile
+    (``layers=False``: without its feature layers)."""
     run = Path(run)
     manifest = read_manifest(run)
     gaps = pd.read_parquet(run / "gaps.parquet")
-    v = read_villages(run)
-    v = pd.DataFrame(v[[c for c in VILLAGE_COLS if c in v]])
+    if (run / VILLAGES).is_file():  # the table without its geometry
+        v = pd.read_parquet(run / VILLAGES, columns=VILLAGE_COLS)
+    else:
+        v = read_villages(run)
+        v = pd.DataFrame(v[[c for c in VILLAGE_COLS if c in v]])
     prof = manifest.get("profile", {})
     path = prof.get("path") or prof.get("name") or "national"
     profile = load_profile(path if Path(str(path)).is_file() else prof.get("name", "national"))
@@ -63,7 +67,7 @@ def load_run(run: str | Path) -> RunInput:
     v["unit"] = np.where(nat & parent_known, v["village_code"].astype(str), v["code"].astype(str))
     v["priority"] = priority(v)
     return RunInput(path=run, manifest=manifest, gaps=gaps, villages=v.reset_index(drop=True),
-                    layers=read_layers(run), profile=profile)
+                    layers=read_layers(run) if layers else {}, profile=profile)
 
 
 def _geoms_by_id(layer: gpd.GeoDataFrame | None) -> pd.Series | None:
