@@ -4,8 +4,7 @@ Per indicator (its profile ``plan.works``):
 
 - ``network`` (road, water, power): a gap village whose non-qualifying nearby feature can be
   upgraded for no more than a line of its own would cost gets that upgrade (one work per
-  feature, shared by every village it serves); a road gap beside an unhardened road is hardened
-  along the road graph when cheaper (:mod:`geo.plan.harden`); the rest get extension trees
+  feature, shared by every village it serves); the rest get extension trees
   (:mod:`geo.plan.network`);
 - ``point`` (clinic): upgrade the non-qualifying feature that satisfies the rule, else build one
   in the village;
@@ -25,7 +24,7 @@ import pandas as pd
 
 from geo.archive import VILLAGES, read_layers, read_manifest, read_villages
 from geo.columns import equals
-from geo.plan import harden, network, points
+from geo.plan import network, points
 from geo.plan.params import Params
 from geo.remedies import priority
 from layers.profile import Profile, load_profile
@@ -111,11 +110,6 @@ def build_works(inp: RunInput, params: Params, gaps: pd.DataFrame | None = None
         nonq = equals(miss["reason"], "non_qualifying_nearby") & miss["candidate_id"].notna().to_numpy()
         if cost.works == "network":
             rest = np.ones(len(miss), dtype=bool)
-            if cost.harden_unit_cost is not None and layer is not None and nonq.any():
-                sel = miss[nonq]
-                w, at, ok = harden.harden_works(sel, layer, ind, cost)
-                add(w, at, sel[ok])
-                rest[np.flatnonzero(nonq)[ok]] = False
             if cost.upgrade_unit_cost is not None and nonq.any():
                 d = miss["distance_m"].to_numpy(float, na_value=np.nan)
                 own = np.where(np.isfinite(d), np.maximum(d - cost.reach_m, 0) / 1000 *
