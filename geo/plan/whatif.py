@@ -102,8 +102,7 @@ class WhatIf:
                 up = c.upgrade_unit_cost if c.upgrade_unit_cost is not None else np.inf
                 line = np.where(np.isfinite(d[miss]), np.maximum(d[miss] - c.reach_m, 0) / 1000,
                                 c.default_km or 0.0) * c.unit_cost
-                hard = (c.harden_unit_cost if c.harden_unit_cost is not None else np.inf)
-                alt = np.where(nonq[miss], min(up, hard * c.reach_m / 1000), np.inf)
+                alt = np.where(nonq[miss], up, np.inf)
                 cost = float((np.minimum(line, alt) * f).sum())
             elif c.works == "point" and c.upgrade_unit_cost is not None:
                 cost = float((np.where(nonq[miss], c.upgrade_unit_cost, c.unit_cost) * f).sum())
