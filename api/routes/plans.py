@@ -25,6 +25,8 @@ from layers.errors import BuqueInputError
 
 router = APIRouter(tags=["Plans"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 _lock = threading.Lock()
+#: the shape of one ``set`` value (the key is then checked against the run's profile: 400)
+SET_PATTERN = r"^[A-Za-z0-9_]+\.[^=]+=[0-9]+(\.[0-9]+)?$"
 
 
 def _json(body: Any) -> Response:
@@ -99,7 +101,7 @@ def works(request: Request, plan_id: str,
           county: Annotated[str | None, Query(description="County name(s), comma-separated.")] = None,
           indicator: Annotated[str | None, Query(description="Indicator key(s).")] = None,
           phase: Annotated[str | None, Query(description="Phase label(s); `none` for unfunded.")] = None,
-          limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+          limit: Annotated[int, Query(ge=1, description="Works per page (at most 10000).")] = 100,
           offset: Annotated[int, Query(ge=0)] = 0,
           f: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json") -> Response:
     from geo.lists import split_values
@@ -114,6 +116,7 @@ def works(request: Request, plan_id: str,
         ph = split_values(phase)
         sel &= w["phase"].isin(ph) | (w["phase"].isna() & ("none" in ph))
     sub = w[sel.to_numpy()]
+    limit = min(limit, 10000)
     if f in ("csv", "xlsx"):
         table = pd.DataFrame(sub.drop(columns="geometry")).assign(wkt=sub.geometry.to_wkt())
         if f == "csv":
@@ -134,19 +137,22 @@ def works(request: Request, plan_id: str,
 @router.get("/plans/{a}/diff/{b}", summary="Two plans compared",
             responses={**json_ok(), **problems(400, 404)})
 def diff(request: Request, a: str, b: str,
-         limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> Response:
+         limit: Annotated[int, Query(ge=1, description="Changed works listed (at most "
+                                     "10000).")] = 1000) -> Response:
     from geo.plan.diff import diff_plans
 
     summary, changed = diff_plans(_plan(request, a), _plan(request, b))
     return _json({**summary, "numberMatched": int(len(changed)),
-                  "works": rows(changed.head(limit))})
+                  "works": rows(changed.head(min(limit, 10000)))})
 
 
 @router.get("/whatif", summary="Rates and costs under changed parameters",
             responses={**json_ok(), **problems(400, 404)})
 def whatif(request: Request,
            set_: Annotated[list[str] | None, Query(
-               alias="set", description="KEY=VALUE, repeated: e.g. water.threshold_m=1000, "
+               alias="set", json_schema_extra={"items": {"type": "string",
+                                                         "pattern": SET_PATTERN}},
+               description="KEY=VALUE, repeated: e.g. water.threshold_m=1000, "
                "road.unit_cost=800000, county.NAME=1.4")] = None,
            run: Annotated[str | None, Query(max_length=100, description="Run id (newest when "
                                             "absent).")] = None) -> Response:
