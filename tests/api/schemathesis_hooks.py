@@ -27,10 +27,10 @@ def unknown_setting(values: object) -> bool:
     from layers.errors import BuqueInputError
     from layers.profile import load_profile
 
+    vals = values if isinstance(values, list | tuple) else [values]
     try:
-        make_params(load_profile("national"),
-                    dict(parse_set(v) for v in ([values] if isinstance(values, str) else values)))
-    except (BuqueInputError, TypeError):
+        make_params(load_profile("national"), dict(parse_set(str(v)) for v in vals))
+    except BuqueInputError:
         return True
     return False
 
