@@ -34,6 +34,16 @@ def _version() -> str:
     return tool_version()
 
 
+def _set_pattern(store: Any) -> str | None:
+    """The ``/whatif`` ``set`` pattern of the newest run's profile (None: not on disk)."""
+    from geo.archive import read_manifest
+    from geo.plan.params import set_pattern
+    from geo.plan.works import run_profile
+
+    path = getattr(store, "paths", {}).get(store.newest)
+    return None if path is None else set_pattern(run_profile(read_manifest(path)))
+
+
 def _mount_docs(app: FastAPI) -> None:
     """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package, served by this app, so it
     works with no internet access."""
@@ -117,9 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.openapi_schema is None:
             store = app.state.store
             indicators: list[str] = []
+            pattern = None
             if store is not None and store.newest is not None:
                 indicators = store.get().data.indicators
-            app.openapi_schema = build_openapi(app, settings, indicators)
+                pattern = _set_pattern(store)
+            app.openapi_schema = build_openapi(app, settings, indicators, pattern)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

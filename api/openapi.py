@@ -128,7 +128,10 @@ def _list_param(values: list[Any], item_type: str = "string") -> dict[str, Any]:
             "minItems": 1, "maxItems": MAX_ITEMS}
 
 
-def build_openapi(app: FastAPI, settings: Settings, indicators: list[str]) -> dict[str, Any]:
+def build_openapi(app: FastAPI, settings: Settings, indicators: list[str],
+                  set_pattern: str | None = None) -> dict[str, Any]:
+    """``set_pattern``: the ``/whatif`` ``set`` values the served run's profile accepts
+    (:func:`geo.plan.params.set_pattern`), so that every schema-valid request is answerable."""
     spec = get_openapi(title=app.title, version=app.version, description=app.description,
                        routes=app.routes, tags=getattr(app, "openapi_tags", None))
     spec = _downgrade(spec)
@@ -174,6 +177,9 @@ def build_openapi(app: FastAPI, settings: Settings, indicators: list[str]) -> di
                                    "default": settings.default_limit}
                     p["description"] = (f"Items per page (default {settings.default_limit}); "
                                         f"values above {settings.max_limit} are capped to it.")
+                elif name == "set" and path == "/whatif" and set_pattern:
+                    p["schema"] = {**sch, "items": {**sch.get("items", {}),
+                                                    "pattern": set_pattern}}
                 elif name in lists and sch.get("type", "string") != "boolean":
                     desc = p.get("description", "") or sch.get("description", "")
                     p["schema"] = {**lists[name]}

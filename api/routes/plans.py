@@ -18,15 +18,17 @@ from fastapi.responses import Response
 
 from api.deps import get_settings, get_store, reject_unknown_params, unknown_run, viewer
 from api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
-from api.openapi import json_ok, problems
+from api.openapi import features_ok, json_ok, problems
 from api.problems import Problem
 from api.store import UnknownRun
+from geo.plan.params import set_pattern
 from layers.errors import BuqueInputError
 
 router = APIRouter(tags=["Plans"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 _lock = threading.Lock()
-#: the shape of one ``set`` value (the key is then checked against the run's profile: 400)
-SET_PATTERN = r"^[A-Za-z0-9_]+\.[^=]+=[0-9]+(\.[0-9]+)?$"
+#: the shape of one ``set`` value; the OpenAPI document narrows it to the keys of the newest
+#: run's profile (:func:`geo.plan.params.set_pattern`)
+SET_PATTERN = set_pattern(None)
 
 
 def _json(body: Any) -> Response:
@@ -96,7 +98,7 @@ def plan(request: Request, plan_id: str) -> Response:
 
 
 @router.get("/plans/{plan_id}/works", summary="A plan's works (GeoJSON, CSV or XLSX)",
-            response_class=Response, responses={**json_ok(), **problems(400, 404)})
+            response_class=Response, responses={**features_ok(), **problems(400, 404)})
 def works(request: Request, plan_id: str,
           county: Annotated[str | None, Query(description="County name(s), comma-separated.")] = None,
           indicator: Annotated[str | None, Query(description="Indicator key(s).")] = None,

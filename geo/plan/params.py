@@ -12,6 +12,7 @@ Keys of ``--set`` (and of a project's ``[plan]`` table, see :func:`project_sets`
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -128,6 +129,28 @@ def make_params(profile: Profile, sets: dict[str, float] | None = None) -> Param
             raise BuqueInputError("--set", f"{key}: {head} is not a coverage rule", field=key)
         costs[head] = replace(c, **{tail: float(v)})
     return Params(costs=costs, county_factor=county, sets=dict(sorted((sets or {}).items())))
+
+
+def set_keys(profile: Profile) -> list[str]:
+    """Every ``IND.KEY`` that :func:`make_params` accepts for ``profile`` (``county.NAME``
+    aside): the cost keys of every indicator, ``threshold_m`` of ``within_distance`` rules and
+    ``radius_m`` of coverage rules."""
+    out = []
+    for k, i in profile.indicators.items():
+        tails = [*(["threshold_m"] if i.rule == "within_distance" else []),
+                 *(["radius_m"] if i.rule == "coverage" else []), *COST_KEYS]
+        out += [f"{k}.{t}" for t in tails]
+    return out
+
+
+def set_pattern(profile: Profile | None) -> str:
+    """A regular expression (ECMA and Python alike) matching exactly the ``KEY=VALUE`` texts
+    :func:`parse_set` and :func:`make_params` accept for ``profile``: its keys or
+    ``county.NAME``, and a plain non-negative number of at most 15 digits before and after the
+    point (so it is finite). Without a profile: any ``IND.KEY`` of the documented shape."""
+    keys = ("|".join(re.escape(k) for k in set_keys(profile)) if profile is not None
+            else "[A-Za-z0-9_]+\\.[A-Za-z0-9_]+")
+    return f"^(county\\.[^=\\s]+|{keys})=[0-9]{{1,15}}(\\.[0-9]{{1,15}})?$"
 
 
 def project_sets(project_path: str | Path | None) -> dict[str, float]:

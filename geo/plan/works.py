@@ -47,6 +47,14 @@ class RunInput:
     profile: Profile
 
 
+def run_profile(manifest: dict) -> Profile:
+    """The standards profile a run was assessed with (its file when still there, else the
+    bundled profile of its name)."""
+    prof = manifest.get("profile", {})
+    path = prof.get("path") or prof.get("name") or "national"
+    return load_profile(path if Path(str(path)).is_file() else prof.get("name", "national"))
+
+
 def load_run(run: str | Path, layers: bool = True) -> RunInput:
     """Read a run archive with :mod:`geo.archive`'s readers, and its standards profile
     (``layers=False``: without its feature layers)."""
@@ -58,9 +66,7 @@ def load_run(run: str | Path, layers: bool = True) -> RunInput:
     else:
         v = read_villages(run)
         v = pd.DataFrame(v[[c for c in VILLAGE_COLS if c in v]])
-    prof = manifest.get("profile", {})
-    path = prof.get("path") or prof.get("name") or "national"
-    profile = load_profile(path if Path(str(path)).is_file() else prof.get("name", "national"))
+    profile = run_profile(manifest)
     nat = equals(v["level"], "natural")
     parent_known = v["village_code"].isin(v.loc[~nat, "code"]).to_numpy()
     v["unit"] = np.where(nat & parent_known, v["village_code"].astype(str), v["code"].astype(str))

@@ -50,9 +50,10 @@ def _dictionaries(url: str) -> str:
         y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
         tiles["z"].append(z), tiles["x"].append(int((lon + 180) / 360 * n)), tiles["y"].append(int(y))
     layers = list(httpx.get(f"{url}/styles/gaps.json").json()["sources"]) + cols
+    plans = [p["name"] for p in httpx.get(f"{url}/plans").json()["plans"]]
     values = {"runs": run_ids, "codes": codes, "collections": cols, "features": features or ["0"],
-              "layers": layers, **tiles}
-    binding = {"a": "runs", "b": "runs", "run_id": "runs", "code": "codes",
+              "layers": layers, "plans": plans or ["none"], **tiles}
+    binding = {"a": "runs", "b": "runs", "run_id": "runs", "plan_id": "plans", "code": "codes",
                "collection_id": "collections", "feature_id": "features", "layer": "layers",
                "z": "z", "x": "x", "y": "y"}
     lines = []
@@ -60,6 +61,9 @@ def _dictionaries(url: str) -> str:
         lines += [f"[dictionaries.{name}]", f"values = {json.dumps(sorted(set(vals), key=str))}"]
     lines.append("[parameters]")
     lines += [f'"path.{p}" = {{ dictionary = "{d}", probability = 0.8 }}' for p, d in binding.items()]
+    lines += ["[[operations]]", 'include-path = "/plans/{a}/diff/{b}"',
+              "[operations.parameters]"]
+    lines += [f'"path.{p}" = {{ dictionary = "plans", probability = 0.8 }}' for p in "ab"]
     return "\n".join(lines) + "\n"
 
 
@@ -80,8 +84,14 @@ def schemathesis_run(url: str, tmp: Path, *extra: str) -> subprocess.CompletedPr
 
 
 def test_api(runs, tmp_path):
-    """The folder of two runs (so that /runs/{a}/diff/{b} has data): no failure of any check."""
-    for url in serve(runs.folder):
+    """The folder of two runs (so that /runs/{a}/diff/{b} has data) and two plans of the first
+    (for /plans/{id} and /plans/{a}/diff/{b}): no failure of any check."""
+    from geo.plan.archive import write_plan
+    from geo.plan.make import make_plan
+
+    for name, budget in (("plan-a", "2e6"), ("plan-b", "8e6")):
+        write_plan(tmp_path / "plans" / name, make_plan(runs.a, [budget]))
+    for url in serve(runs.folder, plans=str(tmp_path / "plans")):
         proc = schemathesis_run(url, tmp_path, "--max-examples", "25")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "No issues found" in out, out[-8000:]
