@@ -243,17 +243,29 @@ def serve(
 
 @app.command()
 def publish(
-    run: Annotated[Path, typer.Argument(help="A run directory (written by buque run).")],
+    run: Annotated[Path, typer.Argument(help="A run directory (written by buque run) or a "
+                                        "plan (buque plan).")],
     postgres: Annotated[str, typer.Option(
         "--postgres", help="The PostgreSQL/PostGIS database (libpq DSN or postgresql:// URL).")],
     schema: SchemaOption = "buque",
 ) -> None:
-    """Load a run into PostGIS (GiST-indexed), replacing an earlier copy of the same run in one
-    transaction; serve it with buque serve --postgres."""
+    """Load a run (or a plan: buque plan) into PostGIS (GiST-indexed), replacing an earlier copy
+    of the same run in one transaction; serve it with buque serve --postgres."""
     from api.pgstore import PgStoreError
     from api.pgstore import publish as publish_run
     from geo.archive import is_run
+    from geo.plan.archive import is_plan
 
+    if is_plan(run):
+        from api.pgplans import publish_plan
+
+        try:
+            out = publish_plan(run, postgres, schema=schema)
+        except PgStoreError as e:
+            _fail(e)
+        console.log(f"published plan [bold]{out['name']}[/] ({out['plan_id']}) into schema "
+                    f"{out['schema']}: {sum(out['rows'].values()):,} rows")
+        return
     if not is_run(run):
         _fail(FileNotFoundError(f"{run}: not a Buque run (no manifest.json)"))
     t0 = time.perf_counter()

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from api.deps import get_settings, get_store, reject_unknown_params, unknown_run, viewer
@@ -49,10 +50,38 @@ def _plans(request: Request) -> dict[str, Path]:
     return out
 
 
+def _pg_plans(request: Request):
+    """The PostGIS plan store when the API serves ``--postgres`` and no plans folder is set."""
+    s = get_settings(request)
+    if s.postgres is None or s.plans is not None:
+        return None
+    store = request.app.state.__dict__.get("pg_plans")
+    if store is None:
+        from api.pgplans import PgPlanStore
+
+        # the run store's connections (closed with it when the app stops)
+        pool = getattr(get_store(request), "pool", None)
+        store = request.app.state.pg_plans = PgPlanStore(s.postgres, s.pg_schema, pool=pool)
+    return store
+
+
+def _names(request: Request) -> list[str]:
+    pg = _pg_plans(request)
+    return pg.names() if pg is not None else list(_plans(request))
+
+
 def _plan(request: Request, plan_id: str):
-    """A plan by folder name or plan id, cached until its plan.json changes."""
+    """A plan by folder name (published name) or plan id, cached until its plan.json changes
+    (until it is published again)."""
     from geo.plan.archive import read_plan
 
+    pg = _pg_plans(request)
+    if pg is not None:
+        hit = pg.get(plan_id)
+        if hit is None:
+            raise Problem(404, f"no plan {plan_id!r}; known plans: "
+                          f"{', '.join(pg.names()) or 'none'}", kind="unknown-plan")
+        return hit
     found = _plans(request)
     path = found.get(plan_id)
     if path is None:
@@ -78,7 +107,7 @@ def _plan(request: Request, plan_id: str):
 def plans(request: Request) -> Response:
     """Each plan's id, folder, run, budgets and totals."""
     out = []
-    for name in _plans(request):
+    for name in _names(request):
         m = _plan(request, name).meta
         out.append({"name": name, "plan_id": m.get("plan_id"), "run_id": m["run"].get("run_id"),
                     "budgets": m.get("budgets"), "totals": m.get("totals"),
@@ -199,3 +228,88 @@ def _whatif(request: Request, run: str | None):
             wi.run_id = rid
             cache[rid] = wi
         return cache[rid]
+
+
+# ------------------------------------------------------------------ the works on the map
+
+WORK_PROPS = ["work_id", "indicator", "action", "item", "phase", "funded", "cost", "villages",
+              "priority", "line_m"]
+
+
+def _work_tiles(request: Request, plan_id: str):
+    """The plan's works as one tile layer ``works`` (verify items and works without a geometry
+    left out; ``phase`` is ``none`` when unfunded), built once per plan version."""
+    from geo.tiles import TileLayer
+
+    p = _plan(request, plan_id)
+    cache = request.app.state.__dict__.setdefault("plan_tiles", {})
+    key = id(p)
+    with _lock:
+        if key not in cache:
+            w = p.works
+            w = w[(w["action"] != "verify").to_numpy() & w.geometry.notna().to_numpy()
+                  & ~w.geometry.is_empty.to_numpy()].copy()
+            w["phase"] = w["phase"].astype(object).where(w["phase"].notna(), "none").astype(str)
+            w["funded"] = w["funded"].astype(bool)
+            cache.clear()
+            cache[key] = (p, TileLayer.from_frame("works", w, WORK_PROPS,
+                                                  rank=w["cost"].to_numpy(float)))
+        return cache[key][1]
+
+
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+@router.get("/plans/{plan_id}/tiles/{z}/{x}/{y}.mvt", response_class=Response,
+            summary="A plan's works as a vector tile (layer `works`)",
+            responses={200: {"description": "Mapbox Vector Tile 2.1",
+                             "content": {MVT: {"schema": {"type": "string",
+                                                          "format": "binary"}}}},
+                       204: {"description": "empty tile"}, **problems(400, 404)})
+def work_tile(request: Request, plan_id: str, z: Annotated[int, PathParam(ge=0, le=24)],
+              x: Annotated[int, PathParam(ge=0)], y: Annotated[int, PathParam(ge=0)]) -> Response:
+    """One tile of the plan's works: lines to build or harden, sites and upgraded features;
+    properties ``work_id``, ``indicator``, ``action``, ``item``, ``phase`` (``none``:
+    unfunded), ``funded``, ``cost``, ``villages``, ``priority``, ``line_m``."""
+    from geo.tiles import valid_tile
+
+    layer = _work_tiles(request, plan_id)
+    if not valid_tile(z, x, y):
+        raise Problem(404, f"tile {z}/{x}/{y} does not exist (x and y must be below 2^z)",
+                      kind="no-such-tile")
+    body = layer.render(z, x, y)
+    headers = {"Cache-Control": "public, max-age=3600"}
+    if not body:
+        return Response(status_code=204, headers=headers)
+    return Response(body, media_type=MVT, headers=headers)
+
+
+@router.get("/plans/{plan_id}/works/{work_id}", summary="One work and the villages it serves",
+            responses={**json_ok(), **problems(400, 404)})
+def work(request: Request, plan_id: str, work_id: str) -> Response:
+    """The work's fields (no geometry) and each village it serves: code, level, indicator,
+    and the name, county and township of the plan's run when that run is served."""
+    p = _plan(request, plan_id)
+    w = p.works
+    hit = w[(w["work_id"] == work_id).to_numpy()]
+    if not len(hit):
+        raise Problem(404, f"plan {plan_id!r} has no work {work_id!r}", kind="unknown-work")
+    wv = p.work_villages
+    served = pd.DataFrame(wv[(wv["work_id"] == work_id).to_numpy()]).drop(columns="work_id")
+    served = served.merge(_village_names(request, p.meta["run"].get("run_id")),
+                          on="village_code", how="left")
+    fields = rows(pd.DataFrame(hit.drop(columns=hit.geometry.name)))[0]
+    return _json({**fields, "served": rows(served.reset_index(drop=True))})
+
+
+def _village_names(request: Request, run_id: str | None) -> pd.DataFrame:
+    """village_code -> name, county, township of a served run (empty when it is not served)."""
+    cols = ["village_code", "name", "county", "township"]
+    try:
+        v = get_store(request).get(run_id).data.tables.villages
+    except (UnknownRun, KeyError, AttributeError):
+        return pd.DataFrame(columns=cols).astype("string")
+    keep = [c for c in ("code", "name", "county", "township") if c in v.columns]
+    out = pd.DataFrame(v[keep]).rename(columns={"code": "village_code"})
+    out["village_code"] = out["village_code"].astype("string")
+    return out.drop_duplicates("village_code")

@@ -51,9 +51,13 @@ def _dictionaries(url: str) -> str:
         tiles["z"].append(z), tiles["x"].append(int((lon + 180) / 360 * n)), tiles["y"].append(int(y))
     layers = list(httpx.get(f"{url}/styles/gaps.json").json()["sources"]) + cols
     plans = [p["name"] for p in httpx.get(f"{url}/plans").json()["plans"]]
+    work_ids = [f["properties"]["work_id"] for p in plans for f in httpx.get(
+        f"{url}/plans/{p}/works", params={"limit": 4}).json()["features"]]
     values = {"runs": run_ids, "codes": codes, "collections": cols, "features": features or ["0"],
-              "layers": layers, "plans": plans or ["none"], **tiles}
-    binding = {"a": "runs", "b": "runs", "run_id": "runs", "plan_id": "plans", "code": "codes",
+              "layers": layers, "plans": plans or ["none"],
+              "works": work_ids or ["none"], **tiles}
+    binding = {"a": "runs", "b": "runs", "run_id": "runs", "plan_id": "plans", "work_id": "works",
+               "code": "codes",
                "collection_id": "collections", "feature_id": "features", "layer": "layers",
                "z": "z", "x": "x", "y": "y"}
     lines = []
