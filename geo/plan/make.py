@@ -108,6 +108,13 @@ def _fund(inp: RunInput, params: Params, gaps: pd.DataFrame, works: gpd.GeoDataF
                          ).sort_values(["w", "code"]).drop_duplicates("w")
     county = np.full(n_w, None, dtype=object)
     county[first["w"].to_numpy()] = first["county"].to_numpy()
+    # a shared trunk serves no village itself: the county of a work that hangs from it
+    while True:
+        child = np.flatnonzero((parent >= 0) & pd.notna(county))
+        gap = pd.isna(county[parent[child]])
+        if not gap.any():
+            break
+        county[parent[child[gap]]] = county[child[gap]]
     n_v = pd.Series(pv).groupby(pw).nunique().reindex(range(n_w), fill_value=0).to_numpy()
     out = works.assign(priority=wprio, phase=pd.array(labels[np.where(ph >= 0, ph, -1)],
                                                       dtype="string"),

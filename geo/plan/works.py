@@ -24,7 +24,7 @@ import pandas as pd
 
 from geo.archive import VILLAGES, read_layers, read_manifest, read_villages
 from geo.columns import equals
-from geo.plan import network, points
+from geo.plan import harden, network, points
 from geo.plan.params import Params
 from geo.remedies import priority
 from layers.profile import Profile, load_profile
@@ -116,6 +116,14 @@ def build_works(inp: RunInput, params: Params, gaps: pd.DataFrame | None = None
         nonq = equals(miss["reason"], "non_qualifying_nearby") & miss["candidate_id"].notna().to_numpy()
         if cost.works == "network":
             rest = np.ones(len(miss), dtype=bool)
+            if cost.harden_unit_cost is not None and layer is not None and len(layer):
+                q = _qualifying(layer, key)
+                qmask = layer.index.isin(q.index) if q is not None else np.zeros(len(layer), bool)
+                w, hat, hard = harden.harden_works(miss, layer.geometry.to_numpy(),
+                                                   np.asarray(qmask), cost)
+                if hard.any():
+                    add(w, hat[hard], miss[hard])
+                    rest &= ~hard
             if cost.upgrade_unit_cost is not None and nonq.any():
                 d = miss["distance_m"].to_numpy(float, na_value=np.nan)
                 own = np.where(np.isfinite(d), np.maximum(d - cost.reach_m, 0) / 1000 *
