@@ -360,6 +360,9 @@ def export_cmd(
                                              "one page per county).")] = False,
     bundle: Annotated[bool, typer.Option("--bundle", help="Zip each county's map, ledger and "
                                          "GeoPackage.")] = False,
+    plan: Annotated[Path | None, typer.Option(help="A plan of this run (buque plan): 项目库 and "
+                                               "phase sheets in the XLSX, planned lines on "
+                                               "PNG/PDF maps.")] = None,
 ) -> None:
     """Export report-ready maps (PNG/PDF/HTML), the ledger (XLSX) and GIS files of a run."""
     from geo.report import ExportError, ExportOptions, FontError, Selection, export, export_bundle, format_of
@@ -372,7 +375,8 @@ def export_cmd(
         opts = ExportOptions(fmt=fmt.lower(), selection=Selection.parse(county, township,
                                                                          indicator),
                              paper=paper.upper(), orientation=orientation.lower(),
-                             lang=lang.lower(), dpi=dpi, encoding=encoding, per_county=per_county)
+                             lang=lang.lower(), dpi=dpi, encoding=encoding, per_county=per_county,
+                             plan=plan)
         with console.status("exporting", spinner="dots"):
             result = (export_bundle if bundle else export)(run, out, opts)
     except (ExportError, FontError, BuqueInputError, FileNotFoundError, FileExistsError) as e:

@@ -1,9 +1,11 @@
 """Road hardening along the road graph: harden the unpaved (or narrow) road that already leads
 from the qualifying network to a gap village, when that is cheaper than a new road.
 
-Per UTM zone of the gap villages, every road of the layer near them becomes a
-:class:`geo.network.RoadGraph`; the nodes on qualifying roads are the sources of one
-multi-source Dijkstra (bounded by the longest hardening any village could afford). A village
+Per UTM zone of the gap villages, the unqualifying roads near them (within the longest
+hardening each village could afford) become a :class:`geo.network.RoadGraph`; their vertices
+shared with qualifying roads (junctions) are the sources of one multi-source Dijkstra, bounded
+by that longest hardening (a shortest path never runs along a qualifying road: all its nodes are
+at distance 0). A village
 needs a qualifying road within its threshold, so its **hardening** is the shortest road path
 from the qualifying network to any graph node within ``0.99 x threshold`` of the village
 (:data:`geo.plan.params.REACH_SHARE`): length ``H = min over those nodes u of d(u)``. The village
@@ -32,20 +34,23 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from geo.metric import bands_of, project
-from geo.nearest import split_segments
-from geo.network import EDGE_M, MERGE_M, RoadGraph
+from geo.network import MERGE_M, RoadGraph
 from geo.plan.params import Costs
 
 
-def _qualifying_nodes(graph: RoadGraph, lines: np.ndarray) -> np.ndarray:
-    """Nodes of ``graph`` that lie on ``lines`` (their split vertices, as the graph splits)."""
-    if not len(lines) or graph.n_nodes == 0:
+def _key(xy: np.ndarray) -> np.ndarray:
+    """One int64 per point on the graph's merge grid (metric CRS coordinates)."""
+    k = np.round(xy / MERGE_M).astype(np.int64)
+    return k[:, 0] * 4_000_000_000 + k[:, 1]
+
+
+def _source_nodes(graph: RoadGraph, qualifying_lines: np.ndarray) -> np.ndarray:
+    """Nodes of ``graph`` (built from the unqualifying roads) that are vertices of qualifying
+    roads: where a road joins the qualifying network (roads join at shared vertices)."""
+    if not len(qualifying_lines) or graph.n_nodes == 0:
         return np.zeros(0, np.int64)
-    xy, part_of = shapely.get_coordinates(shapely.get_parts(lines), return_index=True)
-    same = part_of[1:] == part_of[:-1]
-    start, end, _ = split_segments(xy[:-1][same], xy[1:][same], EDGE_M)
-    d, i = graph.kd.query(np.concatenate([start, end]), distance_upper_bound=2 * MERGE_M)
-    return np.unique(i[np.isfinite(d)])
+    xy = shapely.get_coordinates(qualifying_lines)
+    return np.flatnonzero(np.isin(_key(graph.node_xy), _key(xy)))
 
 
 def hardening_lengths(graph: RoadGraph, sources: np.ndarray, vxy: np.ndarray, reach_m: float,
@@ -107,22 +112,47 @@ def harden_works(pairs: pd.DataFrame, roads: np.ndarray, qualifying: np.ndarray,
     default_m = 1000.0 * (cost.default_km or 0.0)
     own_m = np.where(np.isfinite(dist), np.maximum(dist - reach, 0.0), default_m)
     afford = own_m * cost.unit_cost / cost.harden_unit_cost  # the longest hardening worth it
-    bounds = shapely.bounds(roads)
+    # exact prunings, in degrees generous enough for any latitude of the villages (a metre is
+    # at most 1 / (110,000 cos lat) degrees): a village can be hardened only with an
+    # unqualifying road within reach (a qualifying one there would have met it), and a road
+    # is on an affordable path only within afford + reach of its village
+    per_deg = 110_000.0 * np.maximum(np.cos(np.radians(np.abs(lat))), 0.05)
+    pts = shapely.points(lon, lat)
+    nonq = np.flatnonzero(~qualifying)
+    beside = np.zeros(n, bool)
+    if len(nonq):
+        hit = shapely.STRtree(roads[nonq]).query(pts, predicate="dwithin",
+                                                  distance=reach / per_deg)
+        beside[hit[0]] = True
+    beside &= afford > 0
+    if not beside.any():
+        return pd.DataFrame(), at, at >= 0
+    cand = np.flatnonzero(beside)
+    hit = shapely.STRtree(roads).query(pts[cand], predicate="dwithin",
+                                       distance=(afford[cand] + reach) / per_deg[cand])
+    useful = np.zeros(len(roads), bool)
+    useful[hit[1]] = True
     rows: list[pd.DataFrame] = []
     served_rows: list[pd.DataFrame] = []
-    for band in bands_of(lon, lat):
+    for band in bands_of(np.where(beside, lon, np.nan), lat):
         m = band.members
         limit = float(afford[m].max())
-        if limit <= 0:
-            continue
-        pad = (limit + reach) / 111_000.0 / max(np.cos(np.radians(np.abs(lat[m]).max())), 0.1)
-        near = ((bounds[:, 2] >= lon[m].min() - pad) & (bounds[:, 0] <= lon[m].max() + pad)
-                & (bounds[:, 3] >= lat[m].min() - pad) & (bounds[:, 1] <= lat[m].max() + pad))
+        hit = shapely.STRtree(roads[useful]).query(pts[m], predicate="dwithin",
+                                                   distance=(afford[m] + reach) / per_deg[m])
+        near = np.zeros(len(roads), bool)
+        near[np.flatnonzero(useful)[np.unique(hit[1])]] = True
         if not (near & qualifying).any():
             continue
         lines = project(roads[near], band.crs)
-        graph = RoadGraph.build(lines)
-        src = _qualifying_nodes(graph, lines[qualifying[near]])
+        # a shortest path never runs along a qualifying road (its nodes are all at distance
+        # 0): the graph holds the unqualifying roads, the sources are their junctions with
+        # qualifying ones
+        nq, qq = lines[~qualifying[near]], lines[qualifying[near]]
+        if not np.isin(_key(shapely.get_coordinates(nq)), _key(shapely.get_coordinates(qq))
+                       ).any():
+            continue  # no unqualifying road joins a qualifying one here
+        graph = RoadGraph.build(nq)
+        src = _source_nodes(graph, qq)
         vxy = shapely.get_coordinates(project(shapely.points(lon[m], lat[m]), band.crs))
         h, node, d, pred = hardening_lengths(graph, src, vxy, reach, limit)
         take = np.isfinite(h) & (h > 0) & (h * cost.harden_unit_cost <= own_m[m] *
