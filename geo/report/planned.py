@@ -20,11 +20,11 @@ from geo.report.filters import ReportData
 PHASE_COLOURS = ["#1f78b4", "#33a02c", "#ff7f00", "#6a3d9a", "#e31a1c", "#b15928", "#01665e"]
 UNFUNDED = "#9e9e9e"
 WORK_COLS = ["work_id", "county", "indicator", "action", "item", "unit", "quantity",
-             "unit_cost", "cost", "priority", "phase", "funded", "villages", "parent", "line_m"]
+             "unit_cost", "cost", "priority", "phase", "funded", "villages", "prerequisite", "line_m"]
 ZH = {"work_id": "项目编号", "county": "县", "indicator": "指标", "action": "类型",
       "item": "项目", "unit": "单位", "quantity": "数量", "unit_cost": "单价（元）",
       "cost": "投资（元）", "priority": "优先级", "phase": "期次", "funded": "已安排资金",
-      "villages": "受益村数", "parent": "前置项目", "line_m": "线路长度（米）",
+      "villages": "受益村数", "prerequisite": "前置项目", "line_m": "线路长度（米）",
       "village_codes": "受益村代码", "villages_completed": "完成村数", "assessed": "评估数",
       "met": "达标数", "rate": "达标率", "target": "目标", "deadline": "时限",
       "meets_target": "达到目标"}
@@ -66,6 +66,7 @@ def plan_tables(data: ReportData, lang: str = "zh") -> dict[str, pd.DataFrame]:
     wv = plan.work_villages
     codes = (wv.groupby("work_id", sort=False)["village_code"]
              .agg(lambda s: "、".join(sorted(set(s.astype(str))))))
+    w = w.rename(columns={"parent": "prerequisite"})
     w = w[[c for c in WORK_COLS if c in w.columns]].assign(
         village_codes=w["work_id"].map(codes).fillna("").to_numpy())
     labels = {b["phase"]: i for i, b in enumerate(plan.meta.get("budgets", []))}

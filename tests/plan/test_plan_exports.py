@@ -40,9 +40,11 @@ def test_ledger_and_map_with_plan(province_run, tmp_path):
     assert len(t) == len(plan.works)
     assert set(t["work_id"]) == set(plan.works["work_id"])
     assert abs(t["cost"].sum() - plan.works["cost"].sum()) < 1
-    served = plan.work_villages.groupby("work_id")["village_code"].agg(set)
+    served = {w: set(g.astype(str)) for w, g in
+              plan.work_villages.groupby("work_id")["village_code"]}
     got = t.set_index("work_id")["village_codes"].map(lambda s: set(s.split("、")) if s else set())
-    assert all(got[w] == served[w] for w in served.index)
+    bad = [(w, got[w], served[w]) for w in served if got[w] != served[w]]
+    assert not bad, bad[:3]
     funded = t["funded"] == "是"
     assert funded.sum() == int(plan.works["funded"].sum())
     ph = list(wb["分期表"].iter_rows(values_only=True))
