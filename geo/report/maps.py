@@ -459,7 +459,7 @@ class _Page:
         if getattr(self.data, "plan", None) is not None:
             from geo.report.planned import draw_planned
 
-            out += draw_planned(ax, self.data, self.crs, bbox, s, lang)
+            out += draw_planned(ax, self.data, self.crs, bbox, s, lang, draw_lines)
         return out
 
     def _villages(self) -> list:

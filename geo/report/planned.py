@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo.report.filters import ReportData
+from geo.report.filters import ExportError, ReportData
 
 #: one colour per phase, in budget order (as on the web map), unfunded grey
 PHASE_COLOURS = ["#1f78b4", "#33a02c", "#ff7f00", "#6a3d9a", "#e31a1c", "#b15928", "#01665e"]
@@ -36,7 +36,6 @@ def attach_plan(data: ReportData, plan_path: str | Path) -> ReportData:
     from dataclasses import replace
 
     from geo.plan.archive import read_plan
-    from geo.report import ExportError
 
     try:
         plan = read_plan(plan_path)
@@ -94,12 +93,11 @@ def phase_colour(plan: Any) -> dict[str, str]:
             for i, b in enumerate(plan.meta.get("budgets", []))}
 
 
-def draw_planned(ax, data: ReportData, crs: Any, bbox, s: float, lang: str) -> list:  # noqa: ANN001
-    """The plan's lines (new and hardened) in the map frame, coloured by phase; legend
-    handles (one per phase drawn, and unfunded)."""
+def draw_planned(ax, data: ReportData, crs: Any, bbox, s: float, lang: str,  # noqa: ANN001
+                 draw_lines) -> list:  # noqa: ANN001
+    """The plan's lines (new and hardened) in the map frame, coloured by phase, drawn with the
+    map's ``draw_lines``; legend handles (one per phase drawn, and unfunded)."""
     from matplotlib.lines import Line2D
-
-    from geo.report.maps import draw_lines
 
     w = data.plan.works
     w = w[w.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()]
