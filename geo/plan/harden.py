@@ -116,6 +116,13 @@ def harden_works(pairs: pd.DataFrame, roads: np.ndarray, qualifying: np.ndarray,
     # at most 1 / (110,000 cos lat) degrees): a village can be hardened only with an
     # unqualifying road within reach (a qualifying one there would have met it), and a road
     # is on an affordable path only within afford + reach of its village
+    # no unqualifying road shares a vertex with a qualifying one: no path at all
+    def ll_key(g: np.ndarray) -> np.ndarray:
+        k = np.round(shapely.get_coordinates(g) * 1e7).astype(np.int64)
+        return k[:, 0] * 4_000_000_000 + k[:, 1]
+
+    if not np.isin(ll_key(roads[~qualifying]), ll_key(roads[qualifying])).any():
+        return pd.DataFrame(), at, at >= 0
     per_deg = 110_000.0 * np.maximum(np.cos(np.radians(np.abs(lat))), 0.05)
     pts = shapely.points(lon, lat)
     nonq = np.flatnonzero(~qualifying)
@@ -134,13 +141,16 @@ def harden_works(pairs: pd.DataFrame, roads: np.ndarray, qualifying: np.ndarray,
     useful[hit[1]] = True
     rows: list[pd.DataFrame] = []
     served_rows: list[pd.DataFrame] = []
-    for band in bands_of(np.where(beside, lon, np.nan), lat):
+    bands = list(bands_of(np.where(beside, lon, np.nan), lat))
+    for band in bands:
         m = band.members
         limit = float(afford[m].max())
-        hit = shapely.STRtree(roads[useful]).query(pts[m], predicate="dwithin",
-                                                   distance=(afford[m] + reach) / per_deg[m])
-        near = np.zeros(len(roads), bool)
-        near[np.flatnonzero(useful)[np.unique(hit[1])]] = True
+        near = useful
+        if len(bands) > 1:  # the roads of this zone's villages
+            hit = shapely.STRtree(roads[useful]).query(pts[m], predicate="dwithin",
+                                                       distance=(afford[m] + reach) / per_deg[m])
+            near = np.zeros(len(roads), bool)
+            near[np.flatnonzero(useful)[np.unique(hit[1])]] = True
         if not (near & qualifying).any():
             continue
         lines = project(roads[near], band.crs)
