@@ -20,7 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import problems, session
 from api.limits import BodyLimit
 from api.openapi import build_openapi
-from api.routes import basemap, exports, features, ogc, projects, runs, summary, tiles
+from api.routes import basemap, exports, features, ogc, plans, projects, runs, summary, tiles
 from api.routes import exit as exit_routes
 from api.routes import map as map_routes
 from api.routes import verify as verify_routes
@@ -35,6 +35,16 @@ def _version() -> str:
     from geo.version import tool_version
 
     return tool_version()
+
+
+def _set_pattern(store: Any) -> str | None:
+    """The ``/whatif`` ``set`` pattern of the newest run's profile (None: not on disk)."""
+    from geo.archive import read_manifest
+    from geo.plan.params import set_pattern
+    from geo.plan.works import run_profile
+
+    path = getattr(store, "paths", {}).get(store.newest)
+    return None if path is None else set_pattern(run_profile(read_manifest(path)))
 
 
 def _mount_docs(app: FastAPI) -> None:
@@ -94,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "comparisons. Errors are RFC 7807 problem documents.",
         openapi_tags=[{"name": "OGC API - Features"}, {"name": "Villages"},
                       {"name": "Summary"}, {"name": "Projects"}, {"name": "Runs"},
+                      {"name": "Plans"},
                       {"name": "Input layers"}, {"name": "Verification"},
                       {"name": "Basemap"}],
     )
@@ -119,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exit_routes.router)
     app.include_router(runs.router)
     app.include_router(verify_routes.router)
+    app.include_router(plans.router)
     if settings.input_layers:
         app.include_router(features.layers)
     app.include_router(tiles.router)
@@ -137,9 +149,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.openapi_schema is None:
             store = app.state.store
             indicators: list[str] = []
+            pattern = None
             if store is not None and store.newest is not None:
                 indicators = store.get().data.indicators
-            app.openapi_schema = build_openapi(app, settings, indicators)
+                pattern = _set_pattern(store)
+            app.openapi_schema = build_openapi(app, settings, indicators, pattern)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -158,14 +158,17 @@ def run(
                                                   "a local cluster of 2 workers).")] = None,
     partitions: Annotated[int | None, typer.Option(min=1, help="About how many partitions "
                                                    "(default 4 per Dask worker).")] = None,
+    with_plan: Annotated[Path | None, typer.Option("--with-plan", help="A plan (buque plan): "
+                                                   "assess with its funded works added.")] = None,
 ) -> None:
     """Assess every village of PROJECT and write the run archive to OUT."""
     if engine not in ("local", "dask"):
         _fail(typer.BadParameter(f"--engine must be local or dask, got {engine!r}"))
     if engine == "local" and (scheduler or partitions):
         _fail(typer.BadParameter("--scheduler and --partitions need --engine dask"))
+    extra = {"with_plan": with_plan} if with_plan is not None else {}
     print_summary(_run(project, out, standard, engine=engine, scheduler=scheduler,
-                       partitions=partitions))
+                       partitions=partitions, **extra))
 
 
 @app.command()
@@ -271,17 +274,29 @@ def serve(
 
 @app.command()
 def publish(
-    run: Annotated[Path, typer.Argument(help="A run directory (written by buque run).")],
+    run: Annotated[Path, typer.Argument(help="A run directory (written by buque run) or a "
+                                        "plan (buque plan).")],
     postgres: Annotated[str, typer.Option(
         "--postgres", help="The PostgreSQL/PostGIS database (libpq DSN or postgresql:// URL).")],
     schema: SchemaOption = "buque",
 ) -> None:
-    """Load a run into PostGIS (GiST-indexed), replacing an earlier copy of the same run in one
-    transaction; serve it with buque serve --postgres."""
+    """Load a run (or a plan: buque plan) into PostGIS (GiST-indexed), replacing an earlier copy
+    of the same run in one transaction; serve it with buque serve --postgres."""
     from api.pgstore import PgStoreError
     from api.pgstore import publish as publish_run
     from geo.archive import is_run
+    from geo.plan.archive import is_plan
 
+    if is_plan(run):
+        from api.pgplans import publish_plan
+
+        try:
+            out = publish_plan(run, postgres, schema=schema)
+        except PgStoreError as e:
+            _fail(e)
+        console.log(f"published plan [bold]{out['name']}[/] ({out['plan_id']}) into schema "
+                    f"{out['schema']}: {sum(out['rows'].values()):,} rows")
+        return
     if not is_run(run):
         _fail(FileNotFoundError(f"{run}: not a Buque run (no manifest.json)"))
     t0 = time.perf_counter()
@@ -393,6 +408,9 @@ def export_cmd(
     basemap: Annotated[Path | None, typer.Option(help="HTML map: an own raster basemap "
                                                  "(PMTiles or MBTiles) embedded under the "
                                                  "layers.")] = None,
+    plan: Annotated[Path | None, typer.Option(help="A plan of this run (buque plan): 项目库 and "
+                                               "phase sheets in the XLSX, planned lines on "
+                                               "PNG/PDF maps.")] = None,
 ) -> None:
     """Export report-ready maps (PNG/PDF/HTML), the ledger (XLSX) and GIS files of a run."""
     from geo.basemap import BasemapError
@@ -407,7 +425,7 @@ def export_cmd(
                                                                          indicator),
                              paper=paper.upper(), orientation=orientation.lower(),
                              lang=lang.lower(), dpi=dpi, encoding=encoding, per_county=per_county,
-                             basemap=basemap)
+                             basemap=basemap, plan=plan)
         result = _export_with_bar(export_bundle if bundle else export, run, out, opts)
     except (ExportError, FontError, BuqueInputError, FileNotFoundError, FileExistsError,
             BasemapError) as e:
@@ -423,6 +441,62 @@ def export_cmd(
 from api.cli_verify import register as _register_verify  # noqa: E402
 
 _register_verify(app, console, _fail, _print_table)
+
+
+@app.command("plan")
+def plan_cmd(
+    args: Annotated[list[str], typer.Argument(help="RUN (a run directory), or: diff PLAN_A "
+                                              "PLAN_B.", show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Plan directory to write "
+                                             "(replaced atomically).")] = None,
+    budget: Annotated[list[str] | None, typer.Option(help="CNY for one phase, or PHASE=CNY "
+                                                     "repeated (e.g. 2027=3e8 2028=2e8); "
+                                                     "default unlimited.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a parameter, "
+                                                   "e.g. water.threshold_m=1000, "
+                                                   "road.unit_cost=800000, county.NAME=1.4.")
+                    ] = None,
+    objective: Annotated[str, typer.Option(help="villages | people completed per yuan, "
+                                           "within a priority.")] = "villages",
+) -> None:
+    """Plan works for a run's gaps under a budget (buque plan RUN --budget CNY --out PLAN), or
+    compare two plans (buque plan diff A B)."""
+    from geo.plan.params import parse_set
+
+    try:
+        if args and args[0] == "diff":
+            if len(args) != 3:
+                raise typer.BadParameter("usage: buque plan diff PLAN_A PLAN_B")
+            from geo.plan.archive import read_plan
+            from geo.plan.diff import diff_plans
+
+            summary, works = diff_plans(read_plan(args[1]), read_plan(args[2]))
+            import json
+
+            Console().print_json(json.dumps(summary, ensure_ascii=False, default=str))
+            Console().print(works.head(50).to_string(index=False), markup=False,
+                            highlight=False)
+            return
+        if len(args) != 1 or out is None:
+            raise typer.BadParameter("usage: buque plan RUN --budget CNY --out PLAN")
+        from geo.plan.archive import write_plan
+        from geo.plan.make import make_plan
+
+        t0 = time.perf_counter()
+        sets = dict(parse_set(x) for x in set_ or [])
+        plan = make_plan(Path(args[0]), budget, sets, objective)
+        write_plan(out, plan)
+    except (BuqueInputError, FileNotFoundError, FileExistsError, typer.BadParameter) as e:
+        _fail(e)
+    t = plan.meta["totals"]
+    Console().print(f"plan {plan.meta['plan_id']}: {t['works']:,} works "
+                    f"({t['funded_works']:,} funded, {t['verify']:,} to verify), cost "
+                    f"{t['cost']:,.0f} CNY, funded {t['funded_cost']:,.0f} CNY", highlight=False)
+    for c, d in t["villages"].items():
+        Console().print(f"  priority {c}: {d['completed']:,} of {d['with_gaps']:,} villages "
+                        "with gaps brought to standard", highlight=False)
+    console.log(f"plan written to [bold]{escape(str(out))}[/] in "
+                f"{time.perf_counter() - t0:.2f} s")
 
 
 def main() -> None:

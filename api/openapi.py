@@ -129,7 +129,10 @@ def _list_param(values: list[Any], item_type: str = "string") -> dict[str, Any]:
             "minItems": 1, "maxItems": MAX_ITEMS}
 
 
-def build_openapi(app: FastAPI, settings: Settings, indicators: list[str]) -> dict[str, Any]:
+def build_openapi(app: FastAPI, settings: Settings, indicators: list[str],
+                  set_pattern: str | None = None) -> dict[str, Any]:
+    """``set_pattern``: the ``/whatif`` ``set`` values the served run's profile accepts
+    (:func:`geo.plan.params.set_pattern`), so that every schema-valid request is answerable."""
     spec = get_openapi(title=app.title, version=app.version, description=app.description,
                        routes=app.routes, tags=getattr(app, "openapi_tags", None))
     spec = _downgrade(spec)
@@ -180,6 +183,9 @@ def build_openapi(app: FastAPI, settings: Settings, indicators: list[str]) -> di
                                         "CSV/XLSX without it: every match, up to "
                                         f"{settings.max_export_rows:,} rows (max_export_rows; "
                                         "more is a 400 too-many-rows).")
+                elif name == "set" and path == "/whatif" and set_pattern:
+                    p["schema"] = {**sch, "items": {**sch.get("items", {}),
+                                                    "pattern": set_pattern}}
                 elif name in lists and sch.get("type", "string") != "boolean":
                     desc = p.get("description", "") or sch.get("description", "")
                     p["schema"] = {**lists[name]}

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BUQUE_", extra="ignore")
 
     data: Path = Field(default=Path("buque-data"), description="A run directory or a folder of runs.")
+    plans: Path | None = Field(default=None, description="A folder of plans (buque plan) to "
+                               "serve at /plans; default: the `plans` folder inside `data`.")
     postgres: str | None = Field(default=None, description="Serve the runs published into this "
                                  "PostgreSQL/PostGIS database (a libpq DSN or URL) instead of "
                                  "`data`; see `buque publish`.")

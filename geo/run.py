@@ -181,11 +181,14 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
                 step: Step | None = None, fault: Callable[[str], None] | None = None,
                 engine: str = "local", scheduler: str | None = None,
                 partitions: int | None = None,
-                progress: Callable[[int, int, str], None] | None = None) -> RunResult:
+                progress: Callable[[int, int, str], None] | None = None,
+                with_plan: str | Path | None = None) -> RunResult:
     """Run a project and write its archive to ``out`` (atomically). Raises on bad input.
 
     ``engine="dask"`` assesses partitions of the villages on a Dask cluster (``scheduler``
     address, default a local one; see :mod:`geo.distributed`); the archive is the same.
+    ``with_plan``: a plan archive whose funded works are added to the layers (a scenario run,
+    :mod:`geo.plan.apply`; the manifest names the plan).
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -229,6 +232,19 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     if step:
         step(f"assessing {len(v):,} villages against '{profile.name}'")
     feature_layers = {k: g for k, g in layers.items() if k not in VILLAGE_LAYERS}
+    plan_info = None
+    if with_plan is not None:
+        from geo.plan.apply import add_plan
+        from geo.plan.archive import read_plan
+
+        plan = read_plan(with_plan)
+        feature_layers = add_plan(feature_layers, plan.works, profile)
+        plan_info = {"plan_id": plan.meta.get("plan_id"), "path": str(Path(with_plan).resolve()),
+                     "run_id": plan.meta.get("run", {}).get("run_id"),
+                     "funded_works": plan.meta.get("totals", {}).get("funded_works")}
+        inputs.append({"layer": "plan", "path": str(Path(with_plan).resolve()), "source": "plan",
+                       "rows": int(len(plan.works)),
+                       "sha256": sha256_file(Path(with_plan) / "plan.json")})
     classes = evidence_classes(feature_layers, profile)
     if engine == "dask":
         from geo.distributed import assess_dask
@@ -302,6 +318,8 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     }
     if ledger_entry is not None:
         manifest["ledger"] = ledger_entry
+    if plan_info is not None:
+        manifest["plan"] = plan_info
     tables = RunTables(gaps=gaps.drop(columns="_v"), villages=vt, projects=projects, summary=summ,
                        rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc,
                        layers=archived_layers(feature_layers, profile, classes), extra=extra,

@@ -57,6 +57,8 @@ class Indicator:
     #: the level to assess at instead when a run has no village of the indicator's levels
     #: (e.g. ``"admin"`` for water when only administrative villages are given); flagged
     fallback: str | None = None
+    #: how ``buque plan`` fills this indicator's gaps, and its unit costs (``geo.plan.params``)
+    plan: dict[str, Any] = field(default_factory=dict)
 
     @property
     def threshold_m(self) -> float | None:

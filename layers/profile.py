@@ -33,7 +33,7 @@ TOP_KEYS = {"format", "extends", "name", "version", "title", "description", "ind
             "exit"}
 #: the keys every indicator may have; each rule adds its own (``Rule.keys``)
 COMMON_KEYS = {"label", "sector", "layer", "levels", "applies", "rule", "evidence", "deadline",
-               "target_rate", "remedy", "upgrade", "fallback"}
+               "target_rate", "remedy", "upgrade", "fallback", "plan"}
 INDICATOR_KEYS = COMMON_KEYS | rules.keys()
 REMEDY_KEYS = {"item", "item_en", "unit", "quantity", "unit_cost", "default_quantity"}
 
@@ -195,6 +195,7 @@ def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = ""
             remedy=_remedy(_require(d, "remedy", w, path), f"{w}.remedy", path),
             upgrade=_remedy(d["upgrade"], f"{w}.upgrade", path) if "upgrade" in d else None,
             applies=applies, params=params, reach_m=rule.reach_m(params), fallback=fallback,
+            plan=dict(d.get("plan", {})),
             sources={k: v for k, v in d.items() if k.endswith("_source")},
         )
     return Profile(name=str(_require(data, "name", "profile", path)),

@@ -12,7 +12,7 @@ from layers.schema import LAYER_FIELDS
 
 #: the keys a project may have, per table (anything else is an error with a suggestion)
 TOP_KEYS = {"name", "standard", "crs", "layers", "osm", "official", "registers", "year",
-            "ledger"}
+            "ledger", "plan"}
 LAYER_KEYS = {"path", "layer", "fields", "encoding", "crs", "lon", "lat"}
 OSM_KEYS = {"path", "county", "admin_places", "natural_places", "county_admin_level",
             "township_admin_level"}

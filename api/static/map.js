@@ -45,7 +45,7 @@ function applyI18n() {
   document.querySelectorAll("[data-i18n-ph]").forEach((el) => { el.placeholder = t(el.dataset.i18nPh); });
   document.getElementById("lang").textContent = lang === "zh" ? "EN" : "中文";
   document.title = (lang === "zh" ? "补缺 · " : "Buque · ") + t("title");
-  if (config) { fillIndicators(); fillPlaces(); legend(); runLine(); toggles(); listLinks(); }
+  if (config) { fillIndicators(); fillPlaces(); legend(); runLine(); toggles(); listLinks(); planPanel(); }
 }
 
 const map = new maplibregl.Map({
@@ -373,11 +373,12 @@ map.on("load", async () => {
   if (config.bounds) map.fitBounds(config.bounds, { padding: 30, duration: 0 });
   document.getElementById("colour").onchange = colourVillages;
   document.getElementById("search").onsubmit = search;
-  map.on("click", "villages", (e) => popup(e.features[0].properties.code, e.lngLat));
+  map.on("click", "villages", (e) => { if (!onPlanWork(e.point)) popup(e.features[0].properties.code, e.lngLat); });
   map.on("mouseenter", "villages", () => { map.getCanvas().style.cursor = "pointer"; });
   map.on("mouseleave", "villages", () => { map.getCanvas().style.cursor = ""; });
   map.on("moveend", drawLabels);
   map.once("idle", drawLabels);
+  await initPlans();
   window.buqueReady = true;
 });
 document.getElementById("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("buque-lang", lang); applyI18n(); };

@@ -61,6 +61,8 @@ class ExportOptions:
     per_county: bool = False
     #: an own raster basemap (PMTiles/MBTiles) embedded under the HTML map
     basemap: Path | None = None
+    #: a plan of the run: 项目库 and phase sheets in the ledger, planned lines on the maps
+    plan: str | Path | None = None
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:
@@ -151,6 +153,10 @@ def _commit(files: list[Path], tmp: Path, dest: Path) -> list[Path]:
 def _selected(run: str | Path | ReportData, opts: ExportOptions) -> ReportData:
     """The run's report data (loaded if given as a path), narrowed to the selection."""
     data = run if isinstance(run, ReportData) else load_report(run)
+    if opts.plan is not None:
+        from geo.report.planned import attach_plan
+
+        data = attach_plan(data, opts.plan)
     data = select(data, opts.selection)
     if data.villages.empty:
         raise ExportError("--county", "the selection holds no villages")

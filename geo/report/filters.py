@@ -70,6 +70,8 @@ class ReportData:
     indicators: tuple[str, ...]
     all_villages: gpd.GeoDataFrame
     selection: Selection = field(default_factory=Selection)
+    #: a plan of this run (``buque export --plan``: 项目库 and phases in the ledger, lines on maps)
+    plan: Any = None
 
     def indicator(self, key: str) -> Indicator:
         return self.profile.indicators[key]

@@ -314,6 +314,14 @@ def write_xlsx(data: ReportData, out: Path, lang: str = "zh", paper: str = "A4")
                      else f"{place} — {label}: {len(df):,} villages missing")
             _write_sheet(wb, sheet_name(label, used), title, df, lang, fmt, paper, freeze_cols=5,
                          total=total_row(df, lang))
+        if data.plan is not None:  # buque export --plan: the works and the phases
+            from geo.report.planned import plan_tables
+
+            for name, df in plan_tables(data, lang).items():
+                title = (f"{place} {name}（{len(df):,} 行）" if lang == "zh"
+                         else f"{place} — plan {name.lower()}: {len(df):,} rows")
+                _write_sheet(wb, sheet_name(name, used), title, df, lang, fmt, paper,
+                             freeze_cols=1)
         unk = _display_unknowns(data, lang)
         if len(unk):
             title = (f"{place} 待核实（{len(unk):,} 项）" if lang == "zh"

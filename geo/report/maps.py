@@ -457,6 +457,10 @@ class _Page:
                 out.insert(len(out) - int((~ok).any()),
                            Line2D([], [], marker=marker, ls="", color=colour, markersize=size,
                                   label=t(keys[0], lang)))
+        if getattr(self.data, "plan", None) is not None:
+            from geo.report.planned import draw_planned
+
+            out += draw_planned(ax, self.data, self.crs, bbox, s, lang, draw_lines)
         return out
 
     def _villages(self) -> list:

@@ -55,9 +55,14 @@ def _dictionaries(url: str) -> str:
         tiles["z"].append(z), tiles["x"].append(int((lon + 180) / 360 * n)), tiles["y"].append(int(y))
     layers = list(httpx.get(f"{url}/styles/gaps.json").json()["sources"]) + cols
     jobs = [_finished_job(url)]
+    plans = [p["name"] for p in httpx.get(f"{url}/plans").json()["plans"]]
+    work_ids = [f["properties"]["work_id"] for p in plans for f in httpx.get(
+        f"{url}/plans/{p}/works", params={"limit": 4}).json()["features"]]
     values = {"runs": run_ids, "codes": codes, "collections": cols, "features": features or ["0"],
-              "layers": layers, "jobs": jobs, **tiles}
-    binding = {"a": "runs", "b": "runs", "run_id": "runs", "code": "codes",
+              "layers": layers, "jobs": jobs, "plans": plans or ["none"],
+              "works": work_ids or ["none"], **tiles}
+    binding = {"a": "runs", "b": "runs", "run_id": "runs", "plan_id": "plans", "work_id": "works",
+               "code": "codes",
                "collection_id": "collections", "feature_id": "features", "layer": "layers",
                "z": "z", "x": "x", "y": "y", "job_id": "jobs"}
     lines = []
@@ -65,6 +70,9 @@ def _dictionaries(url: str) -> str:
         lines += [f"[dictionaries.{name}]", f"values = {json.dumps(sorted(set(vals), key=str))}"]
     lines.append("[parameters]")
     lines += [f'"path.{p}" = {{ dictionary = "{d}", probability = 0.8 }}' for p, d in binding.items()]
+    lines += ["[[operations]]", 'include-path = "/plans/{a}/diff/{b}"',
+              "[operations.parameters]"]
+    lines += [f'"path.{p}" = {{ dictionary = "plans", probability = 0.8 }}' for p in "ab"]
     return "\n".join(lines) + "\n"
 
 
@@ -97,10 +105,17 @@ def schemathesis_run(url: str, tmp: Path, *extra: str) -> subprocess.CompletedPr
 
 
 def test_api(runs, tmp_path):
-    """The folder of two runs (so that /runs/{a}/diff/{b} has data): no failure of any check,
-    the export job operations among those tested. Exports wait 2 s for their job (not 20),
-    so that the many the run asks for answer 202 soon."""
-    for url in serve(runs.folder, work=str(tmp_path / "work"), export_wait_s="2"):
+    """The folder of two runs (so that /runs/{a}/diff/{b} has data) and two plans of the first
+    (for /plans/{id} and /plans/{a}/diff/{b}): no failure of any check, the export job
+    operations among those tested. Exports wait 2 s for their job (not 20), so that the many
+    the run asks for answer 202 soon."""
+    from geo.plan.archive import write_plan
+    from geo.plan.make import make_plan
+
+    for name, budget in (("plan-a", "2e6"), ("plan-b", "8e6")):
+        write_plan(tmp_path / "plans" / name, make_plan(runs.a, [budget]))
+    for url in serve(runs.folder, work=str(tmp_path / "work"), export_wait_s="2",
+                     plans=str(tmp_path / "plans")):
         proc = schemathesis_run(url, tmp_path, "--max-examples", "25")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "No issues found" in out, out[-8000:]
