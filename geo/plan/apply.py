@@ -2,7 +2,8 @@
 
 ``buque run PROJECT --with-plan PLAN`` adds, per funded work, a feature to its indicator's
 layer with the attributes the bundled profile's evidence asks for: a new or hardened road
-(``surface = concrete``), a power line or transformer (``kind = line`` / ``transformer``), a safe
+(``surface = concrete``), a low-voltage three-phase power line or a transformer (``kind = line``,
+``voltage = 400`` / ``transformer``), a safe
 water feature (``safe = true``), a standardized clinic, a tower of the work's radius. Ids are
 ``plan:WORK_ID``. Verify items add nothing.
 """
@@ -22,7 +23,8 @@ from layers.schema import LAYER_FIELDS
 #: attributes of an added feature, per layer kind (point and line variants where they differ)
 QUALIFYING = {
     "roads": {"surface": "concrete", "highway": "unclassified"},
-    "power": {"kind": "line"},
+    # a low-voltage (0.4 kV), three-phase line: what the power rules (power_supply) count
+    "power": {"kind": "line", "voltage": "400", "phases": "3"},
     "water": {"kind": "tap", "safe": True},
     "clinics": {"kind": "clinic", "level": "village", "standardized": True},
     "broadband": {"kind": "tower"},

@@ -78,7 +78,7 @@ def _costs(ind: Indicator) -> Costs:
                               f"{WORKS}, got {works!r}", field="works")
     up = ind.upgrade
     return Costs(
-        key=ind.key, works=works, rule=ind.rule, threshold_m=ind.threshold_m,
+        key=ind.key, works=works, rule=ind.rule, threshold_m=_reach_of_a_line(ind),
         radius_m=ind.default_radius_m, item=ind.remedy.item, item_en=ind.remedy.item_en,
         unit=ind.remedy.unit, unit_cost=float(ind.remedy.unit_cost),
         default_km=ind.remedy.default_quantity,
@@ -163,3 +163,12 @@ def project_sets(project_path: str | Path | None) -> dict[str, float]:
     out = {f"county.{k}": float(v) for k, v in plan.get("county_factor", {}).items()}
     out.update({str(k): float(v) for k, v in plan.get("set", {}).items()})
     return out
+
+
+def _reach_of_a_line(ind: Indicator) -> float | None:
+    """How near a planned line must come to a village: the rule's threshold, or for the
+    ``power_supply`` rule the connection distance of a low-voltage line (``connect_m``; a
+    transformer's 500 m supply radius does not apply to a line)."""
+    if ind.rule == "power_supply" and ind.params.get("connect_m"):
+        return float(ind.params["connect_m"])
+    return ind.threshold_m

@@ -25,6 +25,8 @@ def upgrade_works(pairs: pd.DataFrame, layer_geoms: pd.Series | None, cost: Cost
     whose candidate it is. Geometry: the feature itself (it is re-qualified whole)."""
     if not len(pairs) or cost.upgrade_unit_cost is None:
         return _empty()
+    if cost.rule == "power_supply" and layer_geoms is not None:
+        return _transformer_works(pairs, layer_geoms, cost, action)
     cand = pairs["candidate_id"].astype(str).to_numpy()
     uniq, first, inv = np.unique(cand, return_index=True, return_inverse=True)
     geom = (layer_geoms.reindex(uniq).to_numpy() if layer_geoms is not None
@@ -40,6 +42,35 @@ def upgrade_works(pairs: pd.DataFrame, layer_geoms: pd.Series | None, cost: Cost
         "cluster": _ids(f"{cost.key}:upgrade:", uniq), "line_m": 0.0,
         "candidate_id": uniq, "geometry": geom})
     return works, inv.ravel().astype(np.int64)
+
+
+def _transformer_works(pairs: pd.DataFrame, layer_geoms: pd.Series, cost: Costs, action: str
+                       ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Power (``power_supply``): a medium-voltage line passing a village gives no household
+    supply until a transformer stands on it, so each gap village gets one, at the point of its
+    candidate line nearest to it (found in a local frame scaled by cos(latitude), so "nearest"
+    is in metres to well under a percent): one work per village, within the supply radius
+    because the line was."""
+    codes = pairs["village_code"].astype(str).to_numpy()
+    lon, lat = pairs["lon"].to_numpy(float), pairs["lat"].to_numpy(float)
+    line = layer_geoms.reindex(pairs["candidate_id"].astype(str).to_numpy()).to_numpy()
+    k = np.cos(np.radians(lat))
+
+    local = shapely.transform(line, lambda c: c)  # a copy; x scaled per geometry below
+    xy, row = shapely.get_coordinates(local, return_index=True)
+    local = shapely.set_coordinates(local, xy * np.column_stack([k[row], np.ones(len(row))]))
+    at = shapely.get_coordinates(shapely.shortest_line(local, shapely.points(lon * k, lat)))
+    x, y = at[0::2, 0] / k, at[0::2, 1]
+    unit_cost = cost.upgrade_unit_cost * pairs["factor"].to_numpy(float)
+    works = pd.DataFrame({
+        "work_id": _ids(f"{cost.key}:transformer:", codes), "indicator": cost.key,
+        "action": action, "item": cost.upgrade_item or cost.item, "unit": "台", "quantity": 1.0,
+        "unit_cost": unit_cost, "cost": np.round(unit_cost, 2),
+        "parent": pd.array([None] * len(codes), dtype="string"),
+        "cluster": _ids(f"{cost.key}:transformer:", codes), "line_m": 0.0,
+        "candidate_id": pairs["candidate_id"].astype(str).to_numpy(),
+        "geometry": shapely.points(x, y)})
+    return works, np.arange(len(codes), dtype=np.int64)
 
 
 def site_works(pairs: pd.DataFrame, cost: Costs) -> tuple[pd.DataFrame, np.ndarray]:

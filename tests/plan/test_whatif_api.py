@@ -27,16 +27,17 @@ from geo.run import run_project
 def test_threshold_whatif_matches_a_real_run(province, province_run, tmp_path):
     prof = tmp_path / "wide.toml"
     prof.write_text('format = 1\nextends = "national"\nname = "wide"\nversion = "1"\n'
-                    '[indicators.water]\nthreshold_m = 1000\n[indicators.power]\n'
+                    '[indicators.water]\nthreshold_m = 1000\n[indicators.road]\n'
                     'threshold_m = 300\n', encoding="utf-8")
     real = run_project(province / "project.toml", tmp_path / "wide", standard=str(prof))
     inp = load_run(province_run)
-    params = make_params(inp.profile, {"water.threshold_m": 1000, "power.threshold_m": 300})
+    params = make_params(inp.profile, {"water.threshold_m": 1000, "road.threshold_m": 300})
     got = restatus(inp.gaps, inp.profile, params)
     want = real.tables.gaps
     m = got.merge(want, on=["village_code", "indicator"], suffixes=("_g", "_w"))
     assert len(m) == len(want)
-    for ind in ("water", "power"):
+    # (power is power_supply: a transformer radius and a line distance, not one threshold)
+    for ind in ("water", "road"):
         s = m[m["indicator"] == ind]
         assert ((s["status_g"] == "met") == (s["status_w"] == "met")).all(), ind
     wi = WhatIf(inp.gaps, inp.villages, inp.profile).summary(params)
