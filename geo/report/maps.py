@@ -855,26 +855,36 @@ def _meta(data: ReportData, title: str) -> dict[str, str]:
 
 
 def write_maps(pages: Sequence[ReportData], opts: MapOptions, *, pdf: Path | None = None,
-               png: Path | None = None, progress: Progress | None = None) -> list[Path]:
+               png: Path | None = None, progress: Progress | None = None,
+               progress_page: bool = False) -> list[Path]:
     """Draw each selection once; write a multi-page PDF and/or a PNG of the first page.
+    ``progress_page``: the PDF ends with a chart of the rates over the project's runs when the
+    run's folder holds earlier ones (:mod:`geo.report.chartpage`).
     ``progress`` hears of the steps: drawing, writing the PDF, writing the PNG."""
     report = reporter(progress)
     report(0.0, "waiting for the map renderer")
     with _RENDER_LOCK:
-        return _write_maps(pages, opts, pdf, png, report)
+        return _write_maps(pages, opts, pdf, png, report, progress_page)
 
 
 def _write_maps(pages: Sequence[ReportData], opts: MapOptions, pdf: Path | None,
-                png: Path | None, report: Progress) -> list[Path]:
+                png: Path | None, report: Progress, progress_page: bool = False) -> list[Path]:
     report(0.0, "drawing the map")
     figs, titles, rc = render_pages(pages, opts)
+    extra = []
+    if pdf is not None and progress_page:
+        from geo.report.chartpage import progress_figure  # noqa: PLC0415
+
+        report(0.4, "drawing the progress chart")
+        chart = progress_figure(pages, opts.size_mm, opts.lang)
+        extra = [chart] if chart is not None else []
     meta = _meta(pages[0], " / ".join(titles[:5]) + (" …" if len(titles) > 5 else ""))
     out: list[Path] = []
     with mpl.rc_context(rc):
         if pdf is not None:
             report(0.5, "writing the PDF")
             with PdfPages(pdf, metadata=meta) as doc:
-                for fig in figs:
+                for fig in [*figs, *extra]:
                     doc.savefig(fig, dpi=opts.dpi)
             out.append(pdf)
         if png is not None:
