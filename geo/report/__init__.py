@@ -100,8 +100,10 @@ def _write_one(data: ReportData, fmt: str, out: Path, opts: ExportOptions,
         from geo.report.maps import write_maps
 
         kw = {fmt: out}
+        from geo.report.chartpage import progress_figure
+
         return write_maps([data], opts.map_options(), progress=progress,
-                          progress_page=fmt == "pdf", **kw), []
+                          extra_page=progress_figure if fmt == "pdf" else None, **kw), []
     if fmt == "html":
         from geo.report.html import write_html
 
@@ -168,11 +170,12 @@ def export(run: str | Path | ReportData, out: str | Path, opts: ExportOptions,
         staged = tmp / out.name
         files: list[Path] = []
         if opts.per_county and opts.fmt == "pdf":
+            from geo.report.chartpage import progress_figure
             from geo.report.maps import write_maps
 
             pages = [d for _, d in _per_county(data)]
             files = write_maps(pages, opts.map_options(), pdf=staged,
-                               progress=part(progress, 0.05, 0.95), progress_page=True)
+                               progress=part(progress, 0.05, 0.95), extra_page=progress_figure)
         elif opts.per_county:
             counties = _per_county(data)
             for i, (county, d) in enumerate(counties):  # counties, not villages

@@ -10,6 +10,7 @@ from pathlib import Path
 from geo.archive import list_runs, read_manifest
 from geo.progress import AXIS_X, AXIS_Y, chart_figure, series, totals
 from geo.report.filters import ReportData
+from geo.report.maps import MapOptions
 
 MM = 1 / 25.4
 WORDS = {"zh": {"title": "达标率进展", "axes": (AXIS_X, AXIS_Y), "key": "虚线 目标 · 点线 期限",
@@ -31,9 +32,10 @@ def earlier_runs(data: ReportData) -> list[Path]:
             if (read_manifest(r).get("project") or {}).get("name") == name] + [run]
 
 
-def progress_figure(pages: Sequence[ReportData], size_mm: tuple[float, float], lang: str):
-    """The progress page for the selections ``pages`` (their counties together), or None when
-    the run has no earlier run of its project beside it."""
+def progress_figure(pages: Sequence[ReportData], opts: MapOptions):
+    """The progress page for the selections ``pages`` (their counties together) at the size
+    of ``opts``'s paper, or None when the run has no earlier run of its project beside it."""
+    size_mm, lang = opts.size_mm, opts.lang
     data = pages[0]
     runs = earlier_runs(data)
     if len(runs) < 2:
