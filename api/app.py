@@ -17,9 +17,11 @@ import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import problems
+from api import problems, session
+from api.limits import BodyLimit
 from api.openapi import build_openapi
-from api.routes import exports, features, ogc, projects, runs, summary, tiles
+from api.routes import basemap, exports, features, ogc, projects, runs, summary, tiles
+from api.routes import exit as exit_routes
 from api.routes import map as map_routes
 from api.routes import verify as verify_routes
 from api.security import SecurityHeaders, docs_policy
@@ -38,10 +40,13 @@ def _version() -> str:
 def _mount_docs(app: FastAPI) -> None:
     """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package, served by this app, so it
     works with no internet access."""
+    from fastapi import Depends
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.responses import HTMLResponse
     from fastapi.staticfiles import StaticFiles
     from swagger_ui_bundle import swagger_ui_path
+
+    from api.deps import page_viewer
 
     app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
@@ -52,7 +57,7 @@ def _mount_docs(app: FastAPI) -> None:
     html = bytes(page.body).decode("utf-8")
     policy = docs_policy(html)  # its one inline script allowed by hash
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(page_viewer)])
     def docs() -> HTMLResponse:
         return HTMLResponse(html, headers={"Content-Security-Policy": policy})
 
@@ -89,20 +94,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "comparisons. Errors are RFC 7807 problem documents.",
         openapi_tags=[{"name": "OGC API - Features"}, {"name": "Villages"},
                       {"name": "Summary"}, {"name": "Projects"}, {"name": "Runs"},
-                      {"name": "Input layers"}, {"name": "Verification"}],
+                      {"name": "Input layers"}, {"name": "Verification"},
+                      {"name": "Basemap"}],
     )
     app.state.settings = settings
     app.state.store = None
+    app.state.basemap = None
+    if settings.basemap is not None:  # opened here: a bad file stops the server at once
+        from geo.basemap import open_basemap
+
+        app.state.basemap = open_basemap(settings.basemap)
     problems.install(app)
+    session.install(app)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"],
                        allow_headers=["X-API-Key", "Authorization", "Accept"],
                        expose_headers=["OGC-NumberMatched", "OGC-NumberReturned", "X-Buque-Run"])
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, Referrer-Policy on every response
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # 413 beyond it
     app.include_router(ogc.public)
     app.include_router(features.router)      # /collections/villages/... before the generic routes
     app.include_router(ogc.router)
     app.include_router(summary.router)
     app.include_router(projects.router)
+    app.include_router(exit_routes.router)
     app.include_router(runs.router)
     app.include_router(verify_routes.router)
     if settings.input_layers:
@@ -111,6 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(map_routes.router)
     app.include_router(map_routes.public)
+    app.include_router(map_routes.pages)
+    if settings.basemap is not None:  # described and served only when there is one
+        app.include_router(basemap.router)
+    app.include_router(session.router)
     map_routes.mount_static(app)
 
     _mount_docs(app)

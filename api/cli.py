@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from layers.errors import BuqueInputError
+from layers.schema import COUNT_COLUMNS
 
 app = typer.Typer(help="Buque (补缺): find what each village lacks against the national standard "
                   "and plan what fills it.", no_args_is_help=True, add_completion=False)
@@ -86,13 +87,13 @@ def print_summary(result) -> None:
               f"{c['rejected']:,} · unlocated {c['unlocated']:,} · warnings {c['warnings']:,}")
     summ = result.tables.summary
     county = summ[summ["scope"] == "county"]
-    tot = county.groupby("indicator", sort=False)[["assessed", "met", "missing", "unknown"]].sum()
+    tot = county.groupby("indicator", sort=False)[list(COUNT_COLUMNS)].sum()
     proj = result.tables.projects
     cost = proj.groupby("indicator")["cost"].sum() if len(proj) else {}
     from layers.profile import load_profile  # noqa: PLC0415
 
     prof = load_profile(m["profile"]["path"])
-    head = ("indicator", "assessed", "met", "missing", "unknown", "rate", "target",
+    head = ("indicator", *COUNT_COLUMNS, "rate", "target",
             "cost (CNY)")
     rows = []
     for key, ind in prof.indicators.items():
@@ -187,16 +188,26 @@ def demo(
 
 
 def _serve(data: Path | None, host: str, port: int, postgres: str | None = None,
-           schema: str = "buque") -> None:
+           schema: str = "buque", basemap: Path | None = None, workers: int = 1) -> None:
     import uvicorn
 
     from api.app import create_app
     from api.settings import Settings
 
-    settings = Settings(data=data) if postgres is None else Settings(postgres=postgres,
-                                                                     pg_schema=schema)
-    app = create_app(settings)
+    if basemap is not None:  # a bad file is a one-line error before anything starts
+        from geo.basemap import BasemapError, open_basemap
+
+        try:
+            open_basemap(basemap).close()
+        except BasemapError as e:
+            _fail(e)
     where = str(data)
+    if workers > 1:
+        _serve_workers(data, host, port, postgres, schema, basemap, workers)
+        return
+    settings = (Settings(data=data, basemap=basemap) if postgres is None
+                else Settings(postgres=postgres, pg_schema=schema, basemap=basemap))
+    app = create_app(settings)
     if postgres is not None:  # open the store here: a bad DSN is a one-line error, not a trace
         from api.pgstore import PgRunStore, PgStoreError
 
@@ -208,6 +219,19 @@ def _serve(data: Path | None, host: str, port: int, postgres: str | None = None,
     Console().print(f"serving {escape(where)} on http://{host}:{port}  (API docs /docs, map /map; "
                     "Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _serve_workers(data: Path | None, host: str, port: int, postgres: str | None, schema: str,
+                   basemap: Path | None, workers: int) -> None:
+    from api.serving import serve_workers
+
+    env = {"BUQUE_DATA": str(data.resolve()) if data is not None else None,
+           "BUQUE_POSTGRES": postgres, "BUQUE_PG_SCHEMA": schema if postgres else None,
+           "BUQUE_BASEMAP": str(basemap.resolve()) if basemap is not None else None}
+    Console().print(f"serving {escape(postgres and 'PostgreSQL' or str(data))} on "
+                    f"http://{host}:{port} with {workers} workers  (API docs /docs, map /map; "
+                    "Ctrl-C stops)")
+    serve_workers(env, host, port, workers)
 
 
 PgOption = Annotated[str | None, typer.Option(
@@ -223,19 +247,26 @@ def serve(
     port: int = 8000,
     postgres: PgOption = None,
     schema: SchemaOption = "buque",
+    basemap: Annotated[Path | None, typer.Option(
+        help="An own basemap drawn under the gaps on /map: a PMTiles (raster or vector) or "
+        "MBTiles file, served by this server (no internet needed).")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes (each loads "
+                                         "the runs once); for many users at once.")] = 1,
 ) -> None:
     """Serve the API (OGC API - Features) and the gap map for a run or a folder of runs, or for
-    the runs published into PostGIS (--postgres)."""
+    the runs published into PostGIS (--postgres). With BUQUE_API_KEYS set, browsers sign in at
+    /login (see docs/deploy.md)."""
     if postgres is not None:
         if data is not None:
             _fail(typer.BadParameter("give either DIR or --postgres, not both"))
-        _serve(None, host, port, postgres=postgres, schema=schema)
+        _serve(None, host, port, postgres=postgres, schema=schema, basemap=basemap,
+               workers=workers)
         return
     if data is None:
         _fail(typer.BadParameter("give a run directory or folder of runs (or --postgres DSN)"))
     if not data.exists():
         _fail(FileNotFoundError(f"{data}: no such run or folder"))
-    _serve(data, host, port)
+    _serve(data, host, port, basemap=basemap, workers=workers)
 
 
 @app.command()
@@ -359,8 +390,12 @@ def export_cmd(
                                              "one page per county).")] = False,
     bundle: Annotated[bool, typer.Option("--bundle", help="Zip each county's map, ledger and "
                                          "GeoPackage.")] = False,
+    basemap: Annotated[Path | None, typer.Option(help="HTML map: an own raster basemap "
+                                                 "(PMTiles or MBTiles) embedded under the "
+                                                 "layers.")] = None,
 ) -> None:
     """Export report-ready maps (PNG/PDF/HTML), the ledger (XLSX) and GIS files of a run."""
+    from geo.basemap import BasemapError
     from geo.report import ExportError, ExportOptions, FontError, Selection, export, export_bundle, format_of
 
     try:
@@ -371,9 +406,11 @@ def export_cmd(
         opts = ExportOptions(fmt=fmt.lower(), selection=Selection.parse(county, township,
                                                                          indicator),
                              paper=paper.upper(), orientation=orientation.lower(),
-                             lang=lang.lower(), dpi=dpi, encoding=encoding, per_county=per_county)
+                             lang=lang.lower(), dpi=dpi, encoding=encoding, per_county=per_county,
+                             basemap=basemap)
         result = _export_with_bar(export_bundle if bundle else export, run, out, opts)
-    except (ExportError, FontError, BuqueInputError, FileNotFoundError, FileExistsError) as e:
+    except (ExportError, FontError, BuqueInputError, FileNotFoundError, FileExistsError,
+            BasemapError) as e:
         _fail(e)
     for f in result.files:
         Console().print(f"{f}  ({f.stat().st_size / 1024:,.0f} KiB)", highlight=False,

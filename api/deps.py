@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import threading
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
 
+from api import session
 from api.encoders import CSV, GEOJSON, JSON, XLSX
 from api.problems import Problem
 from api.settings import Role, Settings
@@ -48,26 +48,48 @@ def _key_of(request: Request) -> str | None:
 
 
 def role_of(request: Request) -> Role:
-    """The caller's role; every caller is ``office`` when the server has no keys configured."""
+    """The caller's role; every caller is ``office`` when the server has no keys configured.
+    A key in a header wins; else a browser's session cookie (:mod:`api.session`)."""
     s = get_settings(request)
     if not s.api_keys:
         return "office"
     key = _key_of(request)
     if key is not None:
-        found: Role | None = None
-        for k, role in s.api_keys.items():
-            if hmac.compare_digest(k.encode(), key.encode()):
-                found = role
+        session.check_rate(request)
+        found = session.match_key(s.api_keys, key)
         if found is None:
+            session.attempts_of(request).fail(session.client_of(request))
             raise Problem(401, "unknown API key", kind="unauthorized",
                           headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
         return found
+    cookie = request.cookies.get(session.COOKIE)
+    if cookie:
+        role = session.session_role(session.secret_of(request.app.state), cookie, s.api_keys)
+        if role is not None:
+            return role
     host = request.client.host if request.client else ""
     if s.open_loopback and host in LOOPBACK:
         return "viewer"
     raise Problem(401, "this server requires an API key: send it in the X-API-Key header "
-                  "(or as Authorization: Bearer KEY)",
+                  "(or as Authorization: Bearer KEY), or sign in at /login in a browser",
                   kind="unauthorized", headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
+
+
+def page_viewer(request: Request) -> Role:
+    """Access to a page a person opens (``/map``, ``/docs``): with no key or session, a
+    redirect to the sign-in page instead of a 401."""
+    try:
+        return role_of(request)
+    except Problem as e:
+        if e.status != 401:
+            raise
+        path = request.url.path
+        root = request.scope.get("root_path", "").rstrip("/")
+        if root and path.startswith(root + "/"):  # behind a proxy's prefix: the app's own path
+            path = path[len(root):]
+        if request.url.query:
+            path += "?" + request.url.query
+        raise session.SignInRequired(path) from None
 
 
 def viewer(request: Request) -> Role:
@@ -156,8 +178,14 @@ def paging(request: Request,
 
 
 def window(n: int, page: Paging, fmt: str, max_export: int) -> slice:
-    """Rows to return: a page for JSON; for CSV/XLSX everything matched unless a limit is given."""
+    """Rows to return: a page for JSON; for CSV/XLSX everything matched unless a limit is given
+    (more than ``max_export`` rows is an error: a download is never silently cut)."""
     if fmt in ("csv", "xlsx") and not page.explicit:
+        if n - page.offset > max_export:
+            raise Problem(400, f"{n - page.offset:,} rows match; a {fmt.upper()} download holds "
+                          f"at most {max_export:,} (max_export_rows): give limit and offset to "
+                          "download it in parts", kind="too-many-rows", limit=max_export,
+                          matched=n)
         return slice(page.offset, min(n, page.offset + max_export))
     return slice(page.offset, min(n, page.offset + page.limit))
 

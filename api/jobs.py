@@ -179,6 +179,8 @@ def run_task(task: Task) -> dict[str, Any]:
         report(0.0, "reading the run")
         o = dict(task.options)
         sel = Selection(*(tuple(o.pop(k, ())) for k in ("county", "township", "indicator")))
+        if o.get("basemap"):  # a server's own raster basemap under the HTML map
+            o["basemap"] = Path(o["basemap"])
         bundle = task.fmt == "bundle"
         opts = ExportOptions(fmt="pdf" if bundle else task.fmt, selection=sel, **o)
         data = _report_data(task)

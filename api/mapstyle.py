@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from geo.basemap import Basemap
 
 #: style layer ids per toggleable map layer (the web map's layer switches use this)
 STYLE_LAYERS = {
@@ -31,13 +34,60 @@ def village_colour() -> list[Any]:
             by_count]
 
 
-def gap_style(tiles: dict[str, str], attribution: str) -> dict[str, Any]:
-    """Style JSON for the tile layers present (``tiles`` maps layer name -> tile URL template)."""
-    sources = {k: {"type": "vector", "tiles": [url], "maxzoom": 16, "attribution": attribution}
-               for k, url in tiles.items()}
+def basemap_of(request: Any) -> Basemap | None:
+    """The server's own basemap (``buque serve --basemap``), if any."""
+    return getattr(request.app.state, "basemap", None)
+
+
+def tile_url(request: Any, bm: Basemap) -> str:
+    """The basemap's tile URL template on this server."""
+    base = str(request.base_url).rstrip("/")
+    return f"{base}/basemap/{{z}}/{{x}}/{{y}}.{bm.fmt}"
+
+
+#: colours of a vector basemap's layers, by a word in the layer's name (first match)
+_VECTOR_FILL = (("water", "#b5d0e8"), ("ocean", "#b5d0e8"), ("park", "#d8e8c8"),
+                ("landcover", "#e2ead2"), ("landuse", "#ebe7dc"), ("building", "#dcd6cc"))
+
+
+def basemap_layers(bm: Basemap, url: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The style source and layers drawing the server's basemap (ids start ``basemap``): a
+    raster layer, or for vector tiles a plain fill and line per vector layer (no labels: those
+    would need a glyph server)."""
+    src: dict[str, Any] = {"type": bm.kind, "tiles": [url], "minzoom": bm.minzoom,
+                           "maxzoom": bm.maxzoom, "bounds": list(bm.bounds),
+                           "attribution": bm.attribution}
+    if bm.kind == "raster":
+        src["tileSize"] = bm.tile_size
+        return src, [{"id": "basemap", "type": "raster", "source": "basemap"}]
+    layers: list[dict[str, Any]] = []
+    for vl in bm.vector_layers:
+        lid = str(vl.get("id", ""))
+        fill = next((c for w, c in _VECTOR_FILL if w in lid.lower()), "#e9e5da")
+        line = "#b5d0e8" if "water" in lid.lower() else "#ffffff" if any(
+            w in lid.lower() for w in ("road", "transport")) else "#c9c3b6"
+        layers.append({"id": f"basemap-{lid}-fill", "type": "fill", "source": "basemap",
+                       "source-layer": lid, "filter": ["==", ["geometry-type"], "Polygon"],
+                       "paint": {"fill-color": fill}})
+        layers.append({"id": f"basemap-{lid}-line", "type": "line", "source": "basemap",
+                       "source-layer": lid, "filter": ["==", ["geometry-type"], "LineString"],
+                       "paint": {"line-color": line, "line-width": 1}})
+    return src, layers
+
+
+def gap_style(tiles: dict[str, str], attribution: str, basemap: Basemap | None = None,
+              basemap_url: str = "") -> dict[str, Any]:
+    """Style JSON for the tile layers present (``tiles`` maps layer name -> tile URL template),
+    over the server's basemap when it has one."""
+    sources: dict[str, Any] = {
+        k: {"type": "vector", "tiles": [url], "maxzoom": 16, "attribution": attribution}
+        for k, url in tiles.items()}
     width = ["interpolate", ["linear"], ["zoom"], 8, 0.6, 12, 1.5, 16, 4]
     layers: list[dict[str, Any]] = [
         {"id": "background", "type": "background", "paint": {"background-color": "#f4f1ea"}}]
+    if basemap is not None:
+        sources["basemap"], under = basemap_layers(basemap, basemap_url)
+        layers.extend(under)
     if "boundaries" in tiles:
         layers.append({"id": "boundaries", "type": "line", "source": "boundaries",
                        "source-layer": "boundaries",

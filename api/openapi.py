@@ -53,6 +53,7 @@ BINARY = {"type": "string", "format": "binary"}
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Invalid parameter", 401: "API key missing or unknown",
             403: "Role not allowed", 404: "No such resource", 410: "Input changed since the run",
+            429: "Too many at once (the detail names the limit; see Retry-After)",
             503: "A system package the server needs is not installed (the detail names it)"}
     return {c: {"description": text.get(c, "Error"),
                 "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}} for c in codes}
@@ -175,13 +176,29 @@ def build_openapi(app: FastAPI, settings: Settings, indicators: list[str]) -> di
                     p["schema"] = {"type": "integer", "minimum": 1,
                                    "default": settings.default_limit}
                     p["description"] = (f"Items per page (default {settings.default_limit}); "
-                                        f"values above {settings.max_limit} are capped to it.")
+                                        f"values above {settings.max_limit} are capped to it. "
+                                        "CSV/XLSX without it: every match, up to "
+                                        f"{settings.max_export_rows:,} rows (max_export_rows; "
+                                        "more is a 400 too-many-rows).")
                 elif name in lists and sch.get("type", "string") != "boolean":
                     desc = p.get("description", "") or sch.get("description", "")
                     p["schema"] = {**lists[name]}
                     p["style"], p["explode"] = "form", False
                     if desc:
                         p["description"] = desc
+    from api.limits import limits_markdown
+
+    info = spec.setdefault("info", {})
+    info["description"] = info.get("description", "") + limits_markdown(settings)
+    for path, ops in spec.get("paths", {}).items():
+        if path.startswith("/exports/"):
+            for op in ops.values():
+                if isinstance(op, dict):
+                    op["description"] = (op.get("description", "") + "\n\nAt most "
+                                         f"{settings.export_workers} exports are built at once "
+                                         f"and {settings.export_queue} wait (`export_workers`, "
+                                         "`export_queue`); one more is answered 429 "
+                                         "`too-many-jobs` with `Retry-After`.")
     if settings.api_keys:
         spec.setdefault("components", {}).setdefault("securitySchemes", {})["ApiKey"] = {
             "type": "apiKey", "in": "header", "name": "X-API-Key"}

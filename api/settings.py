@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["viewer", "office"]
@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     Bearer KEY``): ``viewer`` reads villages, collections, summaries and run comparisons;
     ``office`` also reads the remedy list (costs) and full run manifests (server file paths).
     The landing page, conformance and the API description stay open so clients can discover.
+    A browser signs in at ``/login`` with a key and keeps a signed session cookie
+    (:mod:`api.session`); pages opened without one (``/map``, ``/docs``) lead there.
     """
 
     model_config = SettingsConfigDict(env_prefix="BUQUE_", extra="ignore")
@@ -41,6 +43,8 @@ class Settings(BaseSettings):
     default_limit: int = Field(default=100, ge=1, description="Features per page when limit is not given.")
     max_limit: int = Field(default=1000, ge=1, description="Largest page; larger limits are capped.")
     max_export_rows: int = Field(default=500_000, ge=1, description="Most rows in one CSV/XLSX download.")
+    max_body_bytes: int = Field(default=65536, ge=1024, description="Largest request body "
+                                "(only the sign-in form has one); larger is answered 413.")
     preload: Literal["newest", "all"] = Field(default="newest", description="Runs to load at start-up; "
                                               "others load on first use.")
     input_layers: bool = Field(default=True, description="Serve each run's input layers (roads, power, "
@@ -66,6 +70,19 @@ class Settings(BaseSettings):
     export_cache_mb: float = Field(default=2048.0, gt=0, description="Most disk space the "
                                    "cached export results take; the least recently used go "
                                    "first.")
+    basemap: Path | None = Field(default=None, description="A PMTiles (raster or vector) or "
+                                 "MBTiles file drawn under the gap layers of /map, served "
+                                 "from this server.")
+    session_secret: SecretStr | None = Field(default=None, description="Key that signs the "
+                                             "browser session cookies. Unset: a random one per "
+                                             "process (sessions end when the server restarts).")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="How long a "
+                                 "browser session lasts after signing in.")
+    login_attempts: int = Field(default=10, ge=1, description="Failed sign-ins (form or header "
+                                "key) a client may make in login_window_s before it is refused "
+                                "with 429.")
+    login_window_s: float = Field(default=300.0, gt=0, description="The window of "
+                                  "login_attempts, in seconds.")
     title: str = "Buque"
 
     @model_validator(mode="after")

@@ -1,7 +1,8 @@
 """The run archive: writing a run atomically, reading runs back, listing a folder of runs.
 
 A run directory holds exactly the files of the contract (manifest.json, gaps.parquet,
-villages.parquet, projects.csv, summary.csv, rejected.csv) plus warnings.csv and unlocated.csv.
+villages.parquet, projects.csv, summary.csv, rejected.csv) plus warnings.csv and unlocated.csv,
+and exit.csv when the project set ``year``.
 ``villages.parquet`` is GeoParquet 1.1 (EPSG:4326, with a covering bbox column so readers can
 filter by area); runs written before it have ``villages.gpkg`` with the same columns, and are
 read the same way. GeoPackage, Shapefile and GeoJSON are export formats (``buque export``).
@@ -39,6 +40,8 @@ MANIFEST = "manifest.json"
 FILES = ("manifest.json", "gaps.parquet", "villages.parquet", "projects.csv", "summary.csv",
          "rejected.csv", "warnings.csv", "unlocated.csv")
 VILLAGES = "villages.parquet"
+#: the exit checks, in runs whose project sets ``year`` (older runs have none)
+EXIT = "exit.csv"
 #: the village table of runs written before GeoParquet
 VILLAGES_GPKG = "villages.gpkg"
 GEOPARQUET_VERSION = "1.1.0"
@@ -88,6 +91,8 @@ class RunTables:
     layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
     #: further CSV files of the run by file name (``discrepancies.csv`` of a ledger check)
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: exit checks (``exit.csv``): runs whose project sets ``year``; None for the others
+    exit: pd.DataFrame | None = None
 
 
 def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
@@ -108,6 +113,8 @@ def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
                      ("rejected.csv", tables.rejected), ("warnings.csv", tables.warnings),
                      ("unlocated.csv", tables.unlocated), *tables.extra.items()):
         jobs.append((name, lambda p, df=df: write_csv(df, p)))
+    if tables.exit is not None:
+        jobs.append((EXIT, lambda p: write_csv(tables.exit, p)))
     for kind, gdf in tables.layers.items():
         jobs.append((f"{LAYERS_DIR}/{kind}.parquet", lambda p, gdf=gdf: write_geoparquet(gdf, p)))
     try:
@@ -206,7 +213,22 @@ def read_run(run: Path) -> RunTables:
                      villages=read_villages(run),
                      projects=csv("projects.csv"), summary=csv("summary.csv"),
                      rejected=csv("rejected.csv"), warnings=csv("warnings.csv"),
-                     unlocated=csv("unlocated.csv"), layers=read_layers(run))
+                     unlocated=csv("unlocated.csv"), layers=read_layers(run),
+                     exit=read_exit(run))
+
+
+def read_exit(run: Path) -> pd.DataFrame | None:
+    """A run's ``exit.csv`` (None for runs without one: no ``year``, or written before)."""
+    p = Path(run) / EXIT
+    if not p.is_file():
+        return None
+    df = restore_frame(pd.read_csv(p, encoding=CSV_ENCODING, keep_default_na=False,
+                                   na_values=[""], dtype={"village_code": "string",
+                                                          "county": "string",
+                                                          "blockers": "string"}))
+    df["ready"] = df["ready"].astype(str).str.lower().eq("true")
+    df["blockers"] = df["blockers"].fillna("")
+    return df
 
 
 def read_villages(run: Path) -> gpd.GeoDataFrame:

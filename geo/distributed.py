@@ -84,7 +84,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.evidence import PASS, evaluate_all
+from geo.evidence import PASS
 from geo.gaps import assess
 from geo.metric import Band, bands_of, in_lon_range, transform_xy
 from geo.nearest import K_CANDIDATES, FeatureIndex
@@ -332,9 +332,11 @@ class _Plan:
                         for k, g in self.layers.items()}
         pass_any, reach_of = {}, {}
         need = dict.fromkeys(self.layers, 0.0)
+        # evidence classes once per indicator, from its rule unit (as geo.gaps does)
+        classes = {i.key: rule_of(i).classes(self.layers[i.layer], i) for i in inds
+                   if i.layer in self.layers}
         for i in inds:
-            lyr = self.layers.get(i.layer)
-            pass_any[i.key] = bool(lyr is not None and (evaluate_all(lyr, i.evidence) == PASS).any())
+            pass_any[i.key] = bool(i.key in classes and (classes[i.key] == PASS).any())
             reach = rule_of(i).halo_m(i, self.layers)  # the rule's reach on these layers
             reach_of[i.key] = reach
             for k in rule_of(i).reads(i):
@@ -354,7 +356,7 @@ class _Plan:
                 continue
             self.pairs[k] = np.where(line, shapely.get_num_coordinates(geoms)
                                      - shapely.get_num_geometries(geoms), 0)
-            self.pass_lines[k] = [line & (evaluate_all(g, i.evidence) == PASS) for i in inds
+            self.pass_lines[k] = [line & (classes[i.key] == PASS) for i in inds
                                   if i.layer == k]
 
     def task(self, pos: np.ndarray, margins: dict[str, float], own_boxes: bool = False) -> _Task:
@@ -439,7 +441,8 @@ class _Plan:
 
 
 def _trim(gdf: gpd.GeoDataFrame, profile: Profile, kind: str) -> gpd.GeoDataFrame:
-    """The columns of a layer the engine reads: id, radius_m, evidence fields, geometry."""
+    """The columns of a layer the engine reads: id, radius_m, evidence fields, the fields the
+    rule units read themselves (:meth:`geo.rules.base.Rule.fields`), geometry."""
     keep = {"id", "radius_m"}
 
     def fields(c: Condition) -> None:
@@ -451,6 +454,7 @@ def _trim(gdf: gpd.GeoDataFrame, profile: Profile, kind: str) -> gpd.GeoDataFram
         if i.layer == kind:
             for c in i.evidence:
                 fields(c)
+            keep.update(rule_of(i).fields(i))  # what the rule unit reads itself
     cols = [c for c in gdf.columns if c in keep or c == gdf.geometry.name]
     return gdf[cols]
 

@@ -24,7 +24,7 @@ import pandas as pd
 import shapely
 
 from geo.columns import codes, strings
-from geo.evidence import FAIL, evaluate, evaluate_all, explain
+from geo.evidence import FAIL, evaluate, explain
 from geo.metric import Band, bands_of
 from geo.rules import rule_of
 from geo.rules.band import BandWork
@@ -33,10 +33,10 @@ from geo.rules.base import REASONS, Result
 from geo.rules.base import STATUS as _STATUS
 from geo.rules.spatial import feature_radius
 from layers.indicator import Indicator, Profile
+from layers.schema import STATUSES
 
 GAP_COLUMNS = ["village_code", "level", "indicator", "status", "distance_m", "evidence_id",
                "candidate_id", "candidate_distance_m", "network_m", "reason", "failed"]
-STATUSES = ("met", "missing", "unknown")
 
 #: ``progress(done, total, label)``: villages x indicators assessed so far, of ``total``
 Progress = Callable[[int, int, str], None]
@@ -59,8 +59,9 @@ def applicable(villages: pd.DataFrame, ind: Indicator) -> np.ndarray:
 
 def evidence_classes(layers: dict[str, gpd.GeoDataFrame], profile: Profile
                      ) -> dict[str, np.ndarray]:
-    """Per indicator, each feature of its layer as PASS, FAIL or UNKNOWN (see geo.evidence)."""
-    return {i.key: evaluate_all(layers[i.layer], i.evidence)
+    """Per indicator, each feature of its layer as PASS, FAIL or UNKNOWN, as its rule unit
+    classes them (:meth:`geo.rules.base.Rule.classes`)."""
+    return {i.key: rule_of(i).classes(layers[i.layer], i)
             for i in profile.indicators.values() if i.layer in layers}
 
 

@@ -26,9 +26,10 @@ import pandas as pd
 from geo.archive import CSV_ENCODING, LAYERS_DIR, list_runs, read_manifest, read_villages
 from geo.csvsafe import restore_frame
 from geo.diff import diff_gaps
+from layers.schema import COUNT_COLUMNS
 
 KEY = ["scope", "county", "township", "indicator"]
-SERIES_COLUMNS = ["run_id", "date", *KEY, "assessed", "met", "missing", "unknown", "rate",
+SERIES_COLUMNS = ["run_id", "date", *KEY, *COUNT_COLUMNS, "rate",
                   "target", "deadline"]
 PACE_COLUMNS = [*KEY, "runs", "first_date", "last_date", "first_rate", "last_rate", "target",
                 "deadline", "per_day", "reached_on", "on_track"]
@@ -216,7 +217,7 @@ def totals(s: pd.DataFrame, counties: list[str] | None = None) -> pd.DataFrame:
     if counties:
         c = c[c["county"].isin(counties)]
     g = c.groupby(["run_id", "date", "created", "indicator"], sort=False)
-    out = g[["assessed", "met", "missing", "unknown"]].sum().reset_index()
+    out = g[list(COUNT_COLUMNS)].sum().reset_index()
     out["rate"] = (out["met"] / out["assessed"].where(out["assessed"] > 0)).round(4)
     out["target"] = g["target"].first().to_numpy()
     out["deadline"] = g["deadline"].first().to_numpy()

@@ -38,9 +38,8 @@ from shapely import STRtree
 from geo.archive import RunTables, hash_input, read_manifest, read_run, sha256_file
 from geo.lists import n_separators, split_values
 from geo.villages import gap_class
+from layers.schema import COUNT_COLUMNS, LEVELS, STATUSES
 
-STATUSES = ("met", "missing", "unknown")
-LEVELS = ("admin", "natural")
 SUMMARY_BY = ("county", "township")
 PRIORITIES = (1, 2, 3)
 ACTIONS = ("build", "upgrade")
@@ -549,7 +548,7 @@ def project_totals(projects: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 # --------------------------------------------------------------------------- summary
 
-SUMMARY_NUMS = ("assessed", "met", "missing", "unknown", "shortfall")
+SUMMARY_NUMS = (*COUNT_COLUMNS, "shortfall")
 
 
 def summary_rows(summary: pd.DataFrame, by: str = "county", *, county: Sequence[str] = (),
@@ -597,7 +596,7 @@ def summary_total(rows: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame
     if order:
         rank = {k: i for i, k in enumerate(order)}
         t = t.sort_values("indicator", key=lambda s: s.map(rank), kind="stable")
-    return t[["indicator", "assessed", "met", "missing", "unknown", "rate", "target",
+    return t[["indicator", *COUNT_COLUMNS, "rate", "target",
               "shortfall", "meets_target", "deadline"]].reset_index(drop=True)
 
 

@@ -7,8 +7,9 @@ import pandas as pd
 
 from geo.columns import codes
 from layers.profile import Profile
+from layers.schema import COUNT_COLUMNS, STATUSES
 
-SUMMARY_COLUMNS = ["scope", "county", "township", "indicator", "assessed", "met", "missing", "unknown",
+SUMMARY_COLUMNS = ["scope", "county", "township", "indicator", *COUNT_COLUMNS,
                    "rate", "target", "shortfall", "meets_target", "deadline"]
 UNASSIGNED = ""
 
@@ -24,7 +25,7 @@ def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.
     pos = gaps["_v"].to_numpy()
     keys = list(profile.indicators)
     ind = codes(gaps["indicator"], keys)
-    status = codes(gaps["status"], ["met", "missing", "unknown"])
+    status = codes(gaps["status"], STATUSES)
     # places per village (not per gap row): county and township codes, then their pairs
     cc, cnames = pd.factorize(villages["county"].astype("string").fillna(UNASSIGNED), sort=True)
     tc, tnames = pd.factorize(villages["township"].astype("string").fillna(UNASSIGNED), sort=True)
@@ -44,12 +45,12 @@ def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.
         "met": counts[:, 0], "missing": counts[:, 1], "unknown": counts[:, 2]})
     town_rows = town_rows[counts.sum(axis=1) > 0]
     county_rows = (town_rows.groupby(["county", "indicator"], sort=False)[
-        ["met", "missing", "unknown"]].sum().reset_index())
+        list(STATUSES)].sum().reset_index())
     county_rows["township"] = UNASSIGNED
     county_rows["scope"] = "county"
     town_rows = town_rows.assign(scope="township")
     out = pd.concat([county_rows, town_rows], ignore_index=True)
-    out["assessed"] = out[["met", "missing", "unknown"]].sum(axis=1)
+    out["assessed"] = out[list(STATUSES)].sum(axis=1)
     out["rate"] = np.round(out["met"] / out["assessed"].where(out["assessed"] > 0), 4)
     target = {k: i.target_rate for k, i in profile.indicators.items()}
     deadline = {k: i.deadline.isoformat() for k, i in profile.indicators.items()}
@@ -62,6 +63,6 @@ def summary(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.
     out["_o"] = out["indicator"].map(order)
     out["_s"] = (out["scope"] == "township").astype(int)
     out = out.sort_values(["county", "_s", "township", "_o"], kind="stable").reset_index(drop=True)
-    for c in ("assessed", "met", "missing", "unknown", "shortfall"):
+    for c in (*COUNT_COLUMNS, "shortfall"):
         out[c] = out[c].astype("int64")
     return out[SUMMARY_COLUMNS]

@@ -19,6 +19,7 @@ import pandas as pd
 
 from geo.archive import RunTables, hash_input, sha256_file, write_run
 from geo.columns import codes, isin, lookup, strings
+from geo.exit import criteria_of, exit_checks
 from geo.gaps import STATUSES, assess, evidence_classes
 from geo.metric import bands_of
 from geo.rates import summary
@@ -243,6 +244,7 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     if step:
         step("remedies, rates, archive")
     projects = remedies(gaps, v, profile)
+    exits = _exit_checks(project, v, gaps, registers, profile, report)
     summ = summary(gaps, v, profile)
     vt = village_table(v, gaps, profile)
     extra, ledger_entry = {}, None
@@ -272,6 +274,9 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         "remedy_cost": float(projects["cost"].sum()) if len(projects) else 0.0,
         **({"households": register_counts["households"]} if "households" in register_counts
            else {}),
+        **({"exit": {scope: {"rows": int((exits["scope"] == scope).sum()),
+                             "ready": int(((exits["scope"] == scope) & exits["ready"]).sum())}
+                     for scope in ("village", "county")}} if exits is not None else {}),
     }
     created = dt.datetime.now(dt.UTC)
     digest = hashlib.sha256("".join(sorted(i["sha256"] for i in inputs)).encode()
@@ -281,7 +286,8 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         "created": created.isoformat(timespec="seconds"),
         "tool": {"name": "buque", "version": tool_version()},
         "project": {"name": project.name, "path": str(project.path),
-                    "sha256": sha256_file(project.path)},
+                    "sha256": sha256_file(project.path),
+                    **({"year": project.year} if project.year is not None else {})},
         "profile": {"name": profile.name, "version": profile.version, "path": profile.path,
                     "sha256": profile.content_hash},
         "inputs": inputs,
@@ -298,7 +304,8 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         manifest["ledger"] = ledger_entry
     tables = RunTables(gaps=gaps.drop(columns="_v"), villages=vt, projects=projects, summary=summ,
                        rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc,
-                       layers=archived_layers(feature_layers, profile, classes), extra=extra)
+                       layers=archived_layers(feature_layers, profile, classes), extra=extra,
+                       exit=exits)
     mark("prepare_write")
     write_run(Path(out), tables, manifest, fault=fault)
     mark("write")
@@ -314,6 +321,19 @@ def _status_counts(gaps: pd.DataFrame) -> dict[str, dict[str, int]]:
         if c:
             out.setdefault(str(key), {})[str(status)] = int(c)
     return out
+
+
+def _exit_checks(project: Project, v: pd.DataFrame, gaps: pd.DataFrame,
+                 registers: dict[str, pd.DataFrame], profile: Profile, report: Report
+                 ) -> pd.DataFrame | None:
+    """``exit.csv`` when the project sets ``year`` and the profile has ``[exit]``."""
+    if project.year is None:
+        return None
+    if criteria_of(profile) is None:
+        report.note(str(project.path), "", f"year = {project.year} but profile "
+                    f"'{profile.name}' has no [exit] criteria: no exit checks", field="year")
+        return None
+    return exit_checks(v, gaps, registers.get("households"), profile, project.year)
 
 
 LEVEL_WORDS = {"admin": "administrative", "natural": "natural"}

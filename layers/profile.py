@@ -16,19 +16,21 @@ from typing import Any
 
 from geo.rules import rules
 from layers.errors import BuqueInputError, check_keys
+from layers.exit_criteria import parse_exit
 from layers.indicator import Condition, Indicator, NullPolicy, Profile, Remedy
 from layers.params import number as _number
 from layers.params import require as _require
+from layers.schema import LEVELS
 
 STANDARDS_DIR = Path(__file__).parent / "standards"
 #: the bundled rule kinds (geo.rules: one unit each)
 RULES = rules.names()
-LEVELS = ("admin", "natural")
 OPS = ("in", "not_in", "eq", "min", "max")
 QUANTITIES = ("distance_km", "count", "households")
 
 #: the keys a profile may have, per table (besides an indicator's ``*_source`` notes)
-TOP_KEYS = {"format", "extends", "name", "version", "title", "description", "indicators"}
+TOP_KEYS = {"format", "extends", "name", "version", "title", "description", "indicators",
+            "exit"}
 #: the keys every indicator may have; each rule adds its own (``Rule.keys``)
 COMMON_KEYS = {"label", "sector", "layer", "levels", "applies", "rule", "evidence", "deadline",
                "target_rate", "remedy", "upgrade", "fallback"}
@@ -198,4 +200,5 @@ def parse_profile(data: dict, *, path: str = "<profile>", content_hash: str = ""
     return Profile(name=str(_require(data, "name", "profile", path)),
                    version=str(_require(data, "version", "profile", path)),
                    title=data.get("title", ""), description=data.get("description", ""),
-                   indicators=inds, content_hash=content_hash, path=path)
+                   indicators=inds, content_hash=content_hash, path=path,
+                   extra={"exit": parse_exit(data.get("exit"), inds, path)})

@@ -6,6 +6,14 @@ from typing import Literal
 
 FieldType = Literal["string", "int", "float", "bool"]
 
+#: The status of a (village, indicator) pair, in this order everywhere (codes, columns, legends).
+STATUSES = ("met", "missing", "unknown")
+MET, MISSING, UNKNOWN = STATUSES
+#: Village levels: administrative (行政村) and natural (自然村).
+LEVELS = ("admin", "natural")
+#: The count columns of every summary (summary.csv, the ledger, /summary, progress).
+COUNT_COLUMNS = ("assessed", *STATUSES)
+
 #: Fields every village carries, administrative or natural.
 VILLAGE_FIELDS: dict[str, FieldType] = {
     "code": "string",
@@ -27,7 +35,8 @@ LAYER_FIELDS: dict[str, dict[str, FieldType]] = {
     "natural_villages": {**VILLAGE_FIELDS, "village_code": "string"},
     "roads": {"id": "string", "name": "string", "surface": "string", "width_m": "float",
               "highway": "string"},
-    "power": {"id": "string", "name": "string", "kind": "string", "voltage": "string"},
+    "power": {"id": "string", "name": "string", "kind": "string", "voltage": "string",
+              "phases": "string"},
     "water": {"id": "string", "name": "string", "kind": "string", "safe": "bool"},
     "clinics": {"id": "string", "name": "string", "kind": "string", "level": "string",
                 "standardized": "bool"},
@@ -84,7 +93,9 @@ FIELD_DOCS: dict[str, str] = {
     "kind": "what the feature is; power: line, minor_line, cable, transformer, substation, "
             "线路, 变压器, 台区 ...; water: tap, well, water_works, 集中供水, 自来水, 水井 ...; "
             "broadband: tower, mast, fibre node, coverage",
-    "voltage": "voltage in volts, as in OSM (`10000`, `400;230`)",
+    "voltage": "voltage in volts, as in OSM (`10000`, `400;230`); the `power_supply` rule: "
+               "a line is low-voltage when one of its voltages is ≤ 1 kV (docs/rules.md)",
+    "phases": "number of phases, as OSM `phases` (`3`: three-phase, 动力电; `1`)",
     "safe": "water quality meets the standard (达标)",
     "level": "clinics: the level of the facility; boundaries: `county` or `township`",
     "standardized": "the clinic is a standardized village clinic (标准化村卫生室)",

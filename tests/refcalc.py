@@ -85,11 +85,70 @@ def all_of(row: dict, conds: list[dict]) -> int:
     return PASS
 
 
+TRAFO = {"transformer", "substation", "pole_transformer", "变压器", "台区", "变电站", "配电变压器"}
+LINES = {"line", "minor_line", "cable", "线路", "低压线路", "电缆"}
+
+
+def _volts(text: str) -> float | None:
+    t = text.strip().lower().removesuffix("v")
+    scale = 1000.0 if t.endswith("k") else 1.0
+    try:
+        return float(t.removesuffix("k").strip()) * scale
+    except ValueError:
+        return None
+
+
+def _low_voltage(row: dict, lv_max: float) -> bool | None:
+    """Does the feature carry a circuit of at most ``lv_max`` volts (None: not recorded)?"""
+    raw = row.get("voltage")
+    vals = [] if is_null(raw) else [_volts(x) for x in str(raw).split(";")]
+    vals = [x for x in vals if x is not None]
+    return None if not vals else min(vals) <= lv_max
+
+
+def _power(row: dict, ind: dict) -> tuple[int, float]:
+    """power_supply, by the standard's words: class and reach of one feature (a feature of no
+    kind drawn as a line is a line; a point of no kind may be a transformer)."""
+    kind = None if is_null(row.get("kind")) else str(row["kind"]).lower()
+    if kind is None and row["_linear"]:
+        kind = "line"
+    if kind is None:
+        return UNKNOWN, float(ind["threshold_m"])
+    thr, conn = float(ind["threshold_m"]), float(ind.get("connect_m", 100))
+    lv = _low_voltage(row, float(ind.get("lv_max_v", 1000)))
+    ph = as_float(row.get("phases"))
+    three = ind.get("three_phase", False)
+    if kind in TRAFO:
+        return (FAIL if three and ph == 1 else PASS), thr
+    if kind in LINES:
+        if lv is None:
+            return UNKNOWN, conn
+        if not lv:
+            return FAIL, thr
+        if three:
+            return (PASS if ph == 3 else UNKNOWN if ph is None else FAIL), conn
+        return PASS, conn
+    return (UNKNOWN if kind is None else FAIL), 0.0
+
+
+def _with_linear(features: pd.DataFrame) -> list[dict]:
+    recs = features.drop(columns="geometry").to_dict("records")
+    for r, g in zip(recs, features.geometry, strict=True):
+        r["_linear"] = g is not None and "LineString" in g.geom_type
+    return recs
+
+
 def classify(features: pd.DataFrame, indicator: dict) -> np.ndarray:
-    """PASS / FAIL / UNKNOWN for every feature, by the indicator's ``evidence`` list."""
+    """PASS / FAIL / UNKNOWN for every feature, by the indicator's ``evidence`` list (and for
+    ``power_supply`` by the feature's kind, voltage and phases)."""
     conds = indicator.get("evidence", [])
     recs = features.drop(columns="geometry").to_dict("records")
-    return np.array([all_of(r, conds) for r in recs], dtype=int)
+    cls = [all_of(r, conds) for r in recs]
+    if indicator["rule"] == "power_supply":
+        own = [_power(r, indicator)[0] for r in _with_linear(features)]
+        cls = [FAIL if FAIL in (a, b) else UNKNOWN if UNKNOWN in (a, b) else PASS
+               for a, b in zip(cls, own, strict=True)]
+    return np.array(cls, dtype=int)
 
 
 def applies(village: dict, indicator: dict) -> bool:
@@ -183,13 +242,15 @@ def expect(village: dict, vgeom: shapely.Geometry, indicator: dict, features: pd
     geoms = features.geometry.to_numpy()
     rule = indicator["rule"]
     radius = None
+    if rule == "power_supply":
+        radius = np.array([_power(r, indicator)[1] for r in _with_linear(features)])
     if rule == "coverage":
         radius = pd.to_numeric(features.get("radius_m"), errors="coerce").to_numpy(float)
         area = shapely.get_dimensions(geoms) == 2
         radius = np.where(np.isfinite(radius), radius,
                           np.where(area, 0.0, float(indicator["default_radius_m"])))
     limit = max([float(indicator.get(k) or 0) for k in
-                 ("threshold_m", "fallback_threshold_m", "default_radius_m")]
+                 ("threshold_m", "fallback_threshold_m", "default_radius_m", "connect_m")]
                 + ([float(radius.max())] if radius is not None and len(radius) else []))
     d = shortlisted_distances(lon, lat, geoms, classes, limit)
     dq = d[classes == PASS]
@@ -213,7 +274,7 @@ def expect(village: dict, vgeom: shapely.Geometry, indicator: dict, features: pd
         elif rule == "inside_village":
             sat = {c: within(float(indicator["fallback_threshold_m"]), c, slack)
                    for c in (PASS, UNKNOWN)}
-        elif rule == "coverage":
+        elif rule in ("coverage", "power_supply"):
             sat = {c: within(radius, c, slack) for c in (PASS, UNKNOWN)}
         else:
             raise ValueError(rule)

@@ -57,7 +57,7 @@ INJECT = [
     ("N3", "road", NO, None),                                      # unknown, claimed missing
     ("N4", "water", "有", "claimed_met_evidence_missing"),
     ("N5", "water", "Y", "claimed_met_evidence_unknown"),
-    ("N2", "power", "0", "claimed_missing_evidence_met"),
+    ("N1", "power", "0", "claimed_missing_evidence_met"),  # N1: transformer-fed (issue 12)
 ]
 
 

@@ -38,7 +38,7 @@ def test_skipped_indicators_are_said_in_warnings_and_summary(copy_synth):
     for line in ("water 饮水安全: not assessed", "power 通生产生活用电: not assessed"):
         assert line in proc.stdout, proc.stdout
     m = json.loads((d / "out" / "manifest.json").read_text("utf-8"))
-    assert set(m["not_assessed"]) == {"water", "power"} and m["fallback"] == {}
+    assert set(m["not_assessed"]) == {"water", "power", "housing"} and m["fallback"] == {}
     assert set(read_run(d / "out").gaps["indicator"]) == {"road", "clinic", "broadband"}
 
 
@@ -54,7 +54,7 @@ def test_profile_fallback_assesses_at_the_administrative_village(copy_synth):
     water = t.gaps[t.gaps["indicator"] == "water"]
     assert len(water) == t.villages["code"].nunique() and set(water["level"]) == {"admin"}
     m = json.loads((d / "out" / "manifest.json").read_text("utf-8"))
-    assert m["fallback"] == {"water": "admin"} and set(m["not_assessed"]) == {"power"}
+    assert m["fallback"] == {"water": "admin"} and set(m["not_assessed"]) == {"power", "housing"}
     w = t.warnings
     flagged = w[(w["field"] == "water")]
     assert flagged["reason"].str.contains("assessed at the administrative village").all()
@@ -63,7 +63,7 @@ def test_profile_fallback_assesses_at_the_administrative_village(copy_synth):
 
 def test_with_natural_villages_nothing_changes(synth_cli_run):
     m = json.loads((synth_cli_run.out / "manifest.json").read_text("utf-8"))
-    assert m["fallback"] == {} and m["not_assessed"] == {}
+    assert m["fallback"] == {} and set(m["not_assessed"]) == {"housing"}  # no register
 
 
 @pytest.mark.parametrize("value", ["natural", "county", 1])

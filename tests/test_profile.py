@@ -21,7 +21,7 @@ NATIONAL = REPO / "layers" / "standards" / "national.toml"
 def test_national_indicators_and_thresholds():
     p = load_profile("national")
     assert p.name == "national"
-    assert list(p.indicators) == ["road", "water", "power", "clinic", "broadband"]
+    assert list(p.indicators) == ["road", "water", "power", "clinic", "broadband", "housing"]
     road, water, power = p.indicators["road"], p.indicators["water"], p.indicators["power"]
     clinic, bb = p.indicators["clinic"], p.indicators["broadband"]
     assert (road.rule, road.threshold_m, road.layer) == ("within_distance", 500, "roads")
@@ -30,7 +30,8 @@ def test_national_indicators_and_thresholds():
     assert (natural.field, natural.op, natural.value, natural.if_null) == ("households", "min",
                                                                           30, "pass")
     assert (water.rule, water.threshold_m, water.levels) == ("within_distance", 800, ("natural",))
-    assert (power.rule, power.threshold_m, power.levels) == ("within_distance", 500, ("natural",))
+    assert (power.rule, power.threshold_m, power.levels) == ("power_supply", 500, ("natural",))
+    assert (power.params["connect_m"], power.params["lv_max_v"]) == (100, 1000)
     assert (clinic.rule, clinic.fallback_threshold_m, clinic.levels) == ("inside_village", 2000,
                                                                         ("admin",))
     assert clinic.upgrade is not None
@@ -76,7 +77,8 @@ MALFORMED = [
      '{ field = "standardized", eq = true, iff_null = "unknown" }', "iff_null", None),
     ("two-ops", '{ field = "standardized", eq = true, if_null = "unknown" }',
      '{ field = "standardized", eq = true, min = 1 }', "exactly one", None),
-    ("in-not-a-list", '{ field = "kind", in = ["line"', '{ field = "kind", in = "line", x = ["line"',
+    ("in-not-a-list", '{ field = "surface", in = ["asphalt"',
+     '{ field = "surface", in = "asphalt", x = ["asphalt"',
      "'in' takes a list", "in"),
     ("bad-quantity", 'quantity = "count", unit_cost = 300000',
      'quantity = "acres", unit_cost = 300000', "quantity", "quantity"),
@@ -116,8 +118,8 @@ def test_non_numeric_threshold_is_an_error_naming_the_key(tmp_path):
 
 def test_unknown_bundled_name_lists_the_bundled_ones():
     with pytest.raises(BuqueInputError) as e:
-        load_profile("shaanxi")
-    assert "shaanxi" in str(e.value) and "national" in str(e.value)
+        load_profile("hainan")
+    assert "hainan" in str(e.value) and "shaanxi" in str(e.value) and "national" in str(e.value)
 
 
 @pytest.fixture(scope="module")

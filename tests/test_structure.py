@@ -84,3 +84,30 @@ def test_analysis_never_imports_the_web_layer():
     bad = {m: sorted(d for d in deps if d.split(".")[0] == "api")
            for m, deps in import_graph().items() if m.split(".")[0] in ("geo", "layers")}
     assert {m: d for m, d in bad.items() if d} == {}
+
+
+
+VOCABULARY = {("met", "missing", "unknown"): "STATUSES", ("admin", "natural"): "LEVELS"}
+
+
+def spelled_out_vocabulary(files: list[Path]) -> list[str]:
+    """Places that spell out the statuses or levels as a literal list or tuple instead of
+    importing them from layers.schema (where they are defined, once)."""
+    found = []
+    for p in files:
+        for node in ast.walk(ast.parse(p.read_text("utf-8"))):
+            if isinstance(node, ast.Tuple | ast.List) and all(
+                    isinstance(e, ast.Constant) for e in node.elts):
+                name = VOCABULARY.get(tuple(e.value for e in node.elts))
+                if name:
+                    found.append(f"{p.name}:{node.lineno} {name}")
+    return found
+
+
+def test_statuses_and_levels_are_defined_once(tmp_path):
+    files = [p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")
+             if p != REPO / "layers" / "schema.py"]
+    assert spelled_out_vocabulary(files) == []
+    probe = tmp_path / "probe.py"  # the check can fail
+    probe.write_text('S = ["met", "missing", "unknown"]\nL = ("admin", "natural")\n', "utf-8")
+    assert spelled_out_vocabulary([probe]) == ["probe.py:1 STATUSES", "probe.py:2 LEVELS"]

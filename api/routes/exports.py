@@ -39,11 +39,10 @@ from api.openapi import BINARY, LINK_SCHEMA, problems
 from api.problems import Problem
 from api.store import ServedRun, UnknownRun
 from geo.lists import n_separators, split_values
-from geo.query import MAX_ITEMS, RunData
+from geo.query import MAX_ITEMS
 from geo.report import MEDIA_TYPES, ExportError, ExportOptions, Selection
 from geo.report import fonts as report_fonts
-from geo.report.filters import ReportData, check_selection, load_report, select_codes
-from geo.report.filters import _profile as report_profile
+from geo.report.filters import ReportData, check_selection, report_data, select_codes
 from geo.report.ledger import ledger_bytes
 
 router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
@@ -60,8 +59,8 @@ def _report(run: ServedRun) -> ReportData:
     with _lock:
         if run.run_id not in _loaded:
             _loaded.clear()  # keep one run's report data (they are large)
-            _loaded[run.run_id] = (load_report(run.data.path) if run.origin == "files"
-                                   else report_of(run.data))
+            # the run the server holds (files or PostGIS), not read a second time
+            _loaded[run.run_id] = report_data(run.data.path, run.data.manifest, run.data.tables)
         return _loaded[run.run_id]
 
 
@@ -82,17 +81,6 @@ def ledger_response(run: ServedRun, codes: Iterable[str], county: str | None,
     data = select_codes(_report(run), codes, sel)
     return Response(ledger_bytes(data, lang=lang), media_type=XLSX,
                     headers={**headers, **attachment(filename)})
-
-
-def report_of(data: RunData) -> ReportData:
-    """Report data from a run already loaded (from PostGIS), as :func:`load_report` reads it."""
-    v = data.tables.villages
-    profile = report_profile(data.manifest)
-    inds = tuple(k for k in profile.indicators if k in v.columns)
-    return ReportData(run=data.path, manifest=data.manifest, profile=profile, villages=v,
-                      gaps=data.tables.gaps, projects=data.tables.projects,
-                      summary=data.tables.summary, layers=data.tables.layers, indicators=inds,
-                      all_villages=v)
 
 
 def _options(fmt: str, county: str | None, township: str | None, indicator: str | None,
@@ -239,6 +227,9 @@ def _submit(request: Request, run: ServedRun, req: ExportRequest) -> dict[str, A
         raise Problem(503, report_fonts.NO_CJK_FONT, kind="no-cjk-font",
                       package=report_fonts.CJK_PACKAGE)
     params = _normalised(fmt, opts)
+    bm = getattr(request.app.state, "basemap", None)
+    if fmt == "html" and bm is not None and bm.kind == "raster":  # over the server's own basemap
+        params["basemap"] = str(bm.path)
     key = job_key(run.run_id, fmt, params)
     options = {k: v for k, v in params.items()}
     for k in ("paper", "orientation", "lang", "dpi", "encoding"):
@@ -419,7 +410,8 @@ async def bundle(request: Request, run: Run, county: Text = None, township: Text
             responses={200: {"description": "the exported file", "content": FILES},
                        **WAIT_RESPONSES},
             description="The run (or a county / township / indicator selection) as a print "
-                        "map (png, pdf), an offline HTML map, the XLSX ledger, GIS files (gpkg, "
+                        "map (png, pdf), an offline HTML map (over the server's raster basemap, "
+                        "when it has one), the XLSX ledger, GIS files (gpkg, "
                         "geojson, csv, shp zipped) or PMTiles." + ASYNC_NOTE)
 async def export_file(request: Request, fmt: Fmt, run: Run, county: Text = None,
                       township: Text = None, indicator: Text = None,

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, FastAPI, Path
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import Run, viewer
+from api.deps import Run, page_viewer, viewer
 from api.mapstyle import STYLE_LAYERS
 from api.problems import Problem
 from api.store import ServedRun
@@ -23,6 +23,7 @@ STATIC = FsPath(__file__).resolve().parent.parent / "static"
 MAPLIBRE = FsPath(__file__).resolve().parents[2] / "web" / "node_modules" / "maplibre-gl" / "dist"
 router = APIRouter(tags=["Map"], dependencies=[Depends(viewer)])
 public = APIRouter()  # no sign-in: the browser asks for the icon on every page
+pages = APIRouter(dependencies=[Depends(page_viewer)])  # no session: to the sign-in page
 _lock = threading.Lock()
 _by_code: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
 
@@ -41,7 +42,7 @@ def favicon() -> FileResponse:
                         headers={"Cache-Control": "public, max-age=86400"})
 
 
-@router.get("/map", response_class=HTMLResponse, include_in_schema=False)
+@pages.get("/map", response_class=HTMLResponse, include_in_schema=False)
 def map_page() -> HTMLResponse:
     if not (MAPLIBRE / "maplibre-gl.js").is_file():
         raise Problem(503, "MapLibre GL JS is not installed: run setup.sh (npm install in web/)",
@@ -50,7 +51,7 @@ def map_page() -> HTMLResponse:
 
 
 @router.get("/map/config.json")
-def map_config(run: Run) -> dict[str, Any]:
+def map_config(request: Request, run: Run) -> dict[str, Any]:
     """What the web map needs: run, indicators with labels, layers, places, bounds."""
     data = run.data
     m = data.manifest
@@ -70,11 +71,23 @@ def map_config(run: Run) -> dict[str, Any]:
     bounds = ([[float(np.nanmin(lon)), float(np.nanmin(lat))],
                [float(np.nanmax(lon)), float(np.nanmax(lat))]] if len(v) else None)
     layers = ["villages", *data.input_layers()]
-    return {"run_id": run.run_id, "created": m.get("created"),
+    return {"basemap": _basemap_config(request),"run_id": run.run_id, "created": m.get("created"),
             "profile": {"name": prof.get("name"), "version": prof.get("version")},
             "indicators": inds, "layers": layers,
             "style_layers": {k: STYLE_LAYERS.get(k, [k]) for k in layers},
             "places": counties, "bounds": bounds, "attribution": m.get("attribution", [])}
+
+
+def _basemap_config(request: Request) -> dict[str, Any] | None:
+    """The server's basemap for the map's toggle and attribution (None: it has none)."""
+    from api.mapstyle import basemap_layers, basemap_of
+
+    bm = basemap_of(request)
+    if bm is None:
+        return None
+    _, layers = basemap_layers(bm, "")
+    return {"kind": bm.kind, "name": bm.name, "attribution": bm.attribution,
+            "style_layers": [lyr["id"] for lyr in layers]}
 
 
 def _rows_by_code(run: ServedRun) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -175,9 +175,12 @@ def _field_type(dtype: Any) -> str:
 
 @router.get("/styles/gaps.json")
 def style(request: Request, run: Run, cache: Cache) -> dict[str, Any]:
-    """The MapLibre style of the gap map (no external sources, glyphs or sprites)."""
-    from api.mapstyle import gap_style
+    """The MapLibre style of the gap map (no external sources, glyphs or sprites), over the
+    server's own basemap when it has one."""
+    from api.mapstyle import basemap_of, gap_style, tile_url
 
     layers = cache.layers(run)
+    bm = basemap_of(request)
     return gap_style({k: _tiles_url(request, k, run) for k in layers},
-                     " · ".join(run.data.manifest.get("attribution", [])))
+                     " · ".join(run.data.manifest.get("attribution", [])), bm,
+                     tile_url(request, bm) if bm is not None else "")

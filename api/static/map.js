@@ -14,7 +14,7 @@ const I18N = {
         quantity: "数量", cost: "估算 (元)", none: "无", yes: "是", no: "否", run: "运行",
         road_hard: "硬化路", road_other: "非硬化路", road_unknown: "路面未知", labels: "村名",
         bundle: "报告包 (ZIP)", map_pdf: "打印图 (PDF)", queued: "排队中", position: "第", ready: "已完成，正在下载",
-        export_failed: "导出失败",
+        export_failed: "导出失败", basemap: "底图",
         discrepancy: "台账核对", disc_none: "不筛选", disc_any: "任一不符",
         claimed_met_evidence_missing: "疑似虚报/错退", claimed_met_evidence_unknown: "待核实",
         claimed_missing_evidence_met: "台账未更新", regressions: "反弹", regressed: "反弹（较上次由达标变为缺）",
@@ -37,6 +37,7 @@ const I18N = {
         road_hard: "hardened road", road_other: "other road", road_unknown: "surface unknown",
         labels: "Village names", bundle: "Report bundle (ZIP)", map_pdf: "Print map (PDF)",
         queued: "queued", position: "position", ready: "ready, downloading", export_failed: "export failed",
+        basemap: "Basemap",
         discrepancy: "Ledger check", disc_none: "no filter", disc_any: "any discrepancy",
         claimed_met_evidence_missing: "claimed met, evidence missing",
         claimed_met_evidence_unknown: "claimed met, evidence unknown",
@@ -108,7 +109,8 @@ function fillIndicators() {
 function runLine() {
   document.getElementById("run").textContent =
     `${t("run")} ${config.run_id} · ${config.profile.name} ${config.profile.version}`;
-  document.getElementById("attribution").textContent = config.attribution.join(" · ");
+  const bm = config.basemap && config.basemap.attribution ? [config.basemap.attribution] : [];
+  document.getElementById("attribution").textContent = [...config.attribution, ...bm].join(" · ");
 }
 
 /* The legend: village colours (as the style draws them), village sizes, then the symbols of
@@ -279,7 +281,16 @@ function toggles() {
     ...config.layers.map((l) => h("label", {},
       h("input", { type: "checkbox", checked: true, dataset: { layer: l } }), " ", t(l))),
     h("label", {}, h("input", { type: "checkbox", id: "show-labels", checked: showLabels }), " ",
-      t("labels")));
+      t("labels")),
+    ...(config.basemap ? [h("label", {}, h("input", { type: "checkbox", id: "show-basemap",
+      checked: showBasemap }), " ", t("basemap"))] : []));
+  if (config.basemap) {
+    document.getElementById("show-basemap").onchange = (e) => {
+      showBasemap = e.target.checked;
+      config.basemap.style_layers.forEach((id) =>
+        map.setLayoutProperty(id, "visibility", showBasemap ? "visible" : "none"));
+    };
+  }
   box.querySelectorAll("input[data-layer]").forEach((el) => {
     el.onchange = () => {
       config.style_layers[el.dataset.layer].forEach((id) =>
@@ -297,6 +308,7 @@ const LABEL_ZOOM = 11;
 const LABEL_MAX = 250;
 const LABEL_FONT = '12px "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif';
 let showLabels = true;
+let showBasemap = true;  /* the server's own basemap (buque serve --basemap), when it has one */
 let labelMarkers = [];
 const measure = document.createElement("canvas").getContext("2d");
 

@@ -60,6 +60,8 @@ class ExportOptions:
     dpi: int = 300
     encoding: str | None = None
     per_county: bool = False
+    #: an own raster basemap (PMTiles/MBTiles) embedded under the HTML map
+    basemap: Path | None = None
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:
@@ -105,9 +107,13 @@ def _write_one(data: ReportData, fmt: str, out: Path, opts: ExportOptions,
         return write_maps([data], opts.map_options(), progress=progress,
                           extra_page=progress_figure if fmt == "pdf" else None, **kw), []
     if fmt == "html":
+        from geo.basemap import BasemapError
         from geo.report.html import write_html
 
-        path, notes = write_html(data, out, lang=opts.lang)
+        try:
+            path, notes = write_html(data, out, lang=opts.lang, basemap=opts.basemap)
+        except BasemapError as e:
+            raise ExportError("--basemap", str(e)) from None
         return [path], notes
     if fmt == "pmtiles":  # the gap map's tiles, for use with no server
         from geo.tilepack import write_pmtiles

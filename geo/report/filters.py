@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.archive import list_runs, read_manifest, read_run
+from geo.archive import RunTables, list_runs, read_manifest, read_run
 from geo.lists import split_values
 from layers.errors import BuqueInputError
 from layers.profile import Indicator, Profile, load_profile
@@ -55,7 +55,9 @@ class Selection:
 
 @dataclass
 class ReportData:
-    """A run (or a selection of it) with everything the exports draw on."""
+    """A run (or a selection of it) with everything the exports draw on: a view of the run's
+    :class:`~geo.archive.RunTables` (the same frames a server's :class:`~geo.query.RunData`
+    holds, made by :func:`report_data`), never a second read of the archive."""
 
     run: Path
     manifest: dict[str, Any]
@@ -113,14 +115,18 @@ def _profile(manifest: dict[str, Any]) -> Profile:
 def load_report(run: str | Path) -> ReportData:
     """Read a run (or the newest run of a folder) for reporting."""
     path = resolve_run(run)
-    tables = read_run(path)
-    manifest = read_manifest(path)
+    return report_data(path, read_manifest(path), read_run(path))
+
+
+def report_data(path: Path, manifest: dict[str, Any], tables: RunTables) -> ReportData:
+    """A run already read (from its folder or from PostGIS) as report data: the same tables,
+    not a second copy, with the run's profile and the indicators its village table holds."""
     profile = _profile(manifest)
     v = tables.villages
     inds = tuple(k for k in profile.indicators if k in v.columns)
-    return ReportData(run=path, manifest=manifest, profile=profile, villages=v, gaps=tables.gaps,
-                      projects=tables.projects, summary=tables.summary, layers=tables.layers,
-                      indicators=inds, all_villages=v)
+    return ReportData(run=Path(path), manifest=manifest, profile=profile, villages=v,
+                      gaps=tables.gaps, projects=tables.projects, summary=tables.summary,
+                      layers=tables.layers, indicators=inds, all_villages=v)
 
 
 def _check(param: str, asked: Iterable[str], available: Sequence[str]) -> None:

@@ -2,8 +2,11 @@
 
 Leaflet's JavaScript and CSS (vendored from npm into ``static/leaflet``, see
 ``static/fetch_assets.sh``) are inlined, its images as data URIs; folium's default CDN links
-(Leaflet, jQuery, Bootstrap, Font Awesome) are dropped. There is no tile basemap: the
-infrastructure layers are drawn as vector overlays. Villages and layers are GeoJSON written by
+(Leaflet, jQuery, Bootstrap, Font Awesome) are dropped. There is no tile basemap unless an
+own raster basemap is given (``buque export --basemap FILE``, or the server's ``--basemap``):
+its tiles over the map's area are embedded as data URIs, as many zoom levels as fit in
+``BASEMAP_BUDGET`` bytes (Leaflet scales the deepest level up beyond). The infrastructure
+layers are drawn as vector overlays. Villages and layers are GeoJSON written by
 GDAL; their styling and popups (status, distance, nearest qualifying feature, remedy per
 indicator) are computed in the browser from the properties, so nothing loops over villages here.
 """
@@ -44,6 +47,7 @@ from geo.report.maps import (
     gap_classes,
 )
 from geo.report.text import profile_label, t
+from layers.schema import STATUSES
 
 STATIC = Path(__file__).parent / "static"
 LEAFLET = STATIC / "leaflet"
@@ -131,6 +135,89 @@ class GeoJsonLayer(Layer):
         self._name = "BuqueGeoJson"
         self.data = _script_safe(data)
         self.popup = popup
+
+
+BASEMAP_BUDGET = 12 * 2**20  # bytes of basemap tiles one HTML map may embed
+BLANK_PNG = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
+             "2mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+
+
+class BasemapLayer(Layer):
+    """Tiles embedded in the page (``z/x/y`` -> data URI), under the overlays."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }}_tiles = {{ this.tiles }};
+        var {{ this.get_name() }} = new (L.TileLayer.extend({
+            getTileUrl: function (c) {
+                return {{ this.get_name() }}_tiles[c.z + "/" + c.x + "/" + c.y] || {{ this.blank }};
+            }
+        }))("", {{ this.options }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, tiles: dict[str, str], name: str, options: dict[str, Any]) -> None:
+        super().__init__(name=name, overlay=False, control=True, show=True)
+        self._name = "BuqueBasemap"
+        self.tiles = _script_safe(json.dumps(tiles))
+        self.blank = json.dumps(BLANK_PNG)
+        self.options = _script_safe(json.dumps(options, ensure_ascii=False))
+
+
+def basemap_tiles(path: Path, bounds: tuple[float, float, float, float],
+                  budget: int = BASEMAP_BUDGET) -> tuple[dict[str, str], int, int, Any]:
+    """The raster basemap's tiles covering ``bounds``, zoom by zoom from its lowest while they
+    fit in ``budget`` bytes: (``z/x/y`` -> data URI, lowest and deepest zoom embedded, the
+    basemap). Raises BasemapError for a vector basemap (Leaflet draws no vector tiles here)."""
+    from geo.basemap import BasemapError, lonlat_to_tile, open_basemap
+
+    bm = open_basemap(path)
+    if bm.kind != "raster":
+        raise BasemapError(f"{path}: a vector basemap is drawn on /map but not in the HTML "
+                         "export (give a raster PMTiles or MBTiles)")
+    mime = bm.media
+    out: dict[str, str] = {}
+    used, deepest = 0, None
+    b0 = max(bounds[0], bm.bounds[0]), max(bounds[1], bm.bounds[1])
+    b1 = min(bounds[2], bm.bounds[2]), min(bounds[3], bm.bounds[3])
+    for z in range(bm.minzoom, bm.maxzoom + 1):
+        (x0, y1), (x1, y0) = lonlat_to_tile(*b0, z), lonlat_to_tile(*b1, z)
+        level: dict[str, str] = {}
+        size = 0
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                body = bm.tile(z, x, y)
+                if body:
+                    size += len(body) * 4 // 3
+                    if used + size > budget:
+                        break
+                    level[f"{z}/{x}/{y}"] = f"data:{mime};base64," + base64.b64encode(body).decode()
+            if used + size > budget:
+                break
+        if used + size > budget:
+            break
+        out.update(level)
+        used += size
+        deepest = z
+    if deepest is None:
+        raise BasemapError(f"{path}: not even its lowest zoom fits in {budget:,} bytes")
+    return out, bm.minzoom, deepest, bm
+
+
+def add_basemap(m: folium.Map, path: Path, bounds: tuple[float, float, float, float],
+                lang: str) -> list[str]:
+    """Draw the raster basemap in ``path`` under the map's layers; notes for the user."""
+    tiles, z0, z1, bm = basemap_tiles(path, bounds)
+    size = bm.tile_size
+    opts = {"minNativeZoom": z0, "maxNativeZoom": z1, "maxZoom": 22, "tileSize": size,
+            "zoomOffset": -1 if size == 512 else 0, "attribution": _esc(bm.attribution)}
+    BasemapLayer(tiles, "底图" if lang == "zh" else "Basemap", opts).add_to(m)
+    notes = []
+    if z1 < bm.maxzoom:
+        notes.append(f"basemap embedded down to zoom {z1} of {bm.maxzoom} "
+                     f"({len(tiles)} tiles; deeper levels would exceed "
+                     f"{BASEMAP_BUDGET // 2**20} MiB)")
+    return notes
 
 
 class Attribution(MacroElement):
@@ -326,11 +413,17 @@ def _esc(s: Any) -> str:
             .replace('"', "&quot;"))
 
 
-def build_map(data: ReportData, lang: str = "zh") -> folium.Map:
-    """The folium map of ``data`` with no external resources."""
+def build_map(data: ReportData, lang: str = "zh", basemap: Path | None = None,
+              notes: list[str] | None = None) -> folium.Map:
+    """The folium map of ``data`` with no external resources (over an own raster basemap
+    embedded in the page, when given)."""
     x0, y0, x1, y1 = data.villages.total_bounds
     m = folium.Map(location=[(y0 + y1) / 2, (x0 + x1) / 2], zoom_start=11, tiles=None,
                    control_scale=True, prefer_canvas=True)
+    if basemap is not None:
+        found = add_basemap(m, basemap, (x0, y0, x1, y1), lang)
+        if notes is not None:
+            notes.extend(found)
     m.default_js = []
     m.default_css = []
     js, css = leaflet_assets()
@@ -341,7 +434,7 @@ def build_map(data: ReportData, lang: str = "zh") -> folium.Map:
     config = {
         "inds": [{"key": k, "label": data.indicator(k).label_zh if lang == "zh"
                   else data.indicator(k).label_en} for k in data.indicators],
-        "status": {k: t(k, lang) for k in ("met", "missing", "unknown")},
+        "status": {k: t(k, lang) for k in STATUSES},
         "colours": STATUS_COLOURS,
         "levels": {"admin": t("level_admin", lang), "natural": t("level_natural", lang)},
         "t": {k: t(k, lang) for k in ("population", "households", "poor", "exit_year",
@@ -371,11 +464,12 @@ def build_map(data: ReportData, lang: str = "zh") -> folium.Map:
     return m
 
 
-def write_html(data: ReportData, out: Path, lang: str = "zh") -> tuple[Path, list[str]]:
+def write_html(data: ReportData, out: Path, lang: str = "zh",
+               basemap: Path | None = None) -> tuple[Path, list[str]]:
     """Write the offline map to ``out`` (one file, no external references); with notes."""
-    html = build_map(data, lang).get_root().render()
+    notes: list[str] = []
+    html = build_map(data, lang, basemap, notes).get_root().render()
     out.write_text(html, encoding="utf-8")
-    notes = []
     if len(data.villages) > LARGE:
         notes.append(f"{len(data.villages):,} villages make a heavy page "
                      f"({out.stat().st_size / 2**20:,.0f} MiB); --county keeps it light")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from geo.report.filters import ReportData
+from layers.schema import COUNT_COLUMNS
 
 GAP_KEY = ["village_code", "indicator"]
 DEFICIENT_COLUMNS = ["county", "township", "code", "name", "level", "parent", "population",
@@ -15,7 +16,7 @@ DEFICIENT_COLUMNS = ["county", "township", "code", "name", "level", "parent", "p
 UNKNOWN_COLUMNS = ["county", "township", "code", "name", "level", "parent", "indicator",
                    "reason", "failed", "candidate_id", "candidate_distance_m", "distance_m", "evidence_id",
                    "deadline"]
-SUMMARY_COLUMNS = ["county", "township", "indicator", "assessed", "met", "missing", "unknown",
+SUMMARY_COLUMNS = ["county", "township", "indicator", *COUNT_COLUMNS,
                    "rate", "target", "shortfall", "meets_target", "deadline", "cost"]
 VILLAGE_ATTRS = ["code", "name", "county", "township", "level", "village_code", "population",
                  "households", "poor", "exit_year"]

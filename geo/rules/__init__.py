@@ -10,11 +10,12 @@ from geo.rules.base import REASONS, Result, Rule, RuleRegistry
 from geo.rules.coverage import Coverage
 from geo.rules.inside_village import InsideVillage
 from geo.rules.network_distance import WithinNetworkDistance
+from geo.rules.power_supply import PowerSupply
 from geo.rules.register import Register
 from geo.rules.within_distance import WithinDistance
 
 rules = RuleRegistry([WithinDistance(), InsideVillage(), Coverage(), WithinNetworkDistance(),
-                      Register()])
+                      Register(), PowerSupply()])
 
 
 def rule_of(ind: object) -> Rule:

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import geopandas as gpd
 import numpy as np
 
+from geo.evidence import evaluate_all
 from layers.errors import BuqueInputError
 from layers.indicator import Indicator
+from layers.schema import STATUSES
 
 if TYPE_CHECKING:
     from geo.rules.band import BandWork
@@ -40,7 +42,7 @@ REASONS = {
     "register_unrecorded": "no household fails, but some are not recorded (count: ``count``)",
     "not_in_register": "the register holds no household of the village",
 }
-STATUS = np.array(["met", "missing", "unknown"], dtype=object)
+STATUS = np.array(STATUSES, dtype=object)
 MET, MISSING, UNKNOWN_STATUS = np.int8(0), np.int8(1), np.int8(2)
 REASON = np.array(list(REASONS), dtype=object)
 R = {r: np.int8(i) for i, r in enumerate(REASONS)}
@@ -102,6 +104,18 @@ class Rule:
     def halo_m(self, ind: Indicator, layers: Mapping[str, gpd.GeoDataFrame]) -> float:
         """How far from a village a feature of ``layers`` can change its result."""
         return ind.reach_m
+
+    def fields(self, ind: Indicator) -> tuple[str, ...]:
+        """Fields of the evidence layer the rule reads itself, besides the profile's evidence
+        conditions (the Dask engine ships only these columns to its workers)."""
+        return ()
+
+    def classes(self, layer: gpd.GeoDataFrame, ind: Indicator) -> np.ndarray:
+        """Each feature of the evidence layer as PASS, FAIL or UNKNOWN (geo.evidence): by
+        default the profile's ``evidence`` conditions; a rule may decide more itself (e.g.
+        ``power_supply``: transformer OR low-voltage line). The one place classes come from
+        (the engines, halos and archived layers all ask here)."""
+        return evaluate_all(layer, ind.evidence)
 
     def assess_band(self, band: BandWork, ind: Indicator, mask: np.ndarray,
                     cls: np.ndarray | None, res: Result) -> int:

@@ -7,7 +7,8 @@ Mapping (tags -> layer):
 - villages: ``place`` in ``admin_places`` (default village); natural_villages: ``place`` in
   ``natural_places`` (default hamlet, isolated_dwelling). ``code`` is ``osm:n<id>``/``osm:w<id>``.
 - roads: ``highway`` of motorable classes, with ``surface``, ``width``.
-- power: ``power`` = line, minor_line, cable (lines); transformer, substation (points/areas).
+- power: ``power`` = line, minor_line, cable (lines); transformer, substation (points/areas);
+  with ``voltage`` and ``phases`` (the power_supply rule, docs/rules.md).
 - clinics: ``amenity`` = clinic, doctors, hospital; ``healthcare`` = clinic, doctor, hospital,
   centre (pharmacies, dentists and the like are not clinics). ``standardized`` is unknown in OSM.
 - water: ``man_made`` = water_well, water_tap, water_works, water_tower; ``amenity`` =
@@ -117,9 +118,11 @@ def _power(spec: OsmSpec) -> gpd.GeoDataFrame:
     lines = lines[_col(lines, "power").isin(("line", "minor_line", "cable"))]
     lines = lines.assign(id=_ids(lines, "w"))
     pts = _points_and_areas(spec, lambda d: _col(d, "power").isin(("transformer", "substation")))
-    df = pd.concat([lines[["id", "power", "voltage", "geometry"]],
-                    pts[["id", "power", "voltage", "geometry"]]], ignore_index=True)
-    return gpd.GeoDataFrame({"id": df["id"], "kind": df["power"], "voltage": df["voltage"]},
+    lines, pts = (d.assign(phases=_col(d, "phases")) for d in (lines, pts))
+    df = pd.concat([lines[["id", "power", "voltage", "phases", "geometry"]],
+                    pts[["id", "power", "voltage", "phases", "geometry"]]], ignore_index=True)
+    return gpd.GeoDataFrame({"id": df["id"], "kind": df["power"], "voltage": df["voltage"],
+                             "phases": df["phases"]},
                             geometry=df.geometry, crs="EPSG:4326")
 
 
