@@ -224,10 +224,13 @@ def totals(s: pd.DataFrame, counties: list[str] | None = None) -> pd.DataFrame:
     return out.sort_values(["created", "run_id"], kind="stable").reset_index(drop=True)
 
 
-def chart(tot: pd.DataFrame, labels: dict[str, str], title: str, out: Path, dpi: int = 150
-          ) -> list[str]:
-    """``out``: a PNG line chart of the rate per run date and indicator, with each target
-    (dashed) and deadline (dotted); Chinese labels in the CJK font. Returns the font family."""
+def chart_figure(tot: pd.DataFrame, labels: dict[str, str], title: str,
+                 size: tuple[float, float] = (8, 4.8), axes: tuple[str, str] | None = None,
+                 key: str = "虚线 目标 · 点线 期限", subtitle: str = ""):
+    """A matplotlib Figure (not yet saved) of the rate per run date and indicator of ``tot``
+    (:func:`totals`), each target dashed and deadline dotted, its text in the CJK font when it
+    needs one. ``axes``: the x and y labels (default :data:`AXIS_X`, :data:`AXIS_Y`). Returns
+    the figure and the font family it was drawn with."""
     import matplotlib as mpl  # noqa: PLC0415
     import matplotlib.dates as mdates  # noqa: PLC0415
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
@@ -236,33 +239,46 @@ def chart(tot: pd.DataFrame, labels: dict[str, str], title: str, out: Path, dpi:
     from geo.report.fonts import map_family  # noqa: PLC0415
     from geo.report.maps import _rc  # noqa: PLC0415
 
-    text = title + "".join(labels.values()) + AXIS_X + AXIS_Y + "虚线 目标 · 点线 期限"
+    ax_x, ax_y = axes or (AXIS_X, AXIS_Y)
+    text = title + subtitle + "".join(labels.values()) + ax_x + ax_y + key + "0123456789-%"
     family = map_family(text)
     with mpl.rc_context(_rc(family)):
-        fig = Figure(figsize=(8, 4.8))
+        fig = Figure(figsize=size)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(111)
         t = pd.to_datetime(tot["created"], utc=True, format="ISO8601").dt.tz_localize(None)
         colours = mpl.colormaps["tab10"].colors
-        for i, (key, g) in enumerate(tot.groupby("indicator", sort=False)):
+        for i, (ind, g) in enumerate(tot.groupby("indicator", sort=False)):
             c = colours[i % 10]
             x = t.loc[g.index]
-            ax.plot(x, g["rate"] * 100, marker="o", color=c, label=labels.get(key, key))
+            ax.plot(x, g["rate"] * 100, marker="o", color=c, label=labels.get(ind, ind))
             ax.axhline(float(g["target"].iloc[-1]) * 100, color=c, linestyle="--",
                        linewidth=0.8, alpha=0.7)
             dl = pd.to_datetime(g["deadline"].iloc[-1], errors="coerce")
             if pd.notna(dl):
                 ax.axvline(dl, color=c, linestyle=":", linewidth=0.8, alpha=0.7)
         ax.set_ylim(0, 105)
-        ax.set_xlabel(AXIS_X)
-        ax.set_ylabel(AXIS_Y)
-        ax.set_title(title)
+        ax.set_xlabel(ax_x)
+        ax.set_ylabel(ax_y)
+        ax.set_title(title + (f"\n{subtitle}" if subtitle else ""))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8, title="虚线 目标 · 点线 期限",
-                  title_fontsize=7)
+        ax.legend(loc="lower right", fontsize=8, title=key, title_fontsize=7)
         fig.autofmt_xdate()
         fig.tight_layout()
+    return fig, family
+
+
+def chart(tot: pd.DataFrame, labels: dict[str, str], title: str, out: Path, dpi: int = 150
+          ) -> list[str]:
+    """``out``: a PNG line chart of the rate per run date and indicator, with each target
+    (dashed) and deadline (dotted); Chinese labels in the CJK font. Returns the font family."""
+    import matplotlib as mpl  # noqa: PLC0415
+
+    from geo.report.maps import _rc  # noqa: PLC0415
+
+    fig, family = chart_figure(tot, labels, title)
+    with mpl.rc_context(_rc(family)):
         fig.savefig(out, dpi=dpi, format="png")
     return family
 

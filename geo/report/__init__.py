@@ -8,7 +8,8 @@ One entry point, :func:`export`, serves the CLI (``buque export``) and the API a
 
 Formats: ``png`` ``pdf`` (print maps), ``html`` (offline folium map), ``xlsx`` (ledger),
 ``gpkg`` ``geojson`` ``csv`` ``shp`` (GIS). ``per_county`` writes one file per county
-(``<stem>-<county><suffix>``), except ``pdf``, which gets one page per county.
+(``<stem>-<county><suffix>``), except ``pdf``, which gets one page per county. A ``pdf`` ends
+with a progress chart page when the run's folder holds earlier runs of its project.
 :func:`export_bundle` zips each county's map, ledger and GeoPackage. Files are written into a
 temporary folder beside the output and moved into place when complete.
 """
@@ -103,7 +104,10 @@ def _write_one(data: ReportData, fmt: str, out: Path, opts: ExportOptions,
         from geo.report.maps import write_maps
 
         kw = {fmt: out}
-        return write_maps([data], opts.map_options(), progress=progress, **kw), []
+        from geo.report.chartpage import progress_figure
+
+        return write_maps([data], opts.map_options(), progress=progress,
+                          extra_page=progress_figure if fmt == "pdf" else None, **kw), []
     if fmt == "html":
         from geo.basemap import BasemapError
         from geo.report.html import write_html
@@ -178,11 +182,12 @@ def export(run: str | Path | ReportData, out: str | Path, opts: ExportOptions,
         staged = tmp / out.name
         files: list[Path] = []
         if opts.per_county and opts.fmt == "pdf":
+            from geo.report.chartpage import progress_figure
             from geo.report.maps import write_maps
 
             pages = [d for _, d in _per_county(data)]
             files = write_maps(pages, opts.map_options(), pdf=staged,
-                               progress=part(progress, 0.05, 0.95))
+                               progress=part(progress, 0.05, 0.95), extra_page=progress_figure)
         elif opts.per_county:
             counties = _per_county(data)
             for i, (county, d) in enumerate(counties):  # counties, not villages

@@ -14,7 +14,7 @@ import datetime as dt
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -858,27 +858,40 @@ def _meta(data: ReportData, title: str) -> dict[str, str]:
             "Keywords": " ".join(data.attribution)}
 
 
+#: a figure to end a PDF with, from the pages drawn and the options (or None for no page)
+ExtraPage = Callable[[Sequence[ReportData], MapOptions], Figure | None]
+
+
 def write_maps(pages: Sequence[ReportData], opts: MapOptions, *, pdf: Path | None = None,
-               png: Path | None = None, progress: Progress | None = None) -> list[Path]:
+               png: Path | None = None, progress: Progress | None = None,
+               extra_page: ExtraPage | None = None) -> list[Path]:
     """Draw each selection once; write a multi-page PDF and/or a PNG of the first page.
+    ``extra_page(pages, opts)``: a figure the PDF ends with, or None (the progress chart of
+    :func:`geo.report.chartpage.progress_figure`).
     ``progress`` hears of the steps: drawing, writing the PDF, writing the PNG."""
     report = reporter(progress)
     report(0.0, "waiting for the map renderer")
     with _RENDER_LOCK:
-        return _write_maps(pages, opts, pdf, png, report)
+        return _write_maps(pages, opts, pdf, png, report, extra_page)
 
 
 def _write_maps(pages: Sequence[ReportData], opts: MapOptions, pdf: Path | None,
-                png: Path | None, report: Progress) -> list[Path]:
+                png: Path | None, report: Progress, extra_page: ExtraPage | None = None
+                ) -> list[Path]:
     report(0.0, "drawing the map")
     figs, titles, rc = render_pages(pages, opts)
+    extra = []
+    if pdf is not None and extra_page is not None:
+        report(0.4, "drawing the progress chart")
+        chart = extra_page(pages, opts)
+        extra = [chart] if chart is not None else []
     meta = _meta(pages[0], " / ".join(titles[:5]) + (" …" if len(titles) > 5 else ""))
     out: list[Path] = []
     with mpl.rc_context(rc):
         if pdf is not None:
             report(0.5, "writing the PDF")
             with PdfPages(pdf, metadata=meta) as doc:
-                for fig in figs:
+                for fig in [*figs, *extra]:
                     doc.savefig(fig, dpi=opts.dpi)
             out.append(pdf)
         if png is not None:

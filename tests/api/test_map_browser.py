@@ -304,3 +304,11 @@ def test_bundle_link_shows_progress_then_downloads_the_zip(page, live, demo_run,
     v = pyogrio.read_dataframe(gpkg, layer="villages" if "villages" in layers else layers[0])
     assert set(v["code"]) == set(tables.villages["code"])
     assert outside == [] and not errors
+
+
+def test_ledger_filter_and_chart_hidden_for_one_unchecked_run(page) -> None:
+    """The demo is one run not checked against a ledger: no filter, no chart button, no ring."""
+    pg, _, errors = page
+    assert pg.is_hidden("#discrepancy-box") and pg.is_hidden("#chart-open")
+    assert pg.evaluate("window.buqueMap.getLayer('regressions') === undefined")
+    assert not errors
