@@ -17,31 +17,31 @@ import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import problems, session
-from api.limits import BodyLimit
-from api.openapi import build_openapi
-from api.routes import basemap, exports, features, ogc, plans, projects, runs, summary, tiles
-from api.routes import exit as exit_routes
-from api.routes import map as map_routes
-from api.routes import verify as verify_routes
-from api.security import SecurityHeaders, docs_policy
-from api.settings import Settings
-from api.stores import open_store
+from buque.api import problems, session
+from buque.api.limits import BodyLimit
+from buque.api.openapi import build_openapi
+from buque.api.routes import basemap, exports, features, ogc, plans, projects, runs, summary, tiles
+from buque.api.routes import exit as exit_routes
+from buque.api.routes import map as map_routes
+from buque.api.routes import verify as verify_routes
+from buque.api.security import SecurityHeaders, docs_policy
+from buque.api.settings import Settings
+from buque.api.stores import open_store
 
 log = logging.getLogger("buque.api")
 
 
 def _version() -> str:
-    from geo.version import tool_version
+    from buque.geo.version import tool_version
 
     return tool_version()
 
 
 def _set_pattern(store: Any) -> str | None:
     """The ``/whatif`` ``set`` pattern of the newest run's profile (None: not on disk)."""
-    from geo.archive import read_manifest
-    from geo.plan.params import set_pattern
-    from geo.plan.works import run_profile
+    from buque.geo.archive import read_manifest
+    from buque.geo.plan.params import set_pattern
+    from buque.geo.plan.works import run_profile
 
     path = getattr(store, "paths", {}).get(store.newest)
     return None if path is None else set_pattern(run_profile(read_manifest(path)))
@@ -56,7 +56,7 @@ def _mount_docs(app: FastAPI) -> None:
     from fastapi.staticfiles import StaticFiles
     from swagger_ui_bundle import swagger_ui_path
 
-    from api.deps import page_viewer
+    from buque.api.deps import page_viewer
 
     app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = None
     app.state.basemap = None
     if settings.basemap is not None:  # opened here: a bad file stops the server at once
-        from geo.basemap import open_basemap
+        from buque.geo.basemap import open_basemap
 
         app.state.basemap = open_basemap(settings.basemap)
     problems.install(app)

@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
 
-from api import session
-from api.encoders import CSV, GEOJSON, JSON, XLSX
-from api.problems import Problem
-from api.settings import Role, Settings
-from api.store import RunStoreBase, ServedRun, UnknownRun
-from api.stores import open_store
+from buque.api import session
+from buque.api.encoders import CSV, GEOJSON, JSON, XLSX
+from buque.api.problems import Problem
+from buque.api.settings import Role, Settings
+from buque.api.store import RunStoreBase, ServedRun, UnknownRun
+from buque.api.stores import open_store
 
 _store_lock = threading.Lock()
 LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}

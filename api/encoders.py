@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import shapely
 
-from geo.csvsafe import neutralise_table
+from buque.geo.csvsafe import neutralise_table
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"

@@ -130,7 +130,7 @@ def _report_data(task: Task) -> Any:
     process (the last run read is kept)."""
     if callable(task.source):
         return task.source()
-    from geo.report import load_report
+    from buque.geo.report import load_report
 
     with _loaded_lock:
         if task.run_id not in _loaded:
@@ -159,7 +159,7 @@ def _package(files: list[Path], out: Path, job_dir: Path, filename: str) -> Path
 def run_task(task: Task) -> dict[str, Any]:
     """Make the export of ``task`` in its job folder: ``{"result": ...}`` or ``{"error": ...}``
     (a problem's status, kind and detail; never raises, so nothing unpicklable crosses back)."""
-    from geo.report import (
+    from buque.geo.report import (
         MEDIA_TYPES,
         ExportError,
         ExportOptions,
@@ -168,8 +168,8 @@ def run_task(task: Task) -> dict[str, Any]:
         export,
         export_bundle,
     )
-    from geo.report.fonts import CJK_PACKAGE
-    from geo.report.progress import part
+    from buque.geo.report.fonts import CJK_PACKAGE
+    from buque.geo.report.progress import part
 
     job_dir = Path(task.job_dir)
     report = _ProgressFile(job_dir / PROGRESS)

@@ -22,9 +22,9 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import PROBLEM, TYPE_BASE
-from api.settings import Settings
-from geo.tiles import LINE_BUDGET, LOW_ZOOM, MAX_FEATURES
+from buque.api.problems import PROBLEM, TYPE_BASE
+from buque.api.settings import Settings
+from buque.geo.tiles import LINE_BUDGET, LOW_ZOOM, MAX_FEATURES
 
 
 def limits_markdown(s: Settings) -> str:

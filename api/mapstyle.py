@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from geo.basemap import Basemap
+    from buque.geo.basemap import Basemap
 
 #: style layer ids per toggleable map layer (the web map's layer switches use this)
 STYLE_LAYERS = {

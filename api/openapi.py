@@ -13,11 +13,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api.encoders import GEOJSON, XLSX
-from api.problems import PROBLEM
-from api.settings import Settings
-from geo.diff import CHANGES
-from geo.query import ACTIONS, LEVELS, MAX_ITEMS, STATUSES
+from buque.api.encoders import GEOJSON, XLSX
+from buque.api.problems import PROBLEM
+from buque.api.settings import Settings
+from buque.geo.diff import CHANGES
+from buque.geo.query import ACTIONS, LEVELS, MAX_ITEMS, STATUSES
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["title", "status"],
@@ -192,7 +192,7 @@ def build_openapi(app: FastAPI, settings: Settings, indicators: list[str],
                     p["style"], p["explode"] = "form", False
                     if desc:
                         p["description"] = desc
-    from api.limits import limits_markdown
+    from buque.api.limits import limits_markdown
 
     info = spec.setdefault("info", {})
     info["description"] = info.get("description", "") + limits_markdown(settings)

@@ -27,7 +27,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from api.pgstore import (
+from buque.api.pgstore import (
     NULL,
     PgStoreError,
     Pool,
@@ -39,8 +39,8 @@ from api.pgstore import (
     ensure_postgis,
     sql_type,
 )
-from geo.plan.archive import read_plan
-from geo.plan.make import Plan
+from buque.geo.plan.archive import read_plan
+from buque.geo.plan.make import Plan
 
 TABLES = {"works": "plan_works", "work_villages": "plan_work_villages", "phases": "plan_phases"}
 

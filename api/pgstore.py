@@ -46,9 +46,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from api.store import RunStoreBase, ServedRun
-from geo.archive import RunTables, read_manifest
-from geo.query import (
+from buque.api.store import RunStoreBase, ServedRun
+from buque.geo.archive import RunTables, read_manifest
+from buque.geo.query import (
     STATUSES,
     ProjectIndex,
     RunData,
@@ -59,7 +59,7 @@ from geo.query import (
     search_term,
     search_text,
 )
-from geo.tiles import BUFFER, EXTENT, TileLayer, draw_minzoom, gap_tile_layers
+from buque.geo.tiles import BUFFER, EXTENT, TileLayer, draw_minzoom, gap_tile_layers
 
 log = logging.getLogger("buque.api")
 

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from geo.query import InputChanged, QueryError
+from buque.geo.query import InputChanged, QueryError
 
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://buque.invalid/problems/"  # stable identifiers, not fetched

@@ -10,7 +10,7 @@ import socket
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-FACTORY = "api.app:create_app"
+FACTORY = "buque.api.app:create_app"
 
 
 class TcpConfig(uvicorn.Config):

@@ -33,8 +33,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.problems import Problem
-from api.settings import Role, Settings
+from buque.api.problems import Problem
+from buque.api.settings import Role, Settings
 
 COOKIE = "buque_session"
 #: the largest sign-in form accepted (a key is short)

@@ -19,10 +19,10 @@ from typing import Any
 import pandas as pd
 from shapely import STRtree
 
-from api.encoders import FeatureTable, RowTable
-from geo.archive import list_runs, read_manifest
-from geo.diff import diff_gaps
-from geo.query import RunData, VillageSelector, load_run_data
+from buque.api.encoders import FeatureTable, RowTable
+from buque.geo.archive import list_runs, read_manifest
+from buque.geo.diff import diff_gaps
+from buque.geo.query import RunData, VillageSelector, load_run_data
 
 log = logging.getLogger("buque.api")
 DIFF_CACHE = 8

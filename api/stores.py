@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.store import RunStore, RunStoreBase
+from buque.api.store import RunStore, RunStoreBase
 
 
 def open_store(settings: Any) -> RunStoreBase:
     """The store the settings name: PostGIS (``postgres``) or run archives (``data``)."""
     if getattr(settings, "postgres", None):
-        from api.pgstore import PgRunStore  # psycopg only when PostGIS is asked for
+        from buque.api.pgstore import PgRunStore  # psycopg only when PostGIS is asked for
 
         return PgRunStore(settings.postgres, settings.pg_schema, preload=settings.preload)
     return RunStore(settings.data, preload=settings.preload)

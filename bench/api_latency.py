@@ -43,7 +43,7 @@ def start_server(run: Path | None, port: int, postgres: str | None = None
     env = {k: v for k, v in os.environ.items() if k not in ("BUQUE_DATA", "BUQUE_POSTGRES")}
     env.update({"BUQUE_POSTGRES": postgres} if postgres else {"BUQUE_DATA": str(run)})
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "buque.api.app:create_app", "--factory",
                              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
                              "--ws", "none"], cwd=REPO, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -205,7 +205,7 @@ def run_pg(run: Path, scenario_list: dict, scale: float) -> dict:
         cluster.init()
         cluster.start()
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "api.cli", "publish", str(run), "--postgres",
+        subprocess.run([sys.executable, "-m", "buque.cli", "publish", str(run), "--postgres",
                         cluster.url], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
         publish_s = time.perf_counter() - t0
         with cluster.connect() as conn:

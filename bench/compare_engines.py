@@ -82,14 +82,14 @@ class Inputs:
     """The project read once by Buque's reader, and what every engine is given."""
 
     def __init__(self, data: Path) -> None:
-        from geo.evidence import evaluate_all
-        from geo.gaps import applicable, feature_radius
-        from geo.metric import Band, tmerc
-        from geo.run import load_layers, prepare_villages
-        from layers.errors import Report
-        from layers.profile import load_profile
-        from layers.project import load_project
-        from layers.schema import VILLAGE_LAYERS
+        from buque.geo.evidence import evaluate_all
+        from buque.geo.gaps import applicable, feature_radius
+        from buque.geo.metric import Band, tmerc
+        from buque.geo.run import load_layers, prepare_villages
+        from buque.layers.errors import Report
+        from buque.layers.profile import load_profile
+        from buque.layers.project import load_project
+        from buque.layers.schema import VILLAGE_LAYERS
 
         t = time.perf_counter()
         self.project = load_project(data / "project.toml")
@@ -157,7 +157,7 @@ def _radius_limit(inp: Inputs, ind, c: int) -> float:  # noqa: ANN001
 def run_buque(inp: Inputs) -> pd.DataFrame:
     """Buque's compute: the gaps table as ``geo.gaps.assess`` returns it (evidence by id), in
     the bench's one CRS."""
-    from geo.gaps import assess
+    from buque.geo.gaps import assess
 
     return assess(inp.villages, inp.features, inp.profile, bands=[inp.band])
 

@@ -46,7 +46,7 @@ def start(run: Path, repo: Path, env: dict[str, str]):
     full = {**{k: v for k, v in os.environ.items() if not k.startswith("BUQUE_")},
             "BUQUE_DATA": str(run), "PYTHONPATH": str(repo), **env}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "buque.api.app:create_app", "--factory",
                              "--host", "127.0.0.1", "--port", str(port), "--log-level",
                              "warning"], cwd=repo, env=full)
     url = f"http://127.0.0.1:{port}"
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--before-repo", type=Path, default=None,
                     help="also measure a checkout without export jobs")
     a = ap.parse_args(argv)
-    from geo.archive import read_manifest, read_villages
+    from buque.geo.archive import read_manifest, read_villages
 
     man = read_manifest(a.run)
     v = read_villages(a.run)

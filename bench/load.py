@@ -4,7 +4,7 @@
     buque run /tmp/buque-province/project.toml --out /tmp/prov/run1
     python -m bench.load /tmp/prov/run1 --write docs/load-benchmark.md
 
-Starts both servers (``python -m api.cli serve RUN --workers N``) side by side on free ports,
+Starts both servers (``python -m buque.cli serve RUN --workers N``) side by side on free ports,
 waits until every worker has loaded the run (its CPU time stops growing), then runs ``wrk``
 against them in alternation, scenario by scenario, ``--rounds`` times, so that load from other
 jobs on a shared machine falls on both alike. Scenarios cycle through many distinct URLs (a Lua
@@ -51,7 +51,7 @@ def start(run: Path, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUQUE_")}
     env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", str(run), "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "buque.cli", "serve", str(run), "--port",
                              str(port), "--workers", str(workers)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, f"http://127.0.0.1:{port}"
@@ -103,7 +103,7 @@ def scenarios(run: Path, n: int = 400, seed: int = 0) -> dict[str, list[str]]:
     """URL paths per scenario, drawn with a fixed seed."""
     import pandas as pd
 
-    from geo.archive import read_manifest
+    from buque.geo.archive import read_manifest
 
     rng = np.random.default_rng(seed)
     v = pd.read_parquet(run / "villages.parquet", columns=["county", "ref_lon", "ref_lat"])

@@ -145,7 +145,7 @@ def bench_size(root: Path, natural: int, seed: int, limit_mib: float, limit_s: f
               f"({gen['bytes'] / 1e6:,.0f} MB) in {gen['wall']:.1f} s, peak "
               f"{gen['maxrss_mib']:,.0f} MiB", flush=True)
         print(f"  disk: {_df(root)}", flush=True)
-        cmd = [sys.executable, "-m", "api.cli", "run", str(data / "project.toml"), "--out",
+        cmd = [sys.executable, "-m", "buque.cli", "run", str(data / "project.toml"), "--out",
                str(run)]
         print("  $ buque run " + " ".join(cmd[4:]), flush=True)
         res = measure(cmd, limit_mib, limit_s)

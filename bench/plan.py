@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 def _timed(*args: str) -> float:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "api.cli", *args], env=env, capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "buque.cli", *args], env=env, capture_output=True,
                        text=True)
     if p.returncode:
         raise SystemExit(p.stderr)
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     meta = json.loads((work / "plans" / "b" / "plan.json").read_text())
     from fastapi.testclient import TestClient
 
-    from api.app import create_app
-    from api.settings import Settings
+    from buque.api.app import create_app
+    from buque.api.settings import Settings
 
     sets = [[], ["water.threshold_m=1000"], ["water.threshold_m=1000", "road.unit_cost=800000"],
             ["power.threshold_m=300", "county.x=1.4"], ["road.threshold_m=1000"]]

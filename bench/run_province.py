@@ -57,7 +57,7 @@ def end_to_end(data: Path, reps: int) -> dict[str, list[tuple[float, float]]]:
     project = data / "project.toml"
     res: dict[str, list[tuple[float, float]]] = {"buque": [], "naive": [], "naive_full": []}
     with tempfile.TemporaryDirectory() as tmp:
-        cmds = {"buque": [sys.executable, "-m", "api.cli", "run", str(project), "--out",
+        cmds = {"buque": [sys.executable, "-m", "buque.cli", "run", str(project), "--out",
                           str(Path(tmp) / "run")],
                 "naive": [sys.executable, "-m", "bench.naive", str(data)],
                 "naive_full": [sys.executable, "-m", "bench.naive", str(data), "--full",
@@ -73,12 +73,12 @@ def end_to_end(data: Path, reps: int) -> dict[str, list[tuple[float, float]]]:
 
 def engine(data: Path, reps: int) -> dict[str, list[float]]:
     from bench.naive import naive_assess, naive_assess_full, read_layers
-    from geo.gaps import assess
-    from geo.run import load_layers, prepare_villages
-    from layers.errors import Report
-    from layers.profile import load_profile
-    from layers.project import load_project
-    from layers.schema import VILLAGE_LAYERS
+    from buque.geo.gaps import assess
+    from buque.geo.run import load_layers, prepare_villages
+    from buque.layers.errors import Report
+    from buque.layers.profile import load_profile
+    from buque.layers.project import load_project
+    from buque.layers.schema import VILLAGE_LAYERS
 
     project = load_project(data / "project.toml")
     profile = load_profile(project.standard)

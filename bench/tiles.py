@@ -191,7 +191,7 @@ def load_postgis(pg: Cluster, villages, roads, indicators: list[str]) -> dict[st
     """The villages (reference points) and roads with the properties Buque's tile layers carry."""
     import shapely
 
-    from geo.tiles import LAYER_PROPS, VILLAGE_PROPS
+    from buque.geo.tiles import LAYER_PROPS, VILLAGE_PROPS
 
     vcols = [c for c in VILLAGE_PROPS + [c for k in indicators for c in (k, f"{k}_distance_m")]
              if c in villages.columns]
@@ -615,7 +615,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # 1. the run's data: sample tiles, keep what PostGIS needs
     log(f"loading {args.run}")
-    from geo.query import load_run_data
+    from buque.geo.query import load_run_data
 
     data = load_run_data(args.run)
     villages = data.tables.villages
@@ -653,7 +653,7 @@ def main(argv: list[str] | None = None) -> None:
             base_env = {k: v for k, v in os.environ.items()
                         if not k.startswith(("TIPG_", "BUQUE_", "DATABASE_URL", "POSTGRES_"))}
             servers["buque"] = Server(
-                "buque", ["api.app:create_app", "--factory"],
+                "buque", ["buque.api.app:create_app", "--factory"],
                 {**base_env, "BUQUE_DATA": str(args.run.resolve()),
                  "PYTHONPATH": str(REPO) + os.pathsep + base_env.get("PYTHONPATH", "")},
                 "/conformance", workdir)
@@ -724,7 +724,7 @@ def main(argv: list[str] | None = None) -> None:
     # 5. analysis
     stats = summarise(cold, warm, zooms)
     meta["z14"] = compare_z14(stats, max(zooms))
-    import geo.tiles as gt  # the thresholds of the code measured, for the notes
+    from buque.geo import tiles as gt  # the thresholds of the code measured, for the notes
 
     low = getattr(gt, "MIN_SIZE_PX_LOW", None)
     meta["min_px"] = (f"{low:g} px up to z{gt.LOW_ZOOM} and {gt.MIN_SIZE_PX:g} px above"

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyogrio
 
-from geo.csvsafe import neutralise_table, restore_frame
+from buque.geo.csvsafe import neutralise_table, restore_frame
 
 MANIFEST = "manifest.json"
 FILES = ("manifest.json", "gaps.parquet", "villages.parquet", "projects.csv", "summary.csv",

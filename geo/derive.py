@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from geo.archive import MANIFEST, _replace_dir, is_run, sha256_file
+from buque.geo.archive import MANIFEST, _replace_dir, is_run, sha256_file
 
 Writer = Callable[[Path], None]
 
@@ -86,8 +86,8 @@ def run_profile(manifest: dict[str, Any], levels: set[str] | None = None, *, exa
     """The run's standards profile (its recorded path, else the bundled one of that name), as
     the run applied it to villages of ``levels``. ``exact``: its content hash must be the one
     the run recorded (:class:`ProfileChanged` otherwise)."""
-    from layers.errors import BuqueInputError  # noqa: PLC0415
-    from layers.profile import load_profile  # noqa: PLC0415
+    from buque.layers.errors import BuqueInputError  # noqa: PLC0415
+    from buque.layers.profile import load_profile  # noqa: PLC0415
 
     prof = manifest.get("profile", {})
     found = None

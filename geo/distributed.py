@@ -84,13 +84,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.evidence import PASS
-from geo.gaps import assess
-from geo.metric import Band, bands_of, in_lon_range, transform_xy
-from geo.nearest import K_CANDIDATES, FeatureIndex
-from geo.network import SNAP_M
-from geo.rules import rule_of
-from layers.profile import Condition, Profile
+from buque.geo.evidence import PASS
+from buque.geo.gaps import assess
+from buque.geo.metric import Band, bands_of, in_lon_range, transform_xy
+from buque.geo.nearest import K_CANDIDATES, FeatureIndex
+from buque.geo.network import SNAP_M
+from buque.geo.rules import rule_of
+from buque.layers.profile import Condition, Profile
 
 HALO_SLACK = 1.25  # first halo width: this times the largest reach of a layer
 MIN_HALO_M = 2000.0  # ... and at least this
@@ -588,7 +588,7 @@ def _lib_versions() -> dict[str, str]:
     import pyproj
     import scipy
 
-    from geo.version import tool_version
+    from buque.geo.version import tool_version
 
     return {"buque": tool_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
             "pandas": pandas.__version__, "shapely": shapely.__version__,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from layers.indicator import Condition
+from buque.layers.indicator import Condition
 
 PASS, FAIL, UNKNOWN = np.int8(1), np.int8(0), np.int8(-1)
 

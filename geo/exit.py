@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from layers.exit_criteria import ExitCriteria
-from layers.indicator import Profile
+from buque.layers.exit_criteria import ExitCriteria
+from buque.layers.indicator import Profile
 
 EXIT_FIRST = ["scope", "village_code", "county", "ready"]
 #: codes listed in a blocker before "等 N 个"

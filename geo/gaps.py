@@ -23,17 +23,17 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.columns import codes, strings
-from geo.evidence import FAIL, evaluate, explain
-from geo.metric import Band, bands_of
-from geo.rules import rule_of
-from geo.rules.band import BandWork
-from geo.rules.base import REASON as _REASON
-from geo.rules.base import REASONS, Result
-from geo.rules.base import STATUS as _STATUS
-from geo.rules.spatial import feature_radius
-from layers.indicator import Indicator, Profile
-from layers.schema import STATUSES
+from buque.geo.columns import codes, strings
+from buque.geo.evidence import FAIL, evaluate, explain
+from buque.geo.metric import Band, bands_of
+from buque.geo.rules import rule_of
+from buque.geo.rules.band import BandWork
+from buque.geo.rules.base import REASON as _REASON
+from buque.geo.rules.base import REASONS, Result
+from buque.geo.rules.base import STATUS as _STATUS
+from buque.geo.rules.spatial import feature_radius
+from buque.layers.indicator import Indicator, Profile
+from buque.layers.schema import STATUSES
 
 GAP_COLUMNS = ["village_code", "level", "indicator", "status", "distance_m", "evidence_id",
                "candidate_id", "candidate_distance_m", "network_m", "reason", "failed"]

@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from layers.errors import HEADER_LINES, BuqueInputError, Report
-from layers.project import LedgerSpec
-from layers.readers import ROW
-from layers.tables import read_sheet
+from buque.layers.errors import HEADER_LINES, BuqueInputError, Report
+from buque.layers.project import LedgerSpec
+from buque.layers.readers import ROW
+from buque.layers.tables import read_sheet
 
 LAYER = "ledger"
 DISCREPANCIES = "discrepancies.csv"
@@ -290,7 +290,7 @@ def labels_of(profile) -> dict[str, str]:
 
 def manifest_entry(spec: LedgerSpec, check: LedgerCheck) -> dict:
     """What a run's manifest says of the ledger it was checked against."""
-    from geo.archive import sha256_file  # noqa: PLC0415
+    from buque.geo.archive import sha256_file  # noqa: PLC0415
 
     d = check.discrepancies
     return {"path": str(spec.path), "sha256": sha256_file(spec.path), "rows": check.rows,
@@ -301,8 +301,8 @@ def manifest_entry(spec: LedgerSpec, check: LedgerCheck) -> dict:
 
 def read_discrepancies(run: Path) -> pd.DataFrame | None:
     """A run's ``discrepancies.csv`` (None when the run was not checked against a ledger)."""
-    from geo.archive import CSV_ENCODING  # noqa: PLC0415
-    from geo.csvsafe import restore_frame  # noqa: PLC0415
+    from buque.geo.archive import CSV_ENCODING  # noqa: PLC0415
+    from buque.geo.csvsafe import restore_frame  # noqa: PLC0415
 
     p = Path(run) / DISCREPANCIES
     if not p.is_file():
@@ -320,8 +320,8 @@ def check_run(run: Path, spec: LedgerSpec, out: Path | None = None) -> tuple[Pat
     ``discrepancies.csv``, the ledger's rejected rows in ``rejected.csv``, the class counts in
     ``summary.csv`` and ``ledger`` in the manifest to ``out`` (default: ``run`` itself,
     replaced atomically; its run id kept). A previous ledger check of the run is replaced."""
-    from geo.archive import read_manifest, read_run, write_csv  # noqa: PLC0415
-    from geo.derive import derive_run, derived_manifest, run_profile  # noqa: PLC0415
+    from buque.geo.archive import read_manifest, read_run, write_csv  # noqa: PLC0415
+    from buque.geo.derive import derive_run, derived_manifest, run_profile  # noqa: PLC0415
 
     run = Path(run).resolve()
     t = read_run(run)

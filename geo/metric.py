@@ -31,7 +31,7 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
-from geo.crs import utm_epsg_for_zone, utm_zone_of
+from buque.geo.crs import utm_epsg_for_zone, utm_zone_of
 
 MARGIN_DEG = 3.0
 #: the narrow window tried first for nearest-feature searches (see :func:`outside_bound_m`)

@@ -21,7 +21,7 @@ import shapely
 from scipy.spatial import cKDTree
 from shapely import STRtree
 
-from geo.metric import project, transform_xy
+from buque.geo.metric import project, transform_xy
 
 WORKERS = -1  # k-d tree queries use every core
 # trees are built unbalanced and uncompacted (sliding-midpoint splits): much faster to build on

@@ -27,7 +27,7 @@ from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from geo.nearest import _kd_nearest, split_segments
+from buque.geo.nearest import _kd_nearest, split_segments
 
 EDGE_M = 50.0  # longest edge; also bounds how far a node is from any point of its road
 MERGE_M = 0.01  # vertices on the same MERGE_M grid cell are one node

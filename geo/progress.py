@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geo.archive import CSV_ENCODING, LAYERS_DIR, list_runs, read_manifest, read_villages
-from geo.csvsafe import restore_frame
-from geo.diff import diff_gaps
-from layers.schema import COUNT_COLUMNS
+from buque.geo.archive import CSV_ENCODING, LAYERS_DIR, list_runs, read_manifest, read_villages
+from buque.geo.csvsafe import restore_frame
+from buque.geo.diff import diff_gaps
+from buque.layers.schema import COUNT_COLUMNS
 
 KEY = ["scope", "county", "township", "indicator"]
 SERIES_COLUMNS = ["run_id", "date", *KEY, *COUNT_COLUMNS, "rate",
@@ -115,7 +115,7 @@ def _layer_of(layers: dict, key: str) -> str | None:
 
 
 def _threshold(manifest: dict, key: str) -> float | None:
-    from geo.derive import ProfileChanged, run_profile  # noqa: PLC0415
+    from buque.geo.derive import ProfileChanged, run_profile  # noqa: PLC0415
 
     try:
         ind = run_profile(manifest).indicators.get(key)
@@ -236,8 +236,8 @@ def chart_figure(tot: pd.DataFrame, labels: dict[str, str], title: str,
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
 
-    from geo.report.fonts import map_family  # noqa: PLC0415
-    from geo.report.maps import _rc  # noqa: PLC0415
+    from buque.geo.report.fonts import map_family  # noqa: PLC0415
+    from buque.geo.report.maps import _rc  # noqa: PLC0415
 
     ax_x, ax_y = axes or (AXIS_X, AXIS_Y)
     text = title + subtitle + "".join(labels.values()) + ax_x + ax_y + key + "0123456789-%"
@@ -275,7 +275,7 @@ def chart(tot: pd.DataFrame, labels: dict[str, str], title: str, out: Path, dpi:
     (dashed) and deadline (dotted); Chinese labels in the CJK font. Returns the font family."""
     import matplotlib as mpl  # noqa: PLC0415
 
-    from geo.report.maps import _rc  # noqa: PLC0415
+    from buque.geo.report.maps import _rc  # noqa: PLC0415
 
     fig, family = chart_figure(tot, labels, title)
     with mpl.rc_context(_rc(family)):

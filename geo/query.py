@@ -35,10 +35,10 @@ import pyarrow.compute as pc
 import shapely
 from shapely import STRtree
 
-from geo.archive import RunTables, hash_input, read_manifest, read_run, sha256_file
-from geo.lists import n_separators, split_values
-from geo.villages import gap_class
-from layers.schema import COUNT_COLUMNS, LEVELS, STATUSES
+from buque.geo.archive import RunTables, hash_input, read_manifest, read_run, sha256_file
+from buque.geo.lists import n_separators, split_values
+from buque.geo.villages import gap_class
+from buque.layers.schema import COUNT_COLUMNS, LEVELS, STATUSES
 
 SUMMARY_BY = ("county", "township")
 PRIORITIES = (1, 2, 3)
@@ -681,10 +681,10 @@ def load_input_layer(manifest: dict[str, Any], kind: str) -> gpd.GeoDataFrame:
     The project file and the source are taken from the manifest (never from a request); the
     source's SHA-256 must still match the manifest's.
     """
-    from layers.errors import BuqueInputError, Report
-    from layers.osm import derive_layers
-    from layers.project import load_project
-    from layers.readers import FILE, ROW, read_layer
+    from buque.layers.errors import BuqueInputError, Report
+    from buque.layers.osm import derive_layers
+    from buque.layers.project import load_project
+    from buque.layers.readers import FILE, ROW, read_layer
 
     entry = next((i for i in manifest.get("inputs", []) if i.get("layer") == kind), None)
     if entry is None or kind in VILLAGE_INPUTS:

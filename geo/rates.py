@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geo.columns import codes
-from layers.profile import Profile
-from layers.schema import COUNT_COLUMNS, STATUSES
+from buque.geo.columns import codes
+from buque.layers.profile import Profile
+from buque.layers.schema import COUNT_COLUMNS, STATUSES
 
 SUMMARY_COLUMNS = ["scope", "county", "township", "indicator", *COUNT_COLUMNS,
                    "rate", "target", "shortfall", "meets_target", "deadline"]

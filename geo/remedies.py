@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geo.columns import codes, equals, strings
-from layers.profile import Profile, Remedy
+from buque.geo.columns import codes, equals, strings
+from buque.layers.profile import Profile, Remedy
 
 PROJECT_COLUMNS = ["rank", "priority", "village_code", "name", "level", "county", "township",
                    "poor", "exit_year", "population", "households", "indicator", "action",

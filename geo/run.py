@@ -17,24 +17,24 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo.archive import RunTables, hash_input, sha256_file, write_run
-from geo.columns import codes, isin, lookup, strings
-from geo.exit import criteria_of, exit_checks
-from geo.gaps import STATUSES, assess, evidence_classes
-from geo.metric import bands_of
-from geo.rates import summary
-from geo.remedies import remedies
-from geo.version import tool_version
-from geo.villages import link_parents, reference_points
-from layers.errors import HEADER_LINES, Report
-from layers.households import load_registers
-from layers.official import UNLOCATED_COLUMNS, read_official, unlocated
-from layers.osm import DERIVABLE, derive_layers
-from layers.profile import Profile, load_profile
-from layers.project import Project, load_project
-from layers.readers import FILE, ROW, read_layer
-from layers.registers import REGISTER_FIELDS
-from layers.schema import LAYER_FIELDS, LEVEL_OF_LAYER, VILLAGE_LAYERS
+from buque.geo.archive import RunTables, hash_input, sha256_file, write_run
+from buque.geo.columns import codes, isin, lookup, strings
+from buque.geo.exit import criteria_of, exit_checks
+from buque.geo.gaps import STATUSES, assess, evidence_classes
+from buque.geo.metric import bands_of
+from buque.geo.rates import summary
+from buque.geo.remedies import remedies
+from buque.geo.version import tool_version
+from buque.geo.villages import link_parents, reference_points
+from buque.layers.errors import HEADER_LINES, Report
+from buque.layers.households import load_registers
+from buque.layers.official import UNLOCATED_COLUMNS, read_official, unlocated
+from buque.layers.osm import DERIVABLE, derive_layers
+from buque.layers.profile import Profile, load_profile
+from buque.layers.project import Project, load_project
+from buque.layers.readers import FILE, ROW, read_layer
+from buque.layers.registers import REGISTER_FIELDS
+from buque.layers.schema import LAYER_FIELDS, LEVEL_OF_LAYER, VILLAGE_LAYERS
 
 Step = Callable[[str], None]
 
@@ -234,8 +234,8 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     feature_layers = {k: g for k, g in layers.items() if k not in VILLAGE_LAYERS}
     plan_info = None
     if with_plan is not None:
-        from geo.plan.apply import add_plan
-        from geo.plan.archive import read_plan
+        from buque.geo.plan.apply import add_plan
+        from buque.geo.plan.archive import read_plan
 
         plan = read_plan(with_plan)
         feature_layers = add_plan(feature_layers, plan.works, profile)
@@ -247,7 +247,7 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
                        "sha256": sha256_file(Path(with_plan) / "plan.json")})
     classes = evidence_classes(feature_layers, profile)
     if engine == "dask":
-        from geo.distributed import assess_dask
+        from buque.geo.distributed import assess_dask
 
         gaps = assess_dask(v, feature_layers, profile, scheduler=scheduler, partitions=partitions,
                            step=step, registers=registers)
@@ -265,7 +265,7 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     vt = village_table(v, gaps, profile)
     extra, ledger_entry = {}, None
     if project.ledger is not None:
-        from geo.ledger import check_ledger, labels_of, manifest_entry, with_counts
+        from buque.geo.ledger import check_ledger, labels_of, manifest_entry, with_counts
 
         if step:
             step(f"checking the ledger ({project.ledger.path.name})")

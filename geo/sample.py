@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geo.ledger import CLASSES
+from buque.geo.ledger import CLASSES
 
 BY = ("county", "township")
 WEIGHTS = ("discrepancies",)
@@ -186,7 +186,7 @@ def write_visit_list(sample: pd.DataFrame, checks: pd.DataFrame, out: Path) -> P
     (``buque verify`` reads it back as it is)."""
     from xlsxwriter import Workbook  # noqa: PLC0415
 
-    from geo.report.ledger import cells, display_width  # noqa: PLC0415
+    from buque.geo.report.ledger import cells, display_width  # noqa: PLC0415
 
     wb = Workbook(str(out), {"strings_to_formulas": False, "strings_to_urls": False,
                              "strings_to_numbers": False})
@@ -228,9 +228,9 @@ def write_sample(run: Path, out: Path, n: int, seed: int, *, by: str | None = No
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from geo.archive import read_manifest, read_run, sha256_file, write_csv  # noqa: PLC0415
-    from geo.derive import run_profile  # noqa: PLC0415
-    from geo.ledger import labels_of, read_discrepancies  # noqa: PLC0415
+    from buque.geo.archive import read_manifest, read_run, sha256_file, write_csv  # noqa: PLC0415
+    from buque.geo.derive import run_profile  # noqa: PLC0415
+    from buque.geo.ledger import labels_of, read_discrepancies  # noqa: PLC0415
 
     run, out = Path(run).resolve(), Path(out).resolve()
     t = read_run(run)
@@ -265,7 +265,7 @@ def write_sample(run: Path, out: Path, n: int, seed: int, *, by: str | None = No
         write_csv(s.villages, tmp / "sample.csv")
         write_visit_list(s.villages, checks, tmp / "visit_list.xlsx")
         if pages:
-            from geo.report.visit import write_pages  # noqa: PLC0415
+            from buque.geo.report.visit import write_pages  # noqa: PLC0415
 
             head = {str(r.village_code): f"{r.county or ''} {r.township or ''} · 抽样第 {r.draw} 个"
                     f"（分层 {r.stratum or '全部'}）· 种子 {seed}"

@@ -19,7 +19,7 @@ import shapely
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
-from geo.tiles import WEB_MERCATOR_HALF, TileLayer
+from buque.geo.tiles import WEB_MERCATOR_HALF, TileLayer
 
 Progress = Callable[[int, int], None]
 

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.mvt import PropertyTable, encode_layer
-from geo.villages import gap_class
+from buque.geo.mvt import PropertyTable, encode_layer
+from buque.geo.villages import gap_class
 
 EXTENT = 4096
 BUFFER = 64  # tile units of buffer around each tile (MapLibre's default clipping margin)

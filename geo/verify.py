@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geo.ledger import CLAIM_MET, CLAIM_MISSING
-from layers.errors import HEADER_LINES, BuqueInputError, Report
-from layers.readers import ROW
-from layers.tables import SHEET_SUFFIXES, read_sheet
+from buque.geo.ledger import CLAIM_MET, CLAIM_MISSING
+from buque.layers.errors import HEADER_LINES, BuqueInputError, Report
+from buque.layers.readers import ROW
+from buque.layers.tables import SHEET_SUFFIXES, read_sheet
 
 LAYER = "field"
 ALIASES = {
@@ -84,7 +84,7 @@ def _sheet_of(path: Path, sheet: str | None) -> str | None:
         return sheet
     from openpyxl import load_workbook  # noqa: PLC0415
 
-    from geo.sample import RESULTS_SHEET  # noqa: PLC0415
+    from buque.geo.sample import RESULTS_SHEET  # noqa: PLC0415
 
     try:
         wb = load_workbook(path, read_only=True)
@@ -222,7 +222,7 @@ def village_statuses(villages: pd.DataFrame, gaps: pd.DataFrame, indicators: lis
 
 def _reclass(disc: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
     """Discrepancies with each pair's status as it now is (pairs that now agree dropped)."""
-    from geo.ledger import CLASSES  # noqa: PLC0415
+    from buque.geo.ledger import CLASSES  # noqa: PLC0415
 
     st = disc.merge(gaps[["village_code", "indicator", "status", "source"]].astype(
         {"village_code": "string", "indicator": "string", "status": "string"}),
@@ -240,18 +240,18 @@ def verify_run(run: Path, results: Path, out: Path, *, encoding: str | None = No
                sheet: str | None = None) -> tuple[Path, FieldResults, pd.DataFrame]:
     """Write run ``out``: run ``run`` with the field results of ``results`` applied (module
     doc). Returns the new run, the results applied and the changes (``geo.diff`` rows)."""
-    from geo.archive import (  # noqa: PLC0415
+    from buque.geo.archive import (  # noqa: PLC0415
         read_manifest,
         read_run,
         sha256_file,
         write_csv,
         write_geoparquet,
     )
-    from geo.derive import derive_run, derived_manifest, run_profile  # noqa: PLC0415
-    from geo.diff import diff_gaps  # noqa: PLC0415
-    from geo.ledger import DISCREPANCIES, labels_of, read_discrepancies, with_counts  # noqa: PLC0415
-    from geo.rates import summary  # noqa: PLC0415
-    from geo.remedies import remedies  # noqa: PLC0415
+    from buque.geo.derive import derive_run, derived_manifest, run_profile  # noqa: PLC0415
+    from buque.geo.diff import diff_gaps  # noqa: PLC0415
+    from buque.geo.ledger import DISCREPANCIES, labels_of, read_discrepancies, with_counts  # noqa: PLC0415
+    from buque.geo.rates import summary  # noqa: PLC0415
+    from buque.geo.remedies import remedies  # noqa: PLC0415
 
     run, out = Path(run).resolve(), Path(out).resolve()
     if out == run:

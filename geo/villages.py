@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.metric import bands_of, project
-from geo.nearest import FeatureIndex
+from buque.geo.metric import bands_of, project
+from buque.geo.nearest import FeatureIndex
 
 
 def reference_points(geoms: np.ndarray, ref_lon: np.ndarray | None = None,

@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from layers.errors import BuqueInputError, check_keys
-from layers.params import number
-from layers.schema import LEVELS
+from buque.layers.errors import BuqueInputError, check_keys
+from buque.layers.params import number
+from buque.layers.schema import LEVELS
 
 EXIT_KEYS = {"village", "county"}
 VILLAGE_KEYS = {"incidence_max", "indicators", "admin_only"}

@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from layers.errors import BuqueInputError, Report, line_of
-from layers.readers import ROW, read_text_table
-from layers.registers import HEADER_ALIASES, REGISTER_FIELDS, REQUIRED, RegisterSpec
-from layers.schema import FALSE_STRINGS, TRUE_STRINGS
+from buque.layers.errors import BuqueInputError, Report, line_of
+from buque.layers.readers import ROW, read_text_table
+from buque.layers.registers import HEADER_ALIASES, REGISTER_FIELDS, REQUIRED, RegisterSpec
+from buque.layers.schema import FALSE_STRINGS, TRUE_STRINGS
 
 GRADES = ("A", "B", "C", "D", "none")
 NO_HOUSE = {"无房", "无", "NONE", "无住房", "NO HOUSE"}

@@ -7,11 +7,11 @@ when the file differs from what this module makes).
 
 from __future__ import annotations
 
-from layers.errors import REPORT_COLUMNS
-from layers.profile import LEVELS, load_profile
-from layers.project import LAYER_KEYS, LEDGER_KEYS, OFFICIAL_KEYS, OSM_KEYS, TOP_KEYS
-from layers.readers import LAT_NAMES, LON_NAMES
-from layers.schema import (
+from buque.layers.errors import REPORT_COLUMNS
+from buque.layers.profile import LEVELS, load_profile
+from buque.layers.project import LAYER_KEYS, LEDGER_KEYS, OFFICIAL_KEYS, OSM_KEYS, TOP_KEYS
+from buque.layers.readers import LAT_NAMES, LON_NAMES
+from buque.layers.schema import (
     FALSE_STRINGS,
     FIELD_DOCS,
     GEOMETRY_FAMILIES,

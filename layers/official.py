@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from layers.errors import BuqueInputError, line_of
-from layers.project import OfficialSpec
-from layers.readers import ROW, read_text_table
+from buque.layers.errors import BuqueInputError, line_of
+from buque.layers.project import OfficialSpec
+from buque.layers.readers import ROW, read_text_table
 
 UNLOCATED_COLUMNS = ["code", "name", "township_code", "county_code", "township", "county", "reason"]
 

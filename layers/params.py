@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from layers.errors import BuqueInputError
+from buque.layers.errors import BuqueInputError
 
 
 def require(d: dict, key: str, where: str, path: str) -> Any:

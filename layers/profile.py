@@ -14,13 +14,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from geo.rules import rules
-from layers.errors import BuqueInputError, check_keys
-from layers.exit_criteria import parse_exit
-from layers.indicator import Condition, Indicator, NullPolicy, Profile, Remedy
-from layers.params import number as _number
-from layers.params import require as _require
-from layers.schema import LEVELS
+from buque.geo.rules import rules
+from buque.layers.errors import BuqueInputError, check_keys
+from buque.layers.exit_criteria import parse_exit
+from buque.layers.indicator import Condition, Indicator, NullPolicy, Profile, Remedy
+from buque.layers.params import number as _number
+from buque.layers.params import require as _require
+from buque.layers.schema import LEVELS
 
 STANDARDS_DIR = Path(__file__).parent / "standards"
 #: the bundled rule kinds (geo.rules: one unit each)

@@ -6,9 +6,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layers.errors import BuqueInputError, check_keys
-from layers.registers import RegisterSpec, parse_registers
-from layers.schema import LAYER_FIELDS
+from buque.layers.errors import BuqueInputError, check_keys
+from buque.layers.registers import RegisterSpec, parse_registers
+from buque.layers.schema import LAYER_FIELDS
 
 #: the keys a project may have, per table (anything else is an error with a suggestion)
 TOP_KEYS = {"name", "standard", "crs", "layers", "osm", "official", "registers", "year",

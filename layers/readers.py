@@ -27,10 +27,10 @@ import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from geo.crs import normalise_datum_name, transform_geometries_offset
-from layers.errors import HEADER_LINES, BuqueInputError, Report, line_of
-from layers.project import LayerSpec
-from layers.schema import FALSE_STRINGS, GEOMETRY_FAMILIES, LAYER_FIELDS, TRUE_STRINGS
+from buque.geo.crs import normalise_datum_name, transform_geometries_offset
+from buque.layers.errors import HEADER_LINES, BuqueInputError, Report, line_of
+from buque.layers.project import LayerSpec
+from buque.layers.schema import FALSE_STRINGS, GEOMETRY_FAMILIES, LAYER_FIELDS, TRUE_STRINGS
 
 #: coordinate column names recognised (case and surrounding blanks ignored), best first; X/Y
 #: are taken as east/north as in GIS (a survey table whose X is the northing names its columns

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layers.errors import BuqueInputError, check_keys
+from buque.layers.errors import BuqueInputError, check_keys
 
 REGISTER_KEYS = {"path", "fields", "encoding", "sheet"}
 

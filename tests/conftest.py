@@ -57,7 +57,7 @@ def synth_cli_run(synth, tmp_path_factory) -> CliRun:
 @pytest.fixture(scope="session")
 def synth_points_run(synth, tmp_path_factory):
     """The synthetic project with point administrative villages (in-process)."""
-    from geo.run import run_project
+    from buque.geo.run import run_project
 
     return run_project(synth.points_project, tmp_path_factory.mktemp("runs") / "points-run")
 
@@ -77,9 +77,9 @@ def andorra_run(tmp_path_factory) -> DemoRun:
 @pytest.fixture(scope="session")
 def andorra_layers():
     """Every layer Buque derives from the Andorra extract (what the demo run assessed)."""
-    from layers.errors import Report
-    from layers.osm import DERIVABLE, derive_layers
-    from layers.project import load_project
+    from buque.layers.errors import Report
+    from buque.layers.osm import DERIVABLE, derive_layers
+    from buque.layers.project import load_project
 
     project = load_project(DEMO_TOML)
     report = Report()

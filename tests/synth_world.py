@@ -355,7 +355,7 @@ def run_cli(*args: str | os.PathLike, cwd: Path | None = None, timeout: float = 
     if columns:
         env["COLUMNS"] = str(columns)
     exe = Path(sys.executable).with_name("buque")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "api.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "buque.cli"]
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout, env=env)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from synth_world import run_cli
 
-from geo.run import run_project
+from buque.geo.run import run_project
 
 
 class Boom(RuntimeError):
@@ -88,7 +88,7 @@ def test_failed_first_run_leaves_nothing(synth, tmp_path):
 
 
 def test_bad_input_never_touches_earlier_run(earlier, copy_synth):
-    from layers.errors import BuqueInputError
+    from buque.layers.errors import BuqueInputError
 
     d = copy_synth()
     (d / "roads.dbf").write_bytes(b"not a dbf")

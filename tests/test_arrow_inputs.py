@@ -13,8 +13,8 @@ import pandas as pd
 import pyogrio
 import pytest
 
-from geo.run import run_project
-from layers.errors import BuqueInputError
+from buque.geo.run import run_project
+from buque.layers.errors import BuqueInputError
 
 
 def _convert(d, synth) -> None:

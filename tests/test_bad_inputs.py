@@ -17,8 +17,8 @@ import pytest
 import shapely
 from synth_world import ORIGIN, geom, pt, square
 
-from geo.run import run_project
-from layers.errors import BuqueInputError
+from buque.geo.run import run_project
+from buque.layers.errors import BuqueInputError
 
 CN_NAMES = ["张家村", "李家村", "王家村"]
 
@@ -145,7 +145,7 @@ def test_unknown_declared_crs(tmp_path):
                                                 ("BD-09", prcoords.wgs_bd)])
 def test_offset_datum_layer_is_converted(tmp_path, datum, forward):
     """Points published in GCJ-02 / BD-09 land where their WGS84 originals are."""
-    from geo.crs import to_wgs84
+    from buque.geo.crs import to_wgs84
 
     wgs = [geom(ORIGIN, pt(x, y)) for x, y in ((0, 0), (3000, 1000), (-2000, 4000))]
     off = [forward((p.y, p.x), True) for p in wgs]              # independent forward transform

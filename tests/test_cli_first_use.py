@@ -8,9 +8,9 @@ import re
 import pytest
 from synth_world import REPO, run_cli
 
-from layers.errors import BuqueInputError
-from layers.profile import load_profile
-from layers.project import load_project
+from buque.layers.errors import BuqueInputError
+from buque.layers.profile import load_profile
+from buque.layers.project import load_project
 
 
 def _project(copy_synth, edit) -> tuple:

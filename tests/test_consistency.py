@@ -20,12 +20,12 @@ from pyproj import Geod
 from synth_world import DEMO_TOML
 
 from bench.synth import generate
-from geo.gaps import assess
-from geo.run import load_layers, prepare_villages
-from layers.errors import Report
-from layers.profile import load_profile
-from layers.project import load_project
-from layers.schema import VILLAGE_LAYERS
+from buque.geo.gaps import assess
+from buque.geo.run import load_layers, prepare_villages
+from buque.layers.errors import Report
+from buque.layers.profile import load_profile
+from buque.layers.project import load_project
+from buque.layers.schema import VILLAGE_LAYERS
 
 KEY = ["village_code", "indicator"]
 EXACT = ["level", "status", "reason", "evidence_id", "candidate_id"]
@@ -142,8 +142,8 @@ def test_reference_point_in_own_utm_zone(province):
     of its lon/lat bounds, alone or with any other villages."""
     from pyproj import Transformer
 
-    from geo.crs import utm_epsg
-    from geo.villages import reference_points
+    from buque.geo.crs import utm_epsg
+    from buque.geo.villages import reference_points
 
     admin = province[0]["villages"]
     geoms = admin.geometry.to_numpy()[:40]
@@ -163,7 +163,7 @@ def test_reference_point_in_own_utm_zone(province):
 # --------------------------------------------------------------------------- the Dask engine
 
 def test_dask_county_alone_equals_province(province, scheduler):
-    from geo.distributed import assess_dask
+    from buque.geo.distributed import assess_dask
 
     vlayers, features, whole_v = province
     profile = load_profile("national")

@@ -11,7 +11,7 @@ import shapely
 from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_utm_crs_info
 
-from geo import crs
+from buque.geo import crs
 
 EARTH_R = 6371008.8
 

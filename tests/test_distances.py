@@ -248,8 +248,8 @@ def test_engine_handles_an_empty_layer_and_many_way_ties() -> None:
     import numpy as np
     import shapely
 
-    from geo.gaps import assess
-    from layers.profile import load_profile
+    from buque.geo.gaps import assess
+    from buque.layers.profile import load_profile
 
     prof = load_profile("national")
     v = gpd.GeoDataFrame({"code": ["a", "b"], "level": ["admin", "admin"],

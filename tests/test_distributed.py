@@ -19,13 +19,13 @@ import shapely
 from scipy.spatial import cKDTree
 
 from bench.synth import generate
-from geo.distributed import assess_dask, partition_villages
-from geo.gaps import assess
-from geo.run import load_layers, prepare_villages, run_project
-from layers.errors import Report
-from layers.profile import load_profile
-from layers.project import load_project
-from layers.schema import VILLAGE_LAYERS
+from buque.geo.distributed import assess_dask, partition_villages
+from buque.geo.gaps import assess
+from buque.geo.run import load_layers, prepare_villages, run_project
+from buque.layers.errors import Report
+from buque.layers.profile import load_profile
+from buque.layers.project import load_project
+from buque.layers.schema import VILLAGE_LAYERS
 
 PARTITIONS = 6
 ARCHIVE_FILES = ("gaps.parquet", "summary.csv", "projects.csv")
@@ -122,7 +122,7 @@ def test_run_project_dask_archive_identical(project, scheduler, tmp_path):
 
 def test_cli_engine_dask_own_local_cluster(project, tmp_path):
     """``buque run --engine dask`` starting its own LocalCluster (spawned worker processes)."""
-    cmd = [sys.executable, "-m", "api.cli", "run", str(project)]
+    cmd = [sys.executable, "-m", "buque.cli", "run", str(project)]
     dask = subprocess.run([*cmd, "--out", str(tmp_path / "dask"), "--engine", "dask",
                            "--partitions", "4"], capture_output=True, text=True, timeout=300)
     assert dask.returncode == 0, dask.stderr
@@ -135,7 +135,7 @@ def test_cli_engine_dask_own_local_cluster(project, tmp_path):
 def test_cli_rejects_bad_engine_options(project, tmp_path):
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from buque.cli import app
 
     cmd = ["run", str(project), "--out", str(tmp_path / "x")]
     bad = CliRunner().invoke(app, [*cmd, "--engine", "spark"])

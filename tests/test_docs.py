@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from layers.inputs_doc import render
-from layers.schema import FIELD_DOCS, LAYER_FIELDS
+from buque.layers.inputs_doc import render
+from buque.layers.schema import FIELD_DOCS, LAYER_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
 

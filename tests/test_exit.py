@@ -22,11 +22,11 @@ import pyogrio
 import pytest
 import shapely
 
-from api.app import create_app
-from api.settings import Settings
 from bench.synth import generate
-from geo.archive import read_run
-from geo.run import run_project
+from buque.api.app import create_app
+from buque.api.settings import Settings
+from buque.geo.archive import read_run
+from buque.geo.run import run_project
 
 INDICATORS = ["road", "water", "power", "power3", "clinic"]  # shaanxi [exit.village]
 LABEL = {"road": "通硬化路", "water": "饮水安全", "power": "通生产生活用电",

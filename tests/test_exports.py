@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 from synth_world import require_tools
 
-from geo.report import ExportError, ExportOptions, Selection, export, export_bundle, load_report
+from buque.geo.report import ExportError, ExportOptions, Selection, export, export_bundle, load_report
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "layers" / "demo" / "andorra.toml"
@@ -46,7 +46,7 @@ def font_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def synth_run(tmp_path_factory) -> Path:
     from bench.synth import generate
-    from geo.run import run_project
+    from buque.geo.run import run_project
 
     src = tmp_path_factory.mktemp("export-synth")
     generate(src, admin=90, natural=450, roads=900, counties=2, townships=3, admin_points=0.2,
@@ -58,7 +58,7 @@ def synth_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:
-    from geo.run import run_project
+    from buque.geo.run import run_project
 
     out = tmp_path_factory.mktemp("export-runs") / "demo"
     run_project(DEMO, out)
@@ -71,7 +71,7 @@ def synth(synth_run):
 
 
 def _cli(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "api.cli", "export", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "buque.cli", "export", *map(str, args)],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
 
 

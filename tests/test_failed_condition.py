@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo.evidence import explain
-from geo.gaps import assess
-from layers.profile import load_profile
+from buque.geo.evidence import explain
+from buque.geo.gaps import assess
+from buque.layers.profile import load_profile
 
 # village i sits at (100 + i / 10, 30); its road runs 100 m north of it (within 500 m)
 ROADS = [  # (id, surface, width_m, expected status, expected failed)

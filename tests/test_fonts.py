@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from geo.report import fonts
+from buque.geo.report import fonts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_a_stale_font_cache_still_finds_the_chinese_font(tmp_path: Path) -> None
         """, env)
     assert "CJK" not in Path(cache).read_text()
     out = _py("""
-        from geo.report.fonts import find_cjk_font, map_family
+        from buque.geo.report.fonts import find_cjk_font, map_family
         print(find_cjk_font().family)
         print(map_family("安康市汉滨区")[0])
         """, env)

@@ -20,7 +20,7 @@ import pytest
 from hostile_world import LONG_NAME, NATURAL, VILLAGES, WATER_IDS
 from synth_world import run_cli
 
-from geo.archive import read_run
+from buque.geo.archive import read_run
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -38,7 +38,7 @@ def cells(data: bytes, encoding: str = "utf-8-sig") -> set[str]:
 
 
 def test_neutralise_rule_and_its_inverse() -> None:
-    from geo.csvsafe import neutralise_frame, restore_frame
+    from buque.geo.csvsafe import neutralise_frame, restore_frame
 
     vals = ['=HYPERLINK("x")', "+1+1", "@SUM(A1)", "-12.5", "+3", "1e-3", "-", "\tx", "\rx",
             "'=x", "''+y", "a=b", None, "- 3", "普通", "村-1"]
@@ -91,8 +91,8 @@ def api(hostile_run):
         warnings.filterwarnings("ignore", message=".*httpx2.*")
         from fastapi.testclient import TestClient
 
-    from api.app import create_app
-    from api.settings import Settings
+    from buque.api.app import create_app
+    from buque.api.settings import Settings
 
     with TestClient(create_app(Settings(data=hostile_run))) as c:
         yield c
@@ -173,7 +173,7 @@ def check_html_export(text: str) -> None:
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "html", "geojson", "gpkg", "shp", "pdf", "png",
                                  "pmtiles"])
 def test_every_export_format_takes_hostile_text(hostile_run, tmp_path, fmt) -> None:
-    from geo.report import ExportOptions, export
+    from buque.geo.report import ExportOptions, export
 
     ext = {"shp": "shp"}.get(fmt, fmt)
     res = export(hostile_run, tmp_path / f"out.{ext}", ExportOptions(fmt=fmt, dpi=72))
@@ -200,7 +200,7 @@ def test_every_export_format_takes_hostile_text(hostile_run, tmp_path, fmt) -> N
 
 
 def test_csv_export_per_county_with_hostile_county_names(hostile_run, tmp_path) -> None:
-    from geo.report import ExportOptions, export
+    from buque.geo.report import ExportOptions, export
 
     res = export(hostile_run, tmp_path / "v.csv", ExportOptions(fmt="csv", per_county=True))
     assert len(res.files) == len({v[2].strip() for v in VILLAGES})

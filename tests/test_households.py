@@ -16,7 +16,7 @@ import pyogrio
 import pytest
 
 from bench.synth import generate
-from geo.run import run_project
+from buque.geo.run import run_project
 
 N = 52_000
 HEADERS = {"id": "户编号", "village_code": "所在村代码", "members": "家庭人口数",

@@ -11,8 +11,8 @@ import pytest
 from openpyxl import Workbook
 from synth_world import PROJECT_TOML, run_cli
 
-from geo.ledger import CLASSES, read_discrepancies
-from geo.run import run_project
+from buque.geo.ledger import CLASSES, read_discrepancies
+from buque.geo.run import run_project
 
 YES, NO = "是", "否"
 #: the way offices write yes/no, cycled through the ledger so every spelling is read

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from synth_world import run_cli
 
-from geo.archive import read_run
-from layers.errors import BuqueInputError
-from layers.profile import load_profile
+from buque.geo.archive import read_run
+from buque.layers.errors import BuqueInputError
+from buque.layers.profile import load_profile
 
 
 def _admin_only(d: Path, standard: str | None = None) -> Path:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo.mvt import PropertyTable, encode_layer, varints, zigzag
+from buque.geo.mvt import PropertyTable, encode_layer, varints, zigzag
 
 
 def _features() -> tuple[np.ndarray, pd.DataFrame]:

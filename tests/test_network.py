@@ -14,7 +14,7 @@ import pytest
 import shapely
 from scipy.sparse.csgraph import dijkstra
 
-from geo.network import RoadGraph
+from buque.geo.network import RoadGraph
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "network"
 ROADS = FIX / "pal_roads.geojson"

@@ -10,8 +10,8 @@ import pyogrio
 import pytest
 from synth_world import ADMIN, FIXTURES, PROJECT_TOML
 
-from geo.run import run_project
-from layers.errors import BuqueInputError
+from buque.geo.run import run_project
+from buque.layers.errors import BuqueInputError
 
 SAMPLE = FIXTURES / "ankang_official_sample.csv"
 

@@ -47,7 +47,7 @@ def tags(df: pd.DataFrame) -> gpd.GeoDataFrame:
 @pytest.fixture(scope="module")
 def raw() -> dict[str, pd.DataFrame]:
     """The extract read with GDAL's default osmconf (not Buque's)."""
-    from layers import osm  # noqa: F401  (make sure Buque's config option is not left set)
+    from buque.layers import osm  # noqa: F401  (make sure Buque's config option is not left set)
 
     pyogrio.set_gdal_config_options({"OSM_CONFIG_FILE": None})
     out = {}

@@ -14,7 +14,7 @@ import pytest
 import shapely
 from pyproj import Geod
 
-from geo.run import run_project
+from buque.geo.run import run_project
 
 G = Geod(ellps="WGS84")
 # hamlet: [(kind, voltage, phases, metres east of the hamlet)], expected power, power3

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from synth_world import CODE_V1, REPO, run_cli
 
-from geo.run import run_project
-from layers.errors import BuqueInputError
-from layers.profile import load_profile
+from buque.geo.run import run_project
+from buque.layers.errors import BuqueInputError
+from buque.layers.profile import load_profile
 
 NATIONAL = REPO / "layers" / "standards" / "national.toml"
 

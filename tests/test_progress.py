@@ -15,8 +15,8 @@ from matplotlib import font_manager
 from PIL import Image
 from synth_world import run_cli
 
-from geo.progress import AXIS_X, AXIS_Y, chart, pace, project_runs, regressions, series, totals
-from geo.run import run_project
+from buque.geo.progress import AXIS_X, AXIS_Y, chart, pace, project_runs, regressions, series, totals
+from buque.geo.run import run_project
 
 DATES = ["2025-03-01T08:00:00+00:00", "2025-06-01T08:00:00+00:00", "2025-09-01T08:00:00+00:00"]
 

@@ -14,7 +14,7 @@ from PIL import Image
 from synth_world import require_tools
 from three_runs import make_three
 
-from geo.report import ExportOptions, export
+from buque.geo.report import ExportOptions, export
 
 
 @pytest.fixture(scope="module")

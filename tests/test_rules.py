@@ -25,11 +25,11 @@ import pandas as pd
 import pytest
 from synth_world import DEMO_TOML, REPO
 
-from geo.rules import Rule, rules
-from geo.rules.spatial import SpatialRule
-from geo.run import run_project
-from layers.errors import BuqueInputError
-from layers.profile import INDICATOR_KEYS, load_profile, parse_profile
+from buque.geo.rules import Rule, rules
+from buque.geo.rules.spatial import SpatialRule
+from buque.geo.run import run_project
+from buque.layers.errors import BuqueInputError
+from buque.layers.profile import INDICATOR_KEYS, load_profile, parse_profile
 
 BEFORE = "55da2ea"
 TABLES = ["gaps.parquet", "villages.parquet", "projects.csv", "summary.csv", "rejected.csv"]

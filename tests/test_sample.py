@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from synth_world import run_cli
 
-from geo.sample import SampleError, allocate, draw_sample
+from buque.geo.sample import SampleError, allocate, draw_sample
 
 
 def frame(n: int = 230) -> pd.DataFrame:

@@ -1,19 +1,23 @@
-"""The package structure: ``geo`` and ``layers`` never import ``api``, and no module imports
-itself through others (imports inside functions count: a cycle there is still a cycle)."""
+"""The package structure: the folders install as ``buque.geo``, ``buque.layers``, ``buque.api``
+and ``buque.cli`` (every package folder is listed in pyproject.toml, and no module imports a
+bare ``geo``/``api``/``layers``); ``geo`` and ``layers`` never import ``api`` or ``cli``; no
+module imports itself through others (imports inside functions count: a cycle there is still a
+cycle)."""
 
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 from synth_world import REPO
 
-PACKAGES = ("geo", "layers", "api")
+PACKAGES = ("geo", "layers", "api", "cli")
 
 
 def _module(path: Path) -> str:
     parts = list(path.relative_to(REPO).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    return ".".join(["buque", *(parts[:-1] if parts[-1] == "__init__" else parts)])
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -81,9 +85,31 @@ def test_no_import_cycles():
 
 
 def test_analysis_never_imports_the_web_layer():
-    bad = {m: sorted(d for d in deps if d.split(".")[0] == "api")
-           for m, deps in import_graph().items() if m.split(".")[0] in ("geo", "layers")}
+    graph = import_graph()
+    assert len(graph) > 50 and sum(map(len, graph.values())) > 100  # the graph is found
+    bad = {m: sorted(d for d in deps if d.split(".")[1] in ("api", "cli"))
+           for m, deps in graph.items() if m.split(".")[1] in ("geo", "layers")}
     assert {m: d for m, d in bad.items() if d} == {}
+
+
+def test_every_package_folder_is_installed_under_buque():
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["tool"]
+                 ["setuptools"]["packages"])
+    folders = {_module(p) for pkg in PACKAGES for p in (REPO / pkg).rglob("__init__.py")}
+    assert folders == listed
+
+
+def test_no_module_imports_a_bare_top_level_name():
+    files = [p for top in (*PACKAGES, "tests", "bench") for p in (REPO / top).rglob("*.py")]
+    bare = []
+    for p in files:
+        for node in ast.walk(ast.parse(p.read_text("utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                     and node.level == 0 else [])
+            bare += [f"{p.relative_to(REPO)}:{node.lineno} {n}" for n in names
+                     if n.split(".")[0] in PACKAGES]
+    assert bare == []
 
 
 

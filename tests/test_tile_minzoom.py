@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import shapely
 
-from geo.tiles import MAX_FEATURES, WEB_MERCATOR_HALF, TileLayer, draw_minzoom
+from buque.geo.tiles import MAX_FEATURES, WEB_MERCATOR_HALF, TileLayer, draw_minzoom
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pytest
 from pmtiles.reader import MmapSource, Reader
 from pmtiles.tile import TileType
 
-from geo.archive import read_run
-from geo.run import run_project
-from geo.tilepack import occupied_tiles, write_pmtiles
-from geo.tiles import gap_tile_layers
-from layers import __file__ as layers_init
+from buque.geo.archive import read_run
+from buque.geo.run import run_project
+from buque.geo.tilepack import occupied_tiles, write_pmtiles
+from buque.geo.tiles import gap_tile_layers
+from buque.layers import __file__ as layers_init
 
 DEMO = Path(layers_init).parent / "demo" / "andorra.toml"
 
@@ -67,7 +67,7 @@ def test_cli_exports_pmtiles(tmp_path, run) -> None:
     import sys
 
     out = tmp_path / "gaps.pmtiles"
-    r = subprocess.run([sys.executable, "-m", "api.cli", "export", str(run), "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "buque.cli", "export", str(run), "--out", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     with open(out, "rb") as f:

@@ -15,9 +15,9 @@ with warnings.catch_warnings():  # starlette prefers httpx2 (as tests/api/confte
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import Settings
-from geo.run import run_project
+from buque.api.app import create_app
+from buque.api.settings import Settings
+from buque.geo.run import run_project
 
 
 def tree_hashes(d):

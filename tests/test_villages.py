@@ -11,7 +11,7 @@ import pytest
 from refcalc import GEOD
 from synth_world import ADMIN, CODE_V1, CODE_V2, CODE_V3, ORIGIN, geom, pt, square
 
-from geo.run import run_project
+from buque.geo.run import run_project
 
 
 def villages_of(run_out) -> pd.DataFrame:
@@ -125,7 +125,7 @@ def test_natural_villages_alone_have_no_parent(tmp_path):
 
 def test_natural_villages_inherit_poor_status_and_exit_year(synth_cli_run):
     """The hamlets of a poor village planned to exit share its priority (1), not 3."""
-    from geo.archive import read_run
+    from buque.geo.archive import read_run
 
     t = read_run(synth_cli_run.out)
     v = t.villages.set_index("code")
@@ -151,7 +151,7 @@ def test_a_natural_village_keeps_its_own_status(tmp_path, copy_synth):
         if f["properties"]["code"] == "N1":
             f["properties"]["poor"] = False
     (d / "natural.geojson").write_text(json.dumps(gj, ensure_ascii=False), encoding="utf-8")
-    from geo.archive import read_run
+    from buque.geo.archive import read_run
 
     run_project(d / "project.toml", tmp_path / "out")
     v = read_run(tmp_path / "out").villages.set_index("code")

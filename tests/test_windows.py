@@ -11,11 +11,11 @@ import pytest
 import shapely
 from pyproj import Geod, Transformer
 
-import geo.rules.band
-import geo.rules.spatial
-from geo.gaps import assess
-from geo.metric import MARGIN_DEG, NEAR_MARGIN_DEG, bands_of, outside_bound_m
-from layers.profile import load_profile
+from buque.geo.gaps import assess
+from buque.geo.metric import MARGIN_DEG, NEAR_MARGIN_DEG, bands_of, outside_bound_m
+from buque.geo.rules import band as geo_rules_band
+from buque.geo.rules import spatial as geo_rules_spatial
+from buque.layers.profile import load_profile
 
 
 def test_outside_bound_is_a_lower_bound():
@@ -71,7 +71,7 @@ def test_narrow_then_wide_equals_wide_only(monkeypatch):
     assert len(list(bands_of(v["ref_lon"], v["ref_lat"]))) == 4  # UTM zones 47-50
     profile = load_profile("national")
     got = assess(v, layers, profile)
-    for mod in (geo.rules.band, geo.rules.spatial):  # one wide window only
+    for mod in (geo_rules_band, geo_rules_spatial):  # one wide window only
         monkeypatch.setattr(mod, "NEAR_MARGIN_DEG", MARGIN_DEG)
     ref = assess(v, layers, profile)
     pd.testing.assert_frame_equal(got, ref)

@@ -15,7 +15,7 @@ DATES = ["2025-03-01T08:00:00+00:00", "2025-06-01T08:00:00+00:00", "2025-09-01T0
 
 def make_three(synth_dir: Path, dest: Path) -> Path:
     """``dest/runs`` holding r1, r2, r3 (the project copied to ``dest/proj``)."""
-    from geo.run import run_project
+    from buque.geo.run import run_project
 
     shutil.copytree(synth_dir, dest / "proj")
     project, roads_path = dest / "proj" / "project.toml", dest / "proj" / "roads.shp"

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from api.deps import viewer
-from api.mapstyle import basemap_of, tile_url
-from api.openapi import problems
-from api.problems import Problem
-from api.routes.tiles import accepts_gzip
-from geo.basemap import Basemap
+from buque.api.deps import viewer
+from buque.api.mapstyle import basemap_of, tile_url
+from buque.api.openapi import problems
+from buque.api.problems import Problem
+from buque.api.routes.tiles import accepts_gzip
+from buque.geo.basemap import Basemap
 
 router = APIRouter(tags=["Basemap"], dependencies=[Depends(viewer)])
 

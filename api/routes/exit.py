@@ -9,7 +9,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import (
+from buque.api.deps import (
     Counties,
     Run,
     TableF,
@@ -20,10 +20,10 @@ from api.deps import (
     reject_unknown_params,
     viewer,
 )
-from api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
-from api.openapi import json_ok, problems
-from geo.exit import EXIT_FIRST
-from geo.lists import split_values
+from buque.api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
+from buque.api.openapi import json_ok, problems
+from buque.geo.exit import EXIT_FIRST
+from buque.geo.lists import split_values
 
 NOT_CHECKED = ("this run has no exit checks: its project sets no year, or it was written "
                "before exit checks existed")

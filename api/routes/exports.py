@@ -23,7 +23,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.deps import (
+from buque.api.deps import (
     Run,
     attachment,
     get_settings,
@@ -33,17 +33,17 @@ from api.deps import (
     url_for,
     viewer,
 )
-from api.encoders import XLSX
-from api.jobs import JobManager, Limits, QueueFull, Task, job_key, work_area
-from api.openapi import BINARY, LINK_SCHEMA, problems
-from api.problems import Problem
-from api.store import ServedRun, UnknownRun
-from geo.lists import n_separators, split_values
-from geo.query import MAX_ITEMS
-from geo.report import MEDIA_TYPES, ExportError, ExportOptions, Selection
-from geo.report import fonts as report_fonts
-from geo.report.filters import ReportData, check_selection, report_data, select_codes
-from geo.report.ledger import ledger_bytes
+from buque.api.encoders import XLSX
+from buque.api.jobs import JobManager, Limits, QueueFull, Task, job_key, work_area
+from buque.api.openapi import BINARY, LINK_SCHEMA, problems
+from buque.api.problems import Problem
+from buque.api.store import ServedRun, UnknownRun
+from buque.geo.lists import n_separators, split_values
+from buque.geo.query import MAX_ITEMS
+from buque.geo.report import MEDIA_TYPES, ExportError, ExportOptions, Selection
+from buque.geo.report import fonts as report_fonts
+from buque.geo.report.filters import ReportData, check_selection, report_data, select_codes
+from buque.geo.report.ledger import ledger_bytes
 
 router = APIRouter(tags=["Exports"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 _lock = threading.Lock()

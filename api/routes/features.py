@@ -12,7 +12,7 @@ import shapely
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import (
+from buque.api.deps import (
     Codes,
     Counties,
     FeatureF,
@@ -32,14 +32,14 @@ from api.deps import (
     viewer,
     window,
 )
-from api.encoders import CSV, GEOJSON, XLSX, FeatureTable, dumps
-from api.openapi import features_ok, problems
-from api.problems import Problem
-from api.routes.exports import Lang, ledger_response
-from api.routes.ogc import check_collection
-from api.store import ServedRun
-from geo.lists import split_values
-from geo.query import VillageFilter, parse_bbox
+from buque.api.encoders import CSV, GEOJSON, XLSX, FeatureTable, dumps
+from buque.api.openapi import features_ok, problems
+from buque.api.problems import Problem
+from buque.api.routes.exports import Lang, ledger_response
+from buque.api.routes.ogc import check_collection
+from buque.api.store import ServedRun
+from buque.geo.lists import split_values
+from buque.geo.query import VillageFilter, parse_bbox
 
 router = APIRouter(tags=["Villages"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 layers = APIRouter(tags=["Input layers"],

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import Run, page_viewer, viewer
-from api.mapstyle import STYLE_LAYERS
-from api.problems import Problem
-from api.store import ServedRun
-from layers.profile import load_profile
+from buque.api.deps import Run, page_viewer, viewer
+from buque.api.mapstyle import STYLE_LAYERS
+from buque.api.problems import Problem
+from buque.api.store import ServedRun
+from buque.layers.profile import load_profile
 
 STATIC = FsPath(__file__).resolve().parent.parent / "static"
 MAPLIBRE = FsPath(__file__).resolve().parents[2] / "web" / "node_modules" / "maplibre-gl" / "dist"
@@ -80,7 +80,7 @@ def map_config(request: Request, run: Run) -> dict[str, Any]:
 
 def _basemap_config(request: Request) -> dict[str, Any] | None:
     """The server's basemap for the map's toggle and attribution (None: it has none)."""
-    from api.mapstyle import basemap_layers, basemap_of
+    from buque.api.mapstyle import basemap_layers, basemap_of
 
     bm = basemap_of(request)
     if bm is None:

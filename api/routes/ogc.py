@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import (
+from buque.api.deps import (
     Run,
     get_settings,
     link,
@@ -15,10 +15,10 @@ from api.deps import (
     url_for,
     viewer,
 )
-from api.encoders import CSV, GEOJSON, XLSX, json_type
-from api.openapi import json_ok
-from api.problems import Problem
-from api.store import ServedRun
+from buque.api.encoders import CSV, GEOJSON, XLSX, json_type
+from buque.api.openapi import json_ok
+from buque.api.problems import Problem
+from buque.api.store import ServedRun
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE = [

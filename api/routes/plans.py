@@ -17,13 +17,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
-from api.deps import get_settings, get_store, reject_unknown_params, unknown_run, viewer
-from api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
-from api.openapi import features_ok, json_ok, problems
-from api.problems import Problem
-from api.store import UnknownRun
-from geo.plan.params import set_pattern
-from layers.errors import BuqueInputError
+from buque.api.deps import get_settings, get_store, reject_unknown_params, unknown_run, viewer
+from buque.api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
+from buque.api.openapi import features_ok, json_ok, problems
+from buque.api.problems import Problem
+from buque.api.store import UnknownRun
+from buque.geo.plan.params import set_pattern
+from buque.layers.errors import BuqueInputError
 
 router = APIRouter(tags=["Plans"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 _lock = threading.Lock()
@@ -42,7 +42,7 @@ def plans_folder(request: Request) -> Path:
 
 
 def _plans(request: Request) -> dict[str, Path]:
-    from geo.plan.archive import list_plans
+    from buque.geo.plan.archive import list_plans
 
     out = {}
     for p in list_plans(plans_folder(request)):
@@ -57,7 +57,7 @@ def _pg_plans(request: Request):
         return None
     store = request.app.state.__dict__.get("pg_plans")
     if store is None:
-        from api.pgplans import PgPlanStore
+        from buque.api.pgplans import PgPlanStore
 
         # the run store's connections (closed with it when the app stops)
         pool = getattr(get_store(request), "pool", None)
@@ -73,7 +73,7 @@ def _names(request: Request) -> list[str]:
 def _plan(request: Request, plan_id: str):
     """A plan by folder name (published name) or plan id, cached until its plan.json changes
     (until it is published again)."""
-    from geo.plan.archive import read_plan
+    from buque.geo.plan.archive import read_plan
 
     pg = _pg_plans(request)
     if pg is not None:
@@ -135,7 +135,7 @@ def works(request: Request, plan_id: str,
           limit: Annotated[int, Query(ge=1, description="Works per page (at most 10000).")] = 100,
           offset: Annotated[int, Query(ge=0)] = 0,
           f: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json") -> Response:
-    from geo.lists import split_values
+    from buque.geo.lists import split_values
 
     w = _plan(request, plan_id).works
     sel = pd.Series(True, index=w.index)
@@ -170,7 +170,7 @@ def works(request: Request, plan_id: str,
 def diff(request: Request, a: str, b: str,
          limit: Annotated[int, Query(ge=1, description="Changed works listed (at most "
                                      "10000).")] = 1000) -> Response:
-    from geo.plan.diff import diff_plans
+    from buque.geo.plan.diff import diff_plans
 
     summary, changed = diff_plans(_plan(request, a), _plan(request, b))
     return _json({**summary, "numberMatched": int(len(changed)),
@@ -190,7 +190,7 @@ def whatif(request: Request,
     """Per indicator under the changed parameters: pairs met / missing / unknown, the rate
     against the target, and the standalone cost of the missing pairs (see docs/planning.md);
     answered from the run's stored distances, nothing re-read."""
-    from geo.plan.params import make_params, parse_set
+    from buque.geo.plan.params import make_params, parse_set
 
     t0 = time.perf_counter()
     wi = _whatif(request, run)
@@ -208,8 +208,8 @@ def whatif(request: Request,
 
 
 def _whatif(request: Request, run: str | None):
-    from geo.plan.whatif import WhatIf
-    from geo.plan.works import load_run
+    from buque.geo.plan.whatif import WhatIf
+    from buque.geo.plan.works import load_run
 
     store = get_store(request)
     try:
@@ -239,7 +239,7 @@ WORK_PROPS = ["work_id", "indicator", "action", "item", "phase", "funded", "cost
 def _work_tiles(request: Request, plan_id: str):
     """The plan's works as one tile layer ``works`` (verify items and works without a geometry
     left out; ``phase`` is ``none`` when unfunded), built once per plan version."""
-    from geo.tiles import TileLayer
+    from buque.geo.tiles import TileLayer
 
     p = _plan(request, plan_id)
     cache = request.app.state.__dict__.setdefault("plan_tiles", {})
@@ -271,7 +271,7 @@ def work_tile(request: Request, plan_id: str, z: Annotated[int, PathParam(ge=0, 
     """One tile of the plan's works: lines to build or harden, sites and upgraded features;
     properties ``work_id``, ``indicator``, ``action``, ``item``, ``phase`` (``none``:
     unfunded), ``funded``, ``cost``, ``villages``, ``priority``, ``line_m``."""
-    from geo.tiles import valid_tile
+    from buque.geo.tiles import valid_tile
 
     layer = _work_tiles(request, plan_id)
     if not valid_tile(z, x, y):

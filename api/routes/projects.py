@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import (
+from buque.api.deps import (
     Codes,
     Counties,
     Indicators,
@@ -26,11 +26,11 @@ from api.deps import (
     reject_unknown_params,
     window,
 )
-from api.encoders import CSV, dumps, rows
-from api.openapi import json_ok, problems
-from api.routes.exports import Lang, ledger_response
-from geo.lists import split_values
-from geo.query import ProjectFilter
+from buque.api.encoders import CSV, dumps, rows
+from buque.api.openapi import json_ok, problems
+from buque.api.routes.exports import Lang, ledger_response
+from buque.geo.lists import split_values
+from buque.geo.query import ProjectFilter
 
 router = APIRouter(tags=["Projects"], dependencies=[Depends(office), Depends(reject_unknown_params)])
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import (
+from buque.api.deps import (
     Indicators,
     TableF,
     alternates,
@@ -22,12 +22,12 @@ from api.deps import (
     url_for,
     viewer,
 )
-from api.encoders import CSV, XLSX, csv_bytes, dumps, xlsx_bytes
-from api.openapi import json_ok, problems
-from api.settings import Role
-from api.store import RunStoreBase, UnknownRun
-from geo.diff import CHANGES, diff_codes, diff_counts, filter_diff
-from geo.query import choices
+from buque.api.encoders import CSV, XLSX, csv_bytes, dumps, xlsx_bytes
+from buque.api.openapi import json_ok, problems
+from buque.api.settings import Role
+from buque.api.store import RunStoreBase, UnknownRun
+from buque.geo.diff import CHANGES, diff_codes, diff_counts, filter_diff
+from buque.geo.query import choices
 
 router = APIRouter(tags=["Runs"], dependencies=[Depends(reject_unknown_params)])
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import (
+from buque.api.deps import (
     Counties,
     Indicators,
     Run,
@@ -20,10 +20,10 @@ from api.deps import (
     reject_unknown_params,
     viewer,
 )
-from api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
-from api.openapi import json_ok, problems
-from geo.lists import split_values
-from geo.query import choices, summary_rows, summary_total
+from buque.api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
+from buque.api.openapi import json_ok, problems
+from buque.geo.lists import split_values
+from buque.geo.query import choices, summary_rows, summary_total
 
 router = APIRouter(tags=["Summary"], dependencies=[Depends(viewer), Depends(reject_unknown_params)])
 

@@ -18,11 +18,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from api.deps import Run, viewer
-from api.problems import Problem
-from api.store import ServedRun
-from geo.query import InputChanged
-from geo.tiles import TileLayer, gap_tile_layers, valid_tile
+from buque.api.deps import Run, viewer
+from buque.api.problems import Problem
+from buque.api.store import ServedRun
+from buque.geo.query import InputChanged
+from buque.geo.tiles import TileLayer, gap_tile_layers, valid_tile
 
 log = logging.getLogger("buque.api")
 router = APIRouter(tags=["Tiles"], dependencies=[Depends(viewer)])
@@ -177,7 +177,7 @@ def _field_type(dtype: Any) -> str:
 def style(request: Request, run: Run, cache: Cache) -> dict[str, Any]:
     """The MapLibre style of the gap map (no external sources, glyphs or sprites), over the
     server's own basemap when it has one."""
-    from api.mapstyle import basemap_of, gap_style, tile_url
+    from buque.api.mapstyle import basemap_of, gap_style, tile_url
 
     layers = cache.layers(run)
     bm = basemap_of(request)

@@ -12,7 +12,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import (
+from buque.api.deps import (
     Counties,
     Indicators,
     Run,
@@ -27,13 +27,13 @@ from api.deps import (
     reject_unknown_params,
     viewer,
 )
-from api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
-from api.openapi import json_ok, problems
-from api.problems import Problem
-from geo.ledger import CLASSES, DISCREPANCY_COLUMNS, class_counts, read_discrepancies
-from geo.lists import split_values
-from geo.progress import pace, regressions, series
-from geo.query import choices
+from buque.api.encoders import CSV, XLSX, csv_bytes, dumps, rows, xlsx_bytes
+from buque.api.openapi import json_ok, problems
+from buque.api.problems import Problem
+from buque.geo.ledger import CLASSES, DISCREPANCY_COLUMNS, class_counts, read_discrepancies
+from buque.geo.lists import split_values
+from buque.geo.progress import pace, regressions, series
+from buque.geo.query import choices
 
 router = APIRouter(tags=["Verification"], dependencies=[Depends(reject_unknown_params)])
 _cache: dict[tuple, Any] = {}

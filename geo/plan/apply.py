@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.columns import equals
-from layers.profile import Profile
-from layers.readers import FILE, ROW
-from layers.schema import LAYER_FIELDS
+from buque.geo.columns import equals
+from buque.layers.profile import Profile
+from buque.layers.readers import FILE, ROW
+from buque.layers.schema import LAYER_FIELDS
 
 #: attributes of an added feature, per layer kind (point and line variants where they differ)
 QUALIFYING = {

@@ -14,9 +14,9 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from geo.archive import CSV_ENCODING, write_csv, write_geoparquet
-from geo.csvsafe import restore_frame
-from geo.plan.make import Plan
+from buque.geo.archive import CSV_ENCODING, write_csv, write_geoparquet
+from buque.geo.csvsafe import restore_frame
+from buque.geo.plan.make import Plan
 
 PLAN_JSON = "plan.json"
 FILES = (PLAN_JSON, "works.parquet", "work_villages.csv", "phases.csv")

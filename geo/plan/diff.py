@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo.plan.make import Plan
+from buque.geo.plan.make import Plan
 
 DIFF_COLUMNS = ["work_id", "indicator", "change", "funded_a", "funded_b", "phase_a", "phase_b",
                 "cost_a", "cost_b"]

@@ -33,9 +33,9 @@ import shapely
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from geo.metric import bands_of, project
-from geo.network import MERGE_M, RoadGraph
-from geo.plan.params import Costs
+from buque.geo.metric import bands_of, project
+from buque.geo.network import MERGE_M, RoadGraph
+from buque.geo.plan.params import Costs
 
 
 def _key(xy: np.ndarray) -> np.ndarray:

@@ -13,14 +13,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo.archive import MANIFEST, sha256_file
-from geo.columns import equals
-from geo.plan.budget import allocate, closure, work_priority
-from geo.plan.params import Params, make_params, project_sets
-from geo.plan.whatif import restatus
-from geo.plan.works import RunInput, build_works, load_run
-from geo.version import tool_version
-from layers.errors import BuqueInputError
+from buque.geo.archive import MANIFEST, sha256_file
+from buque.geo.columns import equals
+from buque.geo.plan.budget import allocate, closure, work_priority
+from buque.geo.plan.params import Params, make_params, project_sets
+from buque.geo.plan.whatif import restatus
+from buque.geo.plan.works import RunInput, build_works, load_run
+from buque.geo.version import tool_version
+from buque.layers.errors import BuqueInputError
 
 OBJECTIVES = ("villages", "people")
 PLAN_FORMAT = 1

@@ -25,8 +25,8 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 from scipy.spatial import Delaunay, QhullError
 
-from geo.metric import bands_of, project, transform_xy
-from geo.plan.params import Costs
+from buque.geo.metric import bands_of, project, transform_xy
+from buque.geo.plan.params import Costs
 
 EPS = 1e-6  # added to every edge weight so that zero-length edges stay edges of the sparse graph
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from layers.errors import BuqueInputError
-from layers.profile import Indicator, Profile
+from buque.layers.errors import BuqueInputError
+from buque.layers.profile import Indicator, Profile
 
 WORKS = ("network", "point", "cover")
 #: a built line stops this share of the threshold short of a village it only has to reach

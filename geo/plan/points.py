@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.metric import bands_of, transform_xy
-from geo.plan.params import REACH_SHARE, Costs
+from buque.geo.metric import bands_of, transform_xy
+from buque.geo.plan.params import REACH_SHARE, Costs
 
 
 def _ids(prefix: str, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:

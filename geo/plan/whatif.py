@@ -14,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geo.columns import equals
-from geo.plan.params import Params
-from layers.profile import Profile
+from buque.geo.columns import equals
+from buque.geo.plan.params import Params
+from buque.layers.profile import Profile
+from buque.layers.schema import STATUSES
 
 
 def restatus(gaps: pd.DataFrame, profile: Profile, params: Params) -> pd.DataFrame:
@@ -66,12 +67,12 @@ class WhatIf:
     """
 
     def __init__(self, gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> None:
-        from geo.columns import codes
+        from buque.geo.columns import codes
 
         self.profile = profile
         self.keys = list(profile.indicators)
         self.ind = codes(gaps["indicator"], self.keys)
-        self.status = codes(gaps["status"], ["met", "missing", "unknown"])
+        self.status = codes(gaps["status"], STATUSES)
         self.nonq = equals(gaps["reason"], "non_qualifying_nearby")
         self.d = gaps["distance_m"].to_numpy(float, na_value=np.nan)
         self.cd = gaps["candidate_distance_m"].to_numpy(float, na_value=np.nan)

@@ -22,12 +22,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo.archive import VILLAGES, read_layers, read_manifest, read_villages
-from geo.columns import equals
-from geo.plan import harden, network, points
-from geo.plan.params import Params
-from geo.remedies import priority
-from layers.profile import Profile, load_profile
+from buque.geo.archive import VILLAGES, read_layers, read_manifest, read_villages
+from buque.geo.columns import equals
+from buque.geo.plan import harden, network, points
+from buque.geo.plan.params import Params
+from buque.geo.remedies import priority
+from buque.layers.profile import Profile, load_profile
 
 VILLAGE_COLS = ["code", "name", "level", "county", "township", "poor", "exit_year", "population",
                 "households", "village_code", "ref_lon", "ref_lat"]

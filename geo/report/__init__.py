@@ -2,7 +2,7 @@
 
 One entry point, :func:`export`, serves the CLI (``buque export``) and the API alike::
 
-    from geo.report import ExportOptions, Selection, export
+    from buque.geo.report import ExportOptions, Selection, export
     export("runs/2026-11", "水龙县.pdf", ExportOptions(fmt="pdf",
            selection=Selection.parse(county="水龙县")))
 
@@ -22,17 +22,17 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from geo.report.filters import (
+from buque.geo.report.filters import (
     ExportError,
     ReportData,
     Selection,
     load_report,
     select,
 )
-from geo.report.fonts import FontError
-from geo.report.maps import MapOptions
-from geo.report.progress import Progress, part, reporter
-from geo.report.text import LANGS
+from buque.geo.report.fonts import FontError
+from buque.geo.report.maps import MapOptions
+from buque.geo.report.progress import Progress, part, reporter
+from buque.geo.report.text import LANGS
 
 FORMATS = ("png", "pdf", "html", "xlsx", "gpkg", "geojson", "csv", "shp", "pmtiles")
 MEDIA_TYPES = {
@@ -92,7 +92,7 @@ def format_of(path: str | Path) -> str | None:
 
 
 def _suffixed(out: Path, county: str) -> Path:
-    from geo.report.bundle import _safe
+    from buque.geo.report.bundle import _safe
 
     return out.with_name(f"{out.stem}-{_safe(county)}{out.suffix}")
 
@@ -101,16 +101,16 @@ def _write_one(data: ReportData, fmt: str, out: Path, opts: ExportOptions,
                progress: Progress | None = None) -> tuple[list[Path], list[str]]:
     reporter(progress)(0.0, f"writing {fmt.upper()}")
     if fmt in ("png", "pdf"):
-        from geo.report.maps import write_maps
+        from buque.geo.report.maps import write_maps
 
         kw = {fmt: out}
-        from geo.report.chartpage import progress_figure
+        from buque.geo.report.chartpage import progress_figure
 
         return write_maps([data], opts.map_options(), progress=progress,
                           extra_page=progress_figure if fmt == "pdf" else None, **kw), []
     if fmt == "html":
-        from geo.basemap import BasemapError
-        from geo.report.html import write_html
+        from buque.geo.basemap import BasemapError
+        from buque.geo.report.html import write_html
 
         try:
             path, notes = write_html(data, out, lang=opts.lang, basemap=opts.basemap)
@@ -118,18 +118,18 @@ def _write_one(data: ReportData, fmt: str, out: Path, opts: ExportOptions,
             raise ExportError("--basemap", str(e)) from None
         return [path], notes
     if fmt == "pmtiles":  # the gap map's tiles, for use with no server
-        from geo.tilepack import write_pmtiles
-        from geo.tiles import gap_tile_layers
+        from buque.geo.tilepack import write_pmtiles
+        from buque.geo.tiles import gap_tile_layers
 
         layers = gap_tile_layers(data.villages, data.layers, list(data.indicators))
         counts = write_pmtiles(layers, out, maxzoom=14, attribution=" · ".join(data.attribution),
                                name=f"Buque gap map {data.manifest.get('run_id', '')}")
         return [out], [f"{counts['tiles']:,} tiles (z0-14) of {', '.join(layers)}"]
     if fmt == "xlsx":
-        from geo.report.ledger import write_xlsx
+        from buque.geo.report.ledger import write_xlsx
 
         return [write_xlsx(data, out, lang=opts.lang, paper=opts.paper)], []
-    from geo.report.gis import write_gis
+    from buque.geo.report.gis import write_gis
 
     return write_gis(data, fmt, out, encoding=opts.encoding)
 
@@ -158,7 +158,7 @@ def _selected(run: str | Path | ReportData, opts: ExportOptions) -> ReportData:
     """The run's report data (loaded if given as a path), narrowed to the selection."""
     data = run if isinstance(run, ReportData) else load_report(run)
     if opts.plan is not None:
-        from geo.report.planned import attach_plan
+        from buque.geo.report.planned import attach_plan
 
         data = attach_plan(data, opts.plan)
     data = select(data, opts.selection)
@@ -182,8 +182,8 @@ def export(run: str | Path | ReportData, out: str | Path, opts: ExportOptions,
         staged = tmp / out.name
         files: list[Path] = []
         if opts.per_county and opts.fmt == "pdf":
-            from geo.report.chartpage import progress_figure
-            from geo.report.maps import write_maps
+            from buque.geo.report.chartpage import progress_figure
+            from buque.geo.report.maps import write_maps
 
             pages = [d for _, d in _per_county(data)]
             files = write_maps(pages, opts.map_options(), pdf=staged,
@@ -209,7 +209,7 @@ def export_bundle(run: str | Path | ReportData, out: str | Path, opts: ExportOpt
     """One zip per county of the selection: ``out`` itself when it ends in .zip and one county
     is selected, else ``out`` is a folder receiving ``<county>.zip`` files; ``progress`` is told
     of each county's steps (each county an equal share)."""
-    from geo.report.bundle import _safe, write_bundle
+    from buque.geo.report.bundle import _safe, write_bundle
 
     t0 = time.perf_counter()
     out = Path(out).resolve()

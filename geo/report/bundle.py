@@ -7,12 +7,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from geo.report.filters import ReportData, place_name
-from geo.report.gis import write_gpkg
-from geo.report.ledger import write_xlsx
-from geo.report.maps import MapOptions, write_maps
-from geo.report.progress import Progress, part, reporter
-from geo.report.text import profile_label
+from buque.geo.report.filters import ReportData, place_name
+from buque.geo.report.gis import write_gpkg
+from buque.geo.report.ledger import write_xlsx
+from buque.geo.report.maps import MapOptions, write_maps
+from buque.geo.report.progress import Progress, part, reporter
+from buque.geo.report.text import profile_label
 
 
 def _safe(name: str) -> str:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from geo.archive import list_runs, read_manifest
-from geo.progress import AXIS_X, AXIS_Y, chart_figure, series, totals
-from geo.report.filters import ReportData
-from geo.report.maps import MapOptions
+from buque.geo.archive import list_runs, read_manifest
+from buque.geo.progress import AXIS_X, AXIS_Y, chart_figure, series, totals
+from buque.geo.report.filters import ReportData
+from buque.geo.report.maps import MapOptions
 
 MM = 1 / 25.4
 WORDS = {"zh": {"title": "达标率进展", "axes": (AXIS_X, AXIS_Y), "key": "虚线 目标 · 点线 期限",

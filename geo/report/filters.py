@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.archive import RunTables, list_runs, read_manifest, read_run
-from geo.lists import split_values
-from layers.errors import BuqueInputError
-from layers.profile import Indicator, Profile, load_profile
+from buque.geo.archive import RunTables, list_runs, read_manifest, read_run
+from buque.geo.lists import split_values
+from buque.layers.errors import BuqueInputError
+from buque.layers.profile import Indicator, Profile, load_profile
 
 #: metres of one degree of latitude (for clipping margins only)
 M_PER_DEG = 111_320.0
@@ -244,7 +244,7 @@ def clip_to(layer: gpd.GeoDataFrame, v: gpd.GeoDataFrame, margin_m: float) -> gp
 
 def place_name(data: ReportData, lang: str) -> str:
     """The selection's place for titles: township(s) with county, county(ies), or the project."""
-    from geo.report.text import t
+    from buque.geo.report.text import t
 
     sep = t("sep", lang)
 

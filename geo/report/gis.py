@@ -24,8 +24,8 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from geo.csvsafe import neutralise_frame
-from geo.report.filters import ExportError, ReportData
+from buque.geo.csvsafe import neutralise_frame
+from buque.geo.report.filters import ExportError, ReportData
 
 GIS_FORMATS = ("gpkg", "geojson", "csv", "shp")
 SHORT = {"population": "population", "households": "households", "exit_year": "exit_year",

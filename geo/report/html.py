@@ -33,9 +33,9 @@ try:  # folium >= 0.19
 except ImportError:  # pragma: no cover
     from jinja2 import Template
 
-from geo.report.filters import ReportData, place_name
-from geo.report.gis import plain
-from geo.report.maps import (
+from buque.geo.report.filters import ReportData, place_name
+from buque.geo.report.gis import plain
+from buque.geo.report.maps import (
     CLINIC,
     GAP_COLOURS,
     POWER,
@@ -46,8 +46,8 @@ from geo.report.maps import (
     class_labels,
     gap_classes,
 )
-from geo.report.text import profile_label, t
-from layers.schema import STATUSES
+from buque.geo.report.text import profile_label, t
+from buque.layers.schema import STATUSES
 
 STATIC = Path(__file__).parent / "static"
 LEAFLET = STATIC / "leaflet"
@@ -169,7 +169,7 @@ def basemap_tiles(path: Path, bounds: tuple[float, float, float, float],
     """The raster basemap's tiles covering ``bounds``, zoom by zoom from its lowest while they
     fit in ``budget`` bytes: (``z/x/y`` -> data URI, lowest and deepest zoom embedded, the
     basemap). Raises BasemapError for a vector basemap (Leaflet draws no vector tiles here)."""
-    from geo.basemap import BasemapError, lonlat_to_tile, open_basemap
+    from buque.geo.basemap import BasemapError, lonlat_to_tile, open_basemap
 
     bm = open_basemap(path)
     if bm.kind != "raster":

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from xlsxwriter import Workbook
 
-from geo.report.filters import ReportData, place_name
-from geo.report.tables import deficient, summary_table, unknowns
-from geo.report.text import col, profile_label, reason, t
+from buque.geo.report.filters import ReportData, place_name
+from buque.geo.report.tables import deficient, summary_table, unknowns
+from buque.geo.report.text import col, profile_label, reason, t
 
 WIDE = r"[\u1100-\u115F\u2E80-\u303E\u3041-\u33FF\u3400-\u4DBF\u4E00-\u9FFF\uA000-\uA4CF" \
        r"\uAC00-\uD7A3\uF900-\uFAFF\uFE30-\uFE4F\uFF00-\uFF60\uFFE0-\uFFE6]"
@@ -167,7 +167,7 @@ def _display_summary(data: ReportData, lang: str) -> pd.DataFrame:
 
 def _display_discrepancies(data: ReportData, lang: str) -> pd.DataFrame | None:
     """The run's ledger discrepancies of the selected villages (None: no ledger check)."""
-    from geo.ledger import CLASS_ZH, read_discrepancies  # noqa: PLC0415
+    from buque.geo.ledger import CLASS_ZH, read_discrepancies  # noqa: PLC0415
 
     d = read_discrepancies(data.run) if data.run is not None else None
     if d is None:
@@ -315,7 +315,7 @@ def write_xlsx(data: ReportData, out: Path, lang: str = "zh", paper: str = "A4")
             _write_sheet(wb, sheet_name(label, used), title, df, lang, fmt, paper, freeze_cols=5,
                          total=total_row(df, lang))
         if data.plan is not None:  # buque export --plan: the works and the phases
-            from geo.report.planned import plan_tables
+            from buque.geo.report.planned import plan_tables
 
             for name, df in plan_tables(data, lang).items():
                 title = (f"{place} {name}（{len(df):,} 行）" if lang == "zh"

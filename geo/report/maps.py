@@ -32,12 +32,12 @@ from matplotlib.path import Path as MplPath
 from matplotlib.patheffects import withStroke
 from pyproj import Transformer
 
-from geo.metric import tmerc
-from geo.report.filters import ExportError, ReportData, place_name
-from geo.report.fonts import map_family
-from geo.report.progress import Progress, reporter
-from geo.report.text import all_strings, profile_label, sources_label, t, text_cells
-from geo.villages import gap_class_codes
+from buque.geo.metric import tmerc
+from buque.geo.report.filters import ExportError, ReportData, place_name
+from buque.geo.report.fonts import map_family
+from buque.geo.report.progress import Progress, reporter
+from buque.geo.report.text import all_strings, profile_label, sources_label, t, text_cells
+from buque.geo.villages import gap_class_codes
 
 PAPERS: dict[str, tuple[float, float]] = {"A4": (210.0, 297.0), "A3": (297.0, 420.0)}
 ORIENTATIONS = ("landscape", "portrait")
@@ -458,7 +458,7 @@ class _Page:
                            Line2D([], [], marker=marker, ls="", color=colour, markersize=size,
                                   label=t(keys[0], lang)))
         if getattr(self.data, "plan", None) is not None:
-            from geo.report.planned import draw_planned
+            from buque.geo.report.planned import draw_planned
 
             out += draw_planned(ax, self.data, self.crs, bbox, s, lang, draw_lines)
         return out

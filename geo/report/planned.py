@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo.report.filters import ExportError, ReportData
+from buque.geo.report.filters import ExportError, ReportData
 
 #: one colour per phase, in budget order (as on the web map), unfunded grey
 PHASE_COLOURS = ["#1f78b4", "#33a02c", "#ff7f00", "#6a3d9a", "#e31a1c", "#b15928", "#01665e"]
@@ -35,7 +35,7 @@ def attach_plan(data: ReportData, plan_path: str | Path) -> ReportData:
     """``data`` with the plan read from ``plan_path`` (its run must be ``data``'s)."""
     from dataclasses import replace
 
-    from geo.plan.archive import read_plan
+    from buque.geo.plan.archive import read_plan
 
     try:
         plan = read_plan(plan_path)
@@ -82,7 +82,7 @@ def plan_tables(data: ReportData, lang: str = "zh") -> dict[str, pd.DataFrame]:
 
 def _register_headers() -> None:
     """The ledger's column headers for the plan's columns (those it has keep theirs)."""
-    from geo.report.text import COLUMNS
+    from buque.geo.report.text import COLUMNS
 
     for k, zh in ZH.items():
         COLUMNS.setdefault(k, (zh, k.replace("_", " ")))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geo.report.filters import ReportData
-from layers.schema import COUNT_COLUMNS
+from buque.geo.report.filters import ReportData
+from buque.layers.schema import COUNT_COLUMNS
 
 GAP_KEY = ["village_code", "indicator"]
 DEFICIENT_COLUMNS = ["county", "township", "code", "name", "level", "parent", "population",

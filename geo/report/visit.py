@@ -23,9 +23,9 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from geo.metric import tmerc
-from geo.report.fonts import map_family
-from geo.report.maps import _rc, draw_lines, draw_polygons, nice_length
+from buque.geo.metric import tmerc
+from buque.geo.report.fonts import map_family
+from buque.geo.report.maps import _rc, draw_lines, draw_polygons, nice_length
 
 MM = 1 / 25.4
 A4 = (210.0, 297.0)

@@ -6,13 +6,13 @@ bundled one holds the spatial rules.
 
 from __future__ import annotations
 
-from geo.rules.base import REASONS, Result, Rule, RuleRegistry
-from geo.rules.coverage import Coverage
-from geo.rules.inside_village import InsideVillage
-from geo.rules.network_distance import WithinNetworkDistance
-from geo.rules.power_supply import PowerSupply
-from geo.rules.register import Register
-from geo.rules.within_distance import WithinDistance
+from buque.geo.rules.base import REASONS, Result, Rule, RuleRegistry
+from buque.geo.rules.coverage import Coverage
+from buque.geo.rules.inside_village import InsideVillage
+from buque.geo.rules.network_distance import WithinNetworkDistance
+from buque.geo.rules.power_supply import PowerSupply
+from buque.geo.rules.register import Register
+from buque.geo.rules.within_distance import WithinDistance
 
 rules = RuleRegistry([WithinDistance(), InsideVillage(), Coverage(), WithinNetworkDistance(),
                       Register(), PowerSupply()])

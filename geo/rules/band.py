@@ -10,9 +10,17 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo.metric import MARGIN_DEG, NEAR_MARGIN_DEG, Band, in_lon_range, outside_bound_m, project, transform_xy
-from geo.nearest import FeatureIndex
-from geo.network import RoadGraph
+from buque.geo.metric import (
+    MARGIN_DEG,
+    NEAR_MARGIN_DEG,
+    Band,
+    in_lon_range,
+    outside_bound_m,
+    project,
+    transform_xy,
+)
+from buque.geo.nearest import FeatureIndex
+from buque.geo.network import RoadGraph
 
 
 class BandWork:

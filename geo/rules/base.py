@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import geopandas as gpd
 import numpy as np
 
-from geo.evidence import evaluate_all
-from layers.errors import BuqueInputError
-from layers.indicator import Indicator
-from layers.schema import STATUSES
+from buque.geo.evidence import evaluate_all
+from buque.layers.errors import BuqueInputError
+from buque.layers.indicator import Indicator
+from buque.layers.schema import STATUSES
 
 if TYPE_CHECKING:
-    from geo.rules.band import BandWork
+    from buque.geo.rules.band import BandWork
 
 #: reason codes written to gaps.parquet, and what they mean
 REASONS = {

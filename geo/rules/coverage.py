@@ -10,11 +10,11 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo.evidence import PASS
-from geo.nearest import FeatureIndex
-from geo.rules.band import BandWork
-from geo.rules.spatial import SpatialRule, Zone, feature_radius
-from layers.indicator import Indicator
+from buque.geo.evidence import PASS
+from buque.geo.nearest import FeatureIndex
+from buque.geo.rules.band import BandWork
+from buque.geo.rules.spatial import SpatialRule, Zone, feature_radius
+from buque.layers.indicator import Indicator
 
 
 class Coverage(SpatialRule):

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from geo.nearest import FeatureIndex
-from geo.rules.band import BandWork
-from geo.rules.base import R
-from geo.rules.spatial import SpatialRule, Zone
-from layers.indicator import Indicator
+from buque.geo.nearest import FeatureIndex
+from buque.geo.rules.band import BandWork
+from buque.geo.rules.base import R
+from buque.geo.rules.spatial import SpatialRule, Zone
+from buque.layers.indicator import Indicator
 
 
 class InsideVillage(SpatialRule):

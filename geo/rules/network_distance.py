@@ -8,11 +8,11 @@ from typing import Any, ClassVar
 import numpy as np
 import shapely
 
-from geo.evidence import PASS
-from geo.nearest import FeatureIndex
-from geo.rules.band import BandWork
-from geo.rules.spatial import SpatialRule, Zone
-from layers.indicator import Indicator
+from buque.geo.evidence import PASS
+from buque.geo.nearest import FeatureIndex
+from buque.geo.rules.band import BandWork
+from buque.geo.rules.spatial import SpatialRule, Zone
+from buque.layers.indicator import Indicator
 
 
 class WithinNetworkDistance(SpatialRule):

@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.evidence import FAIL, PASS, UNKNOWN, _and, evaluate_all
-from geo.rules.band import BandWork
-from geo.rules.coverage import Coverage
-from layers.errors import BuqueInputError
-from layers.indicator import Indicator
-from layers.params import number
+from buque.geo.evidence import FAIL, PASS, UNKNOWN, _and, evaluate_all
+from buque.geo.rules.band import BandWork
+from buque.geo.rules.coverage import Coverage
+from buque.layers.errors import BuqueInputError
+from buque.layers.indicator import Indicator
+from buque.layers.params import number
 
 TRANSFORMER_KINDS = ("transformer", "substation", "pole_transformer", "变压器", "台区",
                      "变电站", "配电变压器")

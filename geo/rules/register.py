@@ -18,11 +18,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo.evidence import FAIL, UNKNOWN, evaluate_all
-from geo.rules.base import R, Result, Rule
-from layers.errors import BuqueInputError
-from layers.indicator import Indicator
-from layers.registers import REGISTER_FIELDS
+from buque.geo.evidence import FAIL, UNKNOWN, evaluate_all
+from buque.geo.rules.base import R, Result, Rule
+from buque.layers.errors import BuqueInputError
+from buque.layers.indicator import Indicator
+from buque.layers.registers import REGISTER_FIELDS
 
 
 def village_of(hh: pd.DataFrame, villages: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -20,16 +20,16 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.evidence import FAIL, PASS, UNKNOWN
-from geo.metric import NEAR_MARGIN_DEG
-from geo.nearest import FeatureIndex
-from geo.network import RoadGraph
-from geo.rules.band import BandWork
-from geo.rules.base import R, Result, Rule, need
-from layers.errors import BuqueInputError
-from layers.indicator import Indicator
-from layers.params import number
-from layers.schema import FEATURE_LAYERS
+from buque.geo.evidence import FAIL, PASS, UNKNOWN
+from buque.geo.metric import NEAR_MARGIN_DEG
+from buque.geo.nearest import FeatureIndex
+from buque.geo.network import RoadGraph
+from buque.geo.rules.band import BandWork
+from buque.geo.rules.base import R, Result, Rule, need
+from buque.layers.errors import BuqueInputError
+from buque.layers.indicator import Indicator
+from buque.layers.params import number
+from buque.layers.schema import FEATURE_LAYERS
 
 #: distances every spatial rule accepts (the reach is their maximum)
 DISTANCE_KEYS = ("threshold_m", "fallback_threshold_m", "default_radius_m")

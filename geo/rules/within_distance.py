@@ -6,9 +6,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from geo.nearest import FeatureIndex
-from geo.rules.spatial import SpatialRule, Zone
-from layers.indicator import Indicator
+from buque.geo.nearest import FeatureIndex
+from buque.geo.rules.spatial import SpatialRule, Zone
+from buque.layers.indicator import Indicator
 
 
 class WithinDistance(SpatialRule):

@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 import pyogrio
 
-from layers.errors import BuqueInputError, Report
-from layers.project import LayerSpec, OsmSpec
-from layers.readers import normalise
+from buque.layers.errors import BuqueInputError, Report
+from buque.layers.project import LayerSpec, OsmSpec
+from buque.layers.readers import normalise
 
 OSMCONF = Path(__file__).with_name("osmconf.ini")
 MOTORABLE = ("motorway", "trunk", "primary", "secondary", "tertiary", "unclassified",

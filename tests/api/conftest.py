@@ -24,9 +24,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import Settings
-from geo.archive import read_manifest, read_run, write_run
+from buque.api.app import create_app
+from buque.api.settings import Settings
+from buque.geo.archive import read_manifest, read_run, write_run
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_TOML = REPO / "layers" / "demo" / "andorra.toml"
@@ -48,7 +48,7 @@ class Runs:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
     """The bundled demo (real OpenStreetMap data of Andorra), run once per session."""
-    from geo.run import run_project
+    from buque.geo.run import run_project
 
     out = tmp_path_factory.mktemp("api-runs") / "runs" / "a"
     run_project(DEMO_TOML, out)
@@ -155,7 +155,7 @@ class Live:
     max_limit: int
 
 
-def serve(data: Path, factory: str = "api.app:create_app", **env: str):
+def serve(data: Path, factory: str = "buque.api.app:create_app", **env: str):
     """``uvicorn FACTORY --factory`` on a free loopback port, configured through BUQUE_
     environment variables; yields the base URL and stops the server afterwards. The server's
     output goes to a file (a pipe nobody reads would stall it once full) shown if it fails."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
-from api.app import create_app as _create_app
+from buque.api.app import create_app as _create_app
 
 
 def create_app() -> FastAPI:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import threading
 
-import geo.report
-from api.app import create_app as _create_app
-from api.settings import Settings
+from buque.api.app import create_app as _create_app
+from buque.api.settings import Settings
+from buque.geo import report as geo_report
 
 _never = threading.Event()
 
@@ -20,5 +20,5 @@ def _blocked(*args, progress=None, **kwargs):
 
 
 def create_app():
-    geo.report.export_bundle = _blocked  # the job module calls it through geo.report
+    geo_report.export_bundle = _blocked  # the job module calls it through geo_report
     return _create_app(Settings(export_executor="thread"))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from api.settings import Settings
+from buque.api.settings import Settings
 
 KEYS = {"v-key-123": "viewer", "o-key-456": "office"}
 
@@ -140,7 +140,7 @@ def test_next_stays_on_this_server(signin):
 
 
 def test_forged_expired_or_revoked_sessions_are_refused(runs, make_client):
-    from api import session
+    from buque.api import session
 
     secret = b"s" * 32
     with make_client(runs.folder, api_keys=KEYS, session_secret="s" * 32) as c:
@@ -173,7 +173,7 @@ def test_failed_sign_ins_are_rate_limited(signin):
 
 
 def test_rate_limit_window():
-    from api.session import Attempts
+    from buque.api.session import Attempts
 
     a = Attempts(limit=2, window_s=60)
     a.fail("x", now=0)
@@ -198,7 +198,7 @@ def test_sign_in_behind_a_path_prefix(runs):
     path stay under it."""
     from fastapi.testclient import TestClient
 
-    from api.app import create_app
+    from buque.api.app import create_app
 
     with TestClient(create_app(Settings(data=runs.folder, api_keys=KEYS)),
                     root_path="/buque") as c:

@@ -19,7 +19,7 @@ from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import write
 from test_map_browser import ARGS, CHROMIUM
 
-from geo.basemap import BasemapError, open_basemap
+from buque.geo.basemap import BasemapError, open_basemap
 
 MAGENTA = (250, 0, 250)
 
@@ -147,7 +147,7 @@ def test_vector_pmtiles_gzip(tmp_path, demo_run, make_client):
         water = next(lyr for lyr in style["layers"] if lyr["id"] == "basemap-water-fill")
         assert water["source-layer"] == "water" and style["sources"]["basemap"]["type"] == "vector"
     # the HTML export (Leaflet) draws raster basemaps only: a vector one is a clear error
-    from geo.report import ExportError, ExportOptions, export
+    from buque.geo.report import ExportError, ExportOptions, export
 
     with pytest.raises(ExportError, match="--basemap.*vector"):
         export(demo_run, tmp_path / "m.html", ExportOptions(fmt="html", basemap=path))

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import shapely
 
-from api.encoders import FeatureTable, json_objects
+from buque.api.encoders import FeatureTable, json_objects
 
 
 def test_json_objects_escapes_and_nulls():

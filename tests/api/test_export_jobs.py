@@ -21,7 +21,7 @@ import pyogrio
 import pytest
 from conftest import REPO, free_port
 
-from api.jobs import JOB, JobManager, Limits, Task, write_json
+from buque.api.jobs import JOB, JobManager, Limits, Task, write_json
 
 
 def _until_done(client, job: dict, timeout: float = 120) -> tuple[dict, list[dict]]:
@@ -143,7 +143,7 @@ def test_queue_is_fifo_with_positions_and_bounded(tmp_path) -> None:
         states = [m.get(i) for i in ids]
         assert [s["state"] for s in states] == ["running", "queued", "queued"]
         assert [s["position"] for s in states] == [None, 1, 2]
-        from api.jobs import QueueFull
+        from buque.api.jobs import QueueFull
 
         with pytest.raises(QueueFull):
             m.submit(f"{9:032x}", lambda d: _task(gate, d), {})
@@ -240,7 +240,7 @@ def test_a_job_left_running_is_failed_after_a_restart(demo_run, tmp_path, stop) 
     finally:
         proc.send_signal(signal.SIGKILL if stop == "kill" else signal.SIGTERM)
         proc.wait(30)
-    proc, url = _start(demo_run, "api.app:create_app", work)
+    proc, url = _start(demo_run, "buque.api.app:create_app", work)
     try:
         r = httpx.get(f"{url}/exports/jobs/{job['id']}")
         assert r.status_code == 200

@@ -57,7 +57,7 @@ def test_unknown_format_is_a_client_error(client) -> None:
 @pytest.mark.parametrize("path", ["/exports/png", "/exports/bundle"])
 def test_no_chinese_font_is_a_503_naming_the_package(client, monkeypatch, path: str) -> None:
     """A server without any CJK font answers what to install, not a 500 "internal error"."""
-    from geo.report import fonts
+    from buque.geo.report import fonts
 
     monkeypatch.setattr(fonts, "find_cjk_font", lambda bold=False: None)
     monkeypatch.setattr(fonts, "_registered", {})

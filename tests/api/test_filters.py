@@ -137,7 +137,7 @@ def test_limit_is_capped(client, tables):
 
 def test_selection_agrees_with_numpy(tables):
     """The index used by the API against a plain pandas evaluation of a mixed filter."""
-    from geo.query import VillageFilter, VillageIndex
+    from buque.geo.query import VillageFilter, VillageIndex
 
     idx = VillageIndex(tables.villages)
     f = VillageFilter.parse(indicators=idx.indicators, missing="power,water", level="natural")
@@ -150,7 +150,7 @@ def test_selection_agrees_with_numpy(tables):
 @pytest.mark.parametrize("sep", ["，", "、", " ， "])
 def test_lists_split_alike_in_the_api_and_the_exports(client, tables, sep):
     """One splitter: a full-width comma or an enumeration comma separates items everywhere."""
-    from geo.report.filters import Selection
+    from buque.geo.report.filters import Selection
 
     towns = sorted(tables.villages["township"].dropna().unique())[:2]
     expected = set(tables.villages.loc[tables.villages["township"].isin(towns), "code"])

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from test_tiles import _decode, _tile_of
 
-from geo.report.filters import load_report
-from geo.report.html import village_layer
-from geo.report.maps import GAP_COLOURS, gap_classes
+from buque.geo.report.filters import load_report
+from buque.geo.report.html import village_layer
+from buque.geo.report.maps import GAP_COLOURS, gap_classes
 
 INDICATORS = ("road", "water", "power", "clinic", "broadband")
 

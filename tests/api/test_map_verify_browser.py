@@ -19,9 +19,9 @@ from playwright.sync_api import sync_playwright
 from test_map_browser import ARGS, CHROMIUM
 from three_runs import make_three
 
-from geo.archive import read_villages
-from geo.ledger import check_run
-from layers.project import LedgerSpec
+from buque.geo.archive import read_villages
+from buque.geo.ledger import check_run
+from buque.layers.project import LedgerSpec
 
 CLASSES = ("claimed_met_evidence_missing", "claimed_met_evidence_unknown",
            "claimed_missing_evidence_met")

@@ -13,7 +13,7 @@ import pandas as pd
 import pyogrio
 import pytest
 
-from geo.archive import read_run
+from buque.geo.archive import read_run
 
 
 def as_old_run(new: Path, old: Path, run_id: str) -> Path:
@@ -73,7 +73,7 @@ def test_api_serves_an_old_run_like_the_new_one(both, make_client):
 def test_a_run_without_the_failed_column_still_loads(demo_run, tmp_path, make_client):
     """gaps.parquet written before ``failed``: the popup, the XLSX ledger (API and export) and
     the village list still work, the failed condition left blank."""
-    from geo.report import ExportOptions, export
+    from buque.geo.report import ExportOptions, export
 
     run = tmp_path / "runs" / "nofailed"
     shutil.copytree(demo_run, run)

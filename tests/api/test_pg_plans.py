@@ -13,15 +13,15 @@ import pytest
 import shapely
 from synth_world import run_cli
 
-from api.settings import Settings
-from geo.plan.archive import write_plan
-from geo.plan.make import make_plan
+from buque.api.settings import Settings
+from buque.geo.plan.archive import write_plan
+from buque.geo.plan.make import make_plan
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
-from api.app import create_app  # noqa: E402
+from buque.api.app import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def pg():
 
 
 def test_plans_published_and_served_from_postgis(pg, runs, tmp_path):
-    from api.pgstore import publish
+    from buque.api.pgstore import publish
 
     dsn = pg.dsn()
     publish(runs.a, dsn)

@@ -15,8 +15,8 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 from test_map_browser import ARGS, CHROMIUM
 
-from geo.plan.archive import write_plan
-from geo.plan.make import make_plan
+from buque.geo.plan.archive import write_plan
+from buque.geo.plan.make import make_plan
 
 PHASE_RGB = {"2027": (0x1F, 0x78, 0xB4), "2028": (0x33, 0xA0, 0x2C)}  # planmap.js PHASE_COLOURS
 

@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.pgstore import PgRunStore, PgStoreError, publish
-from api.settings import Settings
-from geo.archive import read_manifest, read_run, write_run
+from buque.api.pgstore import PgRunStore, PgStoreError, publish
+from buque.api.settings import Settings
+from buque.geo.archive import read_manifest, read_run, write_run
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
-from api.app import create_app  # noqa: E402
+from buque.api.app import create_app  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -154,8 +154,8 @@ def test_more_village_filters_same_as_files(pgc, folder_client, runs, query: str
 def test_village_filters_run_in_sql(pgc, folder_client, runs, monkeypatch) -> None:
     """The PostGIS store selects, counts and pages villages in SQL: with the in-memory
     selection disabled its answers are still those of the file-based API."""
-    from api.pgstore import PgVillageSelector
-    from geo.query import VillageIndex
+    from buque.api.pgstore import PgVillageSelector
+    from buque.geo.query import VillageIndex
 
     queries = ["", "missing=any&limit=3&offset=4", "q=sant&county=Andorra", "code=nope",
                "bbox=1.45,42.45,1.6,42.6&f=csv", "indicator=road&status=met&limit=2"]
@@ -185,8 +185,8 @@ def test_village_filters_run_in_sql(pgc, folder_client, runs, monkeypatch) -> No
 
 def test_village_filter_sql_binds_values(pg, dsn) -> None:
     """User values never reach the statement text: they are parameters."""
-    from api.pgstore import PgRunStore
-    from geo.query import VillageFilter
+    from buque.api.pgstore import PgRunStore
+    from buque.geo.query import VillageFilter
 
     store = PgRunStore(dsn)
     try:
@@ -207,7 +207,7 @@ def test_village_filter_sql_binds_values(pg, dsn) -> None:
 def test_old_or_oddly_typed_runs_are_filtered_in_memory(dsn) -> None:
     """No SQL selector where SQL could answer differently: a run published without ``_search``
     or with a status column that is not text."""
-    from api.pgstore import PgVillageSelector
+    from buque.api.pgstore import PgVillageSelector
 
     store = PgRunStore(dsn)
     try:
@@ -445,7 +445,7 @@ def test_indexes_and_minzoom(pg, dsn) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "buque.cli", *args], capture_output=True,
                           text=True, cwd=REPO, timeout=120)
 
 
@@ -483,9 +483,9 @@ def test_initdb_on_this_machine() -> None:
 
 
 def test_runs_published_while_serving_are_served(pg, runs, monkeypatch) -> None:
-    import api.store
+    from buque.api import store as api_store
 
-    monkeypatch.setattr(api.store, "REFRESH_S", 0.0)
+    monkeypatch.setattr(api_store, "REFRESH_S", 0.0)
     publish(runs.a, pg.dsn(), schema="live")
     with TestClient(create_app(Settings(postgres=pg.dsn(), pg_schema="live"))) as c:
         assert [r["run_id"] for r in c.get("/runs").json()["runs"]] == [runs.a_id]

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo.lists import split_values
-from geo.query import (
+from buque.geo.lists import split_values
+from buque.geo.query import (
     QueryError,
     VillageFilter,
     VillageIndex,
@@ -132,7 +132,7 @@ def test_project_totals_empty():
 
 
 def test_project_index_agrees_with_pandas(tables):
-    from geo.query import ProjectFilter, ProjectIndex
+    from buque.geo.query import ProjectFilter, ProjectIndex
 
     ix = ProjectIndex(tables.projects)
     p = ix.table

@@ -84,8 +84,8 @@ def test_diff_filters_and_csv(folder_client, runs):
 
 
 def test_diff_function_directly(runs):
-    from geo.archive import read_run
-    from geo.diff import diff_counts, diff_gaps
+    from buque.geo.archive import read_run
+    from buque.geo.diff import diff_counts, diff_gaps
 
     a, b = read_run(runs.a).gaps, read_run(runs.b).gaps
     d = diff_gaps(a, b)
@@ -119,8 +119,8 @@ def test_app_without_lifespan_loads_on_first_request(demo_run):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*httpx2.*")
         from fastapi.testclient import TestClient
-    from api.app import create_app
-    from api.settings import Settings
+    from buque.api.app import create_app
+    from buque.api.settings import Settings
 
     c = TestClient(create_app(Settings(data=demo_run)))     # not entered: no lifespan
     assert c.get("/collections/villages/items?limit=1").json()["numberReturned"] == 1

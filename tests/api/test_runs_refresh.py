@@ -8,9 +8,9 @@ import warnings
 
 import pytest
 
-import api.store
-from api.app import create_app
-from api.settings import Settings
+from buque.api import store as api_store
+from buque.api.app import create_app
+from buque.api.settings import Settings
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
@@ -33,10 +33,10 @@ def test_new_and_removed_runs_are_picked_up(runs, served, monkeypatch) -> None:
         assert [r["run_id"] for r in first["runs"]] == [runs.a_id]
         shutil.copytree(runs.b, folder / "b")  # a later run arrives
         # within the refresh interval nothing is looked at again...
-        monkeypatch.setattr(api.store, "REFRESH_S", 3600.0)
+        monkeypatch.setattr(api_store, "REFRESH_S", 3600.0)
         assert c.get("/runs").json()["newest"] == runs.a_id
         # ...after it, the new run is served, and is the newest (the default)
-        monkeypatch.setattr(api.store, "REFRESH_S", 0.0)
+        monkeypatch.setattr(api_store, "REFRESH_S", 0.0)
         got = c.get("/runs").json()
         assert [r["run_id"] for r in got["runs"]] == [runs.b_id, runs.a_id]
         assert got["newest"] == runs.b_id
@@ -54,7 +54,7 @@ def test_new_and_removed_runs_are_picked_up(runs, served, monkeypatch) -> None:
 
 def test_an_unknown_run_id_looks_again(runs, served, monkeypatch) -> None:
     folder = served
-    monkeypatch.setattr(api.store, "REFRESH_S", 3600.0)
+    monkeypatch.setattr(api_store, "REFRESH_S", 3600.0)
     with TestClient(create_app(Settings(data=folder))) as c:
         assert c.get("/summary", params={"run": runs.b_id}).status_code == 404
         shutil.copytree(runs.b, folder / "b")
@@ -67,7 +67,7 @@ def test_a_run_replaced_in_place_is_reloaded(runs, tmp_path, monkeypatch) -> Non
     folder = tmp_path / "served"
     folder.mkdir()
     shutil.copytree(runs.a, folder / "r")
-    monkeypatch.setattr(api.store, "REFRESH_S", 0.0)
+    monkeypatch.setattr(api_store, "REFRESH_S", 0.0)
     with TestClient(create_app(Settings(data=folder))) as c:
         assert c.get("/runs").json()["newest"] == runs.a_id
         shutil.rmtree(folder / "r")
@@ -79,7 +79,7 @@ def test_a_run_replaced_in_place_is_reloaded(runs, tmp_path, monkeypatch) -> Non
 
 
 def test_refresh_keeps_serving_when_the_folder_cannot_be_read(runs, served, monkeypatch) -> None:
-    monkeypatch.setattr(api.store, "REFRESH_S", 0.0)
+    monkeypatch.setattr(api_store, "REFRESH_S", 0.0)
     with TestClient(create_app(Settings(data=served))) as c:
         store = c.app.state.store
 

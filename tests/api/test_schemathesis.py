@@ -109,8 +109,8 @@ def test_api(runs, tmp_path):
     (for /plans/{id} and /plans/{a}/diff/{b}): no failure of any check, the export job
     operations among those tested. Exports wait 2 s for their job (not 20), so that the many
     the run asks for answer 202 soon."""
-    from geo.plan.archive import write_plan
-    from geo.plan.make import make_plan
+    from buque.geo.plan.archive import write_plan
+    from buque.geo.plan.make import make_plan
 
     for name, budget in (("plan-a", "2e6"), ("plan-b", "8e6")):
         write_plan(tmp_path / "plans" / name, make_plan(runs.a, [budget]))

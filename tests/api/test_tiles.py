@@ -161,6 +161,6 @@ def test_tiles_are_gzipped_only_for_clients_that_accept_it(client, tables) -> No
                                              ("*;q=0", False), ("br, x-gzip", True),
                                              ("deflate, *;q=0.1, gzip;q=0", False)])
 def test_accepts_gzip(header, expected) -> None:
-    from api.routes.tiles import accepts_gzip
+    from buque.api.routes.tiles import accepts_gzip
 
     assert accepts_gzip(header) is expected

@@ -11,9 +11,9 @@ import pandas as pd
 import pyogrio
 import pytest
 
-from geo.ledger import check_run
-from geo.run import run_project
-from layers.project import LedgerSpec
+from buque.geo.ledger import check_run
+from buque.geo.run import run_project
+from buque.layers.project import LedgerSpec
 
 
 @pytest.fixture(scope="module")

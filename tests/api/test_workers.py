@@ -19,7 +19,7 @@ def _start(args: list[str], **env: str) -> tuple[subprocess.Popen, str, object]:
     full = {**os.environ, **env, "PYTHONPATH": str(REPO)}
     full.pop("BUQUE_SESSION_SECRET", None)
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller)
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", *args, "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "buque.cli", "serve", *args, "--port",
                              str(port)], cwd=REPO, env=full, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -71,7 +71,7 @@ def test_two_workers_share_sessions(demo_run):
 def test_bad_basemap_is_a_one_line_error(demo_run, tmp_path):
     bad = tmp_path / "bad.mbtiles"
     bad.write_text("not tiles")
-    r = subprocess.run([sys.executable, "-m", "api.cli", "serve", str(demo_run), "--basemap",
+    r = subprocess.run([sys.executable, "-m", "buque.cli", "serve", str(demo_run), "--basemap",
                         str(bad)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
@@ -86,9 +86,9 @@ def test_worker_connections_get_tcp_nodelay():
     import asyncio
     import socket
 
-    from api.serving import TcpConfig
+    from buque.api.serving import TcpConfig
 
-    config = TcpConfig("api.app:create_app", factory=True, host="127.0.0.1", port=free_port(),
+    config = TcpConfig("buque.api.app:create_app", factory=True, host="127.0.0.1", port=free_port(),
                        workers=2)
     sock = config.bind_socket()
     assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()

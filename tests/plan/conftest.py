@@ -18,7 +18,7 @@ def province(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def province_run(province, tmp_path_factory) -> Path:
-    from geo.run import run_project
+    from buque.geo.run import run_project
 
     out = tmp_path_factory.mktemp("plan-runs") / "run"
     run_project(province / "project.toml", out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from geo.plan.budget import allocate, closure
+from buque.geo.plan.budget import allocate, closure
 
 
 def instance(rng: np.random.Generator, n_units: int = 12, n_works: int = 18):

@@ -15,9 +15,9 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from geo.plan.harden import harden_works
-from geo.plan.params import make_params
-from layers.profile import load_profile
+from buque.geo.plan.harden import harden_works
+from buque.geo.plan.params import make_params
+from buque.layers.profile import load_profile
 
 X0, Y0 = 500_000.0, 3_320_000.0
 TO_LL = Transformer.from_crs("EPSG:32649", "EPSG:4326", always_xy=True)
@@ -154,11 +154,11 @@ def test_hardened_roads_meet_on_rerun(province, province_run, tmp_path):
     import geopandas as gpd
     import pyogrio
 
-    from geo.metric import bands_of, project
-    from geo.plan.archive import write_plan
-    from geo.plan.make import make_plan
-    from geo.plan.works import load_run
-    from geo.run import run_project
+    from buque.geo.metric import bands_of, project
+    from buque.geo.plan.archive import write_plan
+    from buque.geo.plan.make import make_plan
+    from buque.geo.plan.works import load_run
+    from buque.geo.run import run_project
 
     d = tmp_path / "prov"
     shutil.copytree(province, d)

@@ -11,10 +11,10 @@ import pytest
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import cdist
 
-from geo.metric import transform_xy, utm_crs
-from geo.plan.archive import read_plan, write_plan
-from geo.plan.make import make_plan
-from geo.run import run_project
+from buque.geo.metric import transform_xy, utm_crs
+from buque.geo.plan.archive import read_plan, write_plan
+from buque.geo.plan.make import make_plan
+from buque.geo.run import run_project
 
 
 def _pairs(df: pd.DataFrame) -> set[tuple[str, str]]:

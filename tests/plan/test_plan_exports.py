@@ -13,10 +13,10 @@ from openpyxl import load_workbook
 from PIL import Image
 from synth_world import run_cli
 
-from geo.plan.archive import read_plan, write_plan
-from geo.plan.make import make_plan
-from geo.report.planned import PHASE_COLOURS
-from geo.report.text import col
+from buque.geo.plan.archive import read_plan, write_plan
+from buque.geo.plan.make import make_plan
+from buque.geo.report.planned import PHASE_COLOURS
+from buque.geo.report.text import col
 
 
 def _rgb(h: str) -> np.ndarray:

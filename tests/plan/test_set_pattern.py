@@ -9,9 +9,9 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo.plan.params import make_params, parse_set, set_keys, set_pattern
-from layers.errors import BuqueInputError
-from layers.profile import load_profile
+from buque.geo.plan.params import make_params, parse_set, set_keys, set_pattern
+from buque.layers.errors import BuqueInputError
+from buque.layers.profile import load_profile
 
 PROFILE = load_profile("national")
 PATTERN = set_pattern(PROFILE)

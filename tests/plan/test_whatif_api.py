@@ -14,14 +14,14 @@ with warnings.catch_warnings():
 
 from synth_world import run_cli
 
-from api.app import create_app
-from api.settings import Settings
-from geo.plan.archive import write_plan
-from geo.plan.make import make_plan
-from geo.plan.params import make_params
-from geo.plan.whatif import WhatIf, restatus
-from geo.plan.works import load_run
-from geo.run import run_project
+from buque.api.app import create_app
+from buque.api.settings import Settings
+from buque.geo.plan.archive import write_plan
+from buque.geo.plan.make import make_plan
+from buque.geo.plan.params import make_params
+from buque.geo.plan.whatif import WhatIf, restatus
+from buque.geo.plan.works import load_run
+from buque.geo.run import run_project
 
 
 def test_threshold_whatif_matches_a_real_run(province, province_run, tmp_path):

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from layers.errors import BuqueInputError
+from buque.layers.errors import BuqueInputError
 
 
 def _fields(given: list[str] | None) -> dict[str, str]:
@@ -45,10 +45,10 @@ def register(app: typer.Typer, console: Console, fail: Callable[[Exception], Non
     ) -> None:
         """Check a run against the office's ledger: discrepancies.csv (claimed met, evidence
         missing / unknown; claimed missing, evidence met), ledger rows not used in rejected.csv."""
-        from geo.archive import is_run
-        from geo.derive import ProfileChanged
-        from geo.ledger import CLASS_ZH, CLASSES, check_run
-        from layers.project import LedgerSpec
+        from buque.geo.archive import is_run
+        from buque.geo.derive import ProfileChanged
+        from buque.geo.ledger import CLASS_ZH, CLASSES, check_run
+        from buque.layers.project import LedgerSpec
 
         if not is_run(run):
             fail(FileNotFoundError(f"{run}: not a Buque run (no manifest.json)"))
@@ -91,9 +91,9 @@ def register(app: typer.Typer, console: Console, fail: Callable[[Exception], Non
                          ] = True,
     ) -> None:
         """Draw a reproducible stratified random sample of villages for a field visit."""
-        from geo.archive import is_run
-        from geo.report.fonts import FontError
-        from geo.sample import SampleError, write_sample
+        from buque.geo.archive import is_run
+        from buque.geo.report.fonts import FontError
+        from buque.geo.sample import SampleError, write_sample
 
         if not is_run(run):
             fail(FileNotFoundError(f"{run}: not a Buque run (no manifest.json)"))
@@ -125,10 +125,10 @@ def register(app: typer.Typer, console: Console, fail: Callable[[Exception], Non
     ) -> None:
         """Make a new run in which the visited pairs carry the observed status (source =
         field); prints what the visit changed."""
-        from geo.archive import is_run
-        from geo.derive import ProfileChanged
-        from geo.diff import CHANGES
-        from geo.verify import verify_run
+        from buque.geo.archive import is_run
+        from buque.geo.derive import ProfileChanged
+        from buque.geo.diff import CHANGES
+        from buque.geo.verify import verify_run
 
         if not is_run(run):
             fail(FileNotFoundError(f"{run}: not a Buque run (no manifest.json)"))
@@ -165,11 +165,11 @@ def register(app: typer.Typer, console: Console, fail: Callable[[Exception], Non
         date the target is reached at the current pace, regressions (反弹) with their cause."""
         import pandas as pd
 
-        from geo.archive import read_manifest, write_csv
-        from geo.derive import ProfileChanged, run_profile
-        from geo.lists import split_values
-        from geo.progress import chart, pace, project_runs, regressions, series, totals
-        from geo.report.fonts import FontError
+        from buque.geo.archive import read_manifest, write_csv
+        from buque.geo.derive import ProfileChanged, run_profile
+        from buque.geo.lists import split_values
+        from buque.geo.progress import chart, pace, project_runs, regressions, series, totals
+        from buque.geo.report.fonts import FontError
 
         try:
             runs = project_runs(data, project)

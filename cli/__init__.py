@@ -14,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from layers.errors import BuqueInputError
-from layers.schema import COUNT_COLUMNS
+from buque.layers.errors import BuqueInputError
+from buque.layers.schema import COUNT_COLUMNS
 
 app = typer.Typer(help="Buque (补缺): find what each village lacks against the national standard "
                   "and plan what fills it.", no_args_is_help=True, add_completion=False)
@@ -42,8 +42,8 @@ def _run(project: Path, out: Path, standard: str | None, **engine):
         TimeRemainingColumn,
     )
 
-    from geo.distributed import EngineError
-    from geo.run import run_project
+    from buque.geo.distributed import EngineError
+    from buque.geo.run import run_project
 
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
@@ -90,7 +90,7 @@ def print_summary(result) -> None:
     tot = county.groupby("indicator", sort=False)[list(COUNT_COLUMNS)].sum()
     proj = result.tables.projects
     cost = proj.groupby("indicator")["cost"].sum() if len(proj) else {}
-    from layers.profile import load_profile  # noqa: PLC0415
+    from buque.layers.profile import load_profile  # noqa: PLC0415
 
     prof = load_profile(m["profile"]["path"])
     head = ("indicator", *COUNT_COLUMNS, "rate", "target",
@@ -180,7 +180,7 @@ def demo(
     port: int = 8000,
 ) -> None:
     """Run the bundled demo (real OpenStreetMap data of a mountain area) and serve it."""
-    from geo.run import run_project  # noqa: F401  (import errors surface before the spinner)
+    from buque.geo.run import run_project  # noqa: F401  (import errors surface before the spinner)
 
     stamp = time.strftime("%Y%m%dT%H%M%S")
     result = _run(DEMO_PROJECT, data / f"demo-{stamp}", None)
@@ -194,11 +194,11 @@ def _serve(data: Path | None, host: str, port: int, postgres: str | None = None,
            schema: str = "buque", basemap: Path | None = None, workers: int = 1) -> None:
     import uvicorn
 
-    from api.app import create_app
-    from api.settings import Settings
+    from buque.api.app import create_app
+    from buque.api.settings import Settings
 
     if basemap is not None:  # a bad file is a one-line error before anything starts
-        from geo.basemap import BasemapError, open_basemap
+        from buque.geo.basemap import BasemapError, open_basemap
 
         try:
             open_basemap(basemap).close()
@@ -212,7 +212,7 @@ def _serve(data: Path | None, host: str, port: int, postgres: str | None = None,
                 else Settings(postgres=postgres, pg_schema=schema, basemap=basemap))
     app = create_app(settings)
     if postgres is not None:  # open the store here: a bad DSN is a one-line error, not a trace
-        from api.pgstore import PgRunStore, PgStoreError
+        from buque.api.pgstore import PgRunStore, PgStoreError
 
         try:
             app.state.store = PgRunStore(postgres, schema, preload=settings.preload)
@@ -226,7 +226,7 @@ def _serve(data: Path | None, host: str, port: int, postgres: str | None = None,
 
 def _serve_workers(data: Path | None, host: str, port: int, postgres: str | None, schema: str,
                    basemap: Path | None, workers: int) -> None:
-    from api.serving import serve_workers
+    from buque.api.serving import serve_workers
 
     env = {"BUQUE_DATA": str(data.resolve()) if data is not None else None,
            "BUQUE_POSTGRES": postgres, "BUQUE_PG_SCHEMA": schema if postgres else None,
@@ -282,13 +282,13 @@ def publish(
 ) -> None:
     """Load a run (or a plan: buque plan) into PostGIS (GiST-indexed), replacing an earlier copy
     of the same run in one transaction; serve it with buque serve --postgres."""
-    from api.pgstore import PgStoreError
-    from api.pgstore import publish as publish_run
-    from geo.archive import is_run
-    from geo.plan.archive import is_plan
+    from buque.api.pgstore import PgStoreError
+    from buque.api.pgstore import publish as publish_run
+    from buque.geo.archive import is_run
+    from buque.geo.plan.archive import is_plan
 
     if is_plan(run):
-        from api.pgplans import publish_plan
+        from buque.api.pgplans import publish_plan
 
         try:
             out = publish_plan(run, postgres, schema=schema)
@@ -318,7 +318,7 @@ def publish(
 @standards_app.command("list")
 def standards_list() -> None:
     """Bundled profiles."""
-    from layers.profile import bundled_profiles, load_profile
+    from buque.layers.profile import bundled_profiles, load_profile
 
     for name in bundled_profiles():
         p = load_profile(name)
@@ -329,7 +329,7 @@ def standards_list() -> None:
 def standards_show(name: Annotated[str, typer.Argument(help="Bundled name or TOML path.")]
                    ) -> None:
     """Print a profile: each indicator's level, rule, threshold, evidence, deadline, remedy."""
-    from layers.profile import load_profile
+    from buque.layers.profile import load_profile
 
     try:
         p = load_profile(name)
@@ -413,8 +413,16 @@ def export_cmd(
                                                "PNG/PDF maps.")] = None,
 ) -> None:
     """Export report-ready maps (PNG/PDF/HTML), the ledger (XLSX) and GIS files of a run."""
-    from geo.basemap import BasemapError
-    from geo.report import ExportError, ExportOptions, FontError, Selection, export, export_bundle, format_of
+    from buque.geo.basemap import BasemapError
+    from buque.geo.report import (
+        ExportError,
+        ExportOptions,
+        FontError,
+        Selection,
+        export,
+        export_bundle,
+        format_of,
+    )
 
     try:
         fmt = fmt or ("pdf" if bundle else format_of(out))
@@ -438,7 +446,7 @@ def export_cmd(
     console.log(f"exported {len(result.files)} file(s) in {result.seconds:.2f} s")
 
 
-from api.cli_verify import register as _register_verify  # noqa: E402
+from buque.cli.verify import register as _register_verify  # noqa: E402
 
 _register_verify(app, console, _fail, _print_table)
 
@@ -461,14 +469,14 @@ def plan_cmd(
 ) -> None:
     """Plan works for a run's gaps under a budget (buque plan RUN --budget CNY --out PLAN), or
     compare two plans (buque plan diff A B)."""
-    from geo.plan.params import parse_set
+    from buque.geo.plan.params import parse_set
 
     try:
         if args and args[0] == "diff":
             if len(args) != 3:
                 raise typer.BadParameter("usage: buque plan diff PLAN_A PLAN_B")
-            from geo.plan.archive import read_plan
-            from geo.plan.diff import diff_plans
+            from buque.geo.plan.archive import read_plan
+            from buque.geo.plan.diff import diff_plans
 
             summary, works = diff_plans(read_plan(args[1]), read_plan(args[2]))
             import json
@@ -479,8 +487,8 @@ def plan_cmd(
             return
         if len(args) != 1 or out is None:
             raise typer.BadParameter("usage: buque plan RUN --budget CNY --out PLAN")
-        from geo.plan.archive import write_plan
-        from geo.plan.make import make_plan
+        from buque.geo.plan.archive import write_plan
+        from buque.geo.plan.make import make_plan
 
         t0 = time.perf_counter()
         sets = dict(parse_set(x) for x in set_ or [])

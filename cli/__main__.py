@@ -1,0 +1,5 @@
+"""``python -m buque.cli``: the ``buque`` command."""
+
+from buque.cli import main
+
+main()
