@@ -21,8 +21,9 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-from buque.geo.archive import VILLAGES, read_layers, read_manifest, read_villages
+from buque.geo.archive import LAYERS_DIR, VILLAGES, read_manifest, read_villages
 from buque.geo.columns import equals
 from buque.geo.plan import harden, network, points
 from buque.geo.plan.params import Params
@@ -72,7 +73,18 @@ def load_run(run: str | Path, layers: bool = True) -> RunInput:
     v["unit"] = np.where(nat & parent_known, v["village_code"].astype(str), v["code"].astype(str))
     v["priority"] = priority(v)
     return RunInput(path=run, manifest=manifest, gaps=gaps, villages=v.reset_index(drop=True),
-                    layers=read_layers(run) if layers else {}, profile=profile)
+                    layers=_plan_layers(run) if layers else {}, profile=profile)
+
+
+def _plan_layers(run: Path) -> dict[str, gpd.GeoDataFrame]:
+    """The run's archived feature layers with what planning reads of them: ``id``, the
+    geometry and each indicator's evidence class (not the other attributes)."""
+    out = {}
+    for p in sorted((run / LAYERS_DIR).glob("*.parquet")):
+        names = pq.read_schema(p).names
+        cols = [c for c in names if c in ("id", "geometry") or c.startswith("evidence_")]
+        out[p.stem] = gpd.read_parquet(p, columns=cols)
+    return out
 
 
 def _geoms_by_id(layer: gpd.GeoDataFrame | None) -> pd.Series | None:
