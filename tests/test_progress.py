@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import json
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import pytest
 from fontTools.ttLib import TTFont
 from matplotlib import font_manager
 from PIL import Image
 from synth_world import run_cli
+from three_runs import make_three
 
 from buque.geo.progress import AXIS_X, AXIS_Y, chart, pace, project_runs, regressions, series, totals
-from buque.geo.run import run_project
-
-DATES = ["2025-03-01T08:00:00+00:00", "2025-06-01T08:00:00+00:00", "2025-09-01T08:00:00+00:00"]
 
 
 def read_csv(path):
@@ -27,34 +23,9 @@ def read_csv(path):
 
 
 @pytest.fixture(scope="module")
-def three(copy_synth_module):
-    """r1; r2 after R2 was paved (V3 and N4 gain a road); r3 after R1 was removed and R5's
-    surface became gravel. Run dates set three months apart."""
-    d, roads_path, project = copy_synth_module
-    runs = d / "runs"
-    roads = gpd.read_file(roads_path)
-    run_project(project, runs / "r1")
-    roads.loc[roads["LXBM"] == "R2", "LMLX"] = "水泥"
-    pyogrio.write_dataframe(roads, roads_path, driver="ESRI Shapefile")
-    run_project(project, runs / "r2")
-    roads = roads[roads["LXBM"] != "R1"].copy()
-    roads.loc[roads["LXBM"] == "R5", "LMLX"] = "砂石"
-    pyogrio.write_dataframe(roads, roads_path, driver="ESRI Shapefile")
-    run_project(project, runs / "r3")
-    for name, when in zip(("r1", "r2", "r3"), DATES, strict=True):
-        m = json.loads((runs / name / "manifest.json").read_text("utf-8"))
-        m["created"] = when
-        (runs / name / "manifest.json").write_text(json.dumps(m, ensure_ascii=False), "utf-8")
-    return runs
-
-
-@pytest.fixture(scope="module")
-def copy_synth_module(synth, tmp_path_factory):
-    import shutil
-
-    d = tmp_path_factory.mktemp("progress")
-    shutil.copytree(synth.dir, d / "proj")
-    return d, d / "proj" / "roads.shp", d / "proj" / "project.toml"
+def three(synth, tmp_path_factory):
+    """The three runs of tests/three_runs.py (run dates three months apart)."""
+    return make_three(synth.dir, tmp_path_factory.mktemp("progress"))
 
 
 def test_series_equals_each_runs_summary(three):
