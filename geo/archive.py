@@ -137,7 +137,7 @@ def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
         with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, ensure_ascii=False, indent=2, default=str)
         os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; a run is for everyone to read
-        _replace_dir(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -159,16 +159,19 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
         pacsv.write_csv(table, f, write_options=pacsv.WriteOptions(quoting_style="needed"))
 
 
-def _replace_dir(new: Path, out: Path) -> None:
-    """Swap ``new`` into ``out``; an existing ``out`` is moved aside first, then removed."""
+def replace_dir(new: Path, out: Path, marker: str | None = MANIFEST, what: str = "run") -> None:
+    """Swap the finished folder ``new`` into ``out``: an existing ``out`` is moved aside, then
+    removed (and moved back if the swap fails). With ``marker``, an existing non-empty ``out``
+    without that file (not a Buque ``what``) is refused rather than replaced. Runs, plans,
+    samples and derived runs are all written this way."""
     if not out.exists():
         os.rename(new, out)
         return
     if not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is a file, not a run directory; refusing to "
-                              "replace it")
-    if not (out / MANIFEST).is_file() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: exists and is not a Buque run; refusing to replace it")
+        raise FileExistsError(f"{out}: exists and is a file, not a {what} directory; refusing "
+                              "to replace it")
+    if marker is not None and not (out / marker).is_file() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: exists and is not a Buque {what}; refusing to replace it")
     old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
     os.rename(out, old)
     try:

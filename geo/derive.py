@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from buque.geo.archive import MANIFEST, _replace_dir, is_run, sha256_file
+from buque.geo.archive import MANIFEST, is_run, replace_dir, sha256_file
 
 Writer = Callable[[Path], None]
 
@@ -54,7 +54,7 @@ def derive_run(src: Path, out: Path, writers: Mapping[str, Writer], manifest: di
         with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, ensure_ascii=False, indent=2, default=str)
         os.chmod(tmp, 0o755)
-        _replace_dir(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

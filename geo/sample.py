@@ -228,7 +228,7 @@ def write_sample(run: Path, out: Path, n: int, seed: int, *, by: str | None = No
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from buque.geo.archive import read_manifest, read_run, sha256_file, write_csv  # noqa: PLC0415
+    from buque.geo.archive import read_manifest, read_run, replace_dir, sha256_file, write_csv  # noqa: PLC0415
     from buque.geo.derive import run_profile  # noqa: PLC0415
     from buque.geo.ledger import labels_of, read_discrepancies  # noqa: PLC0415
 
@@ -280,13 +280,7 @@ def write_sample(run: Path, out: Path, n: int, seed: int, *, by: str | None = No
         (tmp / "sample.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2,
                                                     default=int), encoding="utf-8")
         os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+        replace_dir(tmp, out, marker=None)  # any earlier folder at ``out`` is replaced
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -8,13 +8,12 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 
-from buque.geo.archive import CSV_ENCODING, write_csv, write_geoparquet
+from buque.geo.archive import CSV_ENCODING, replace_dir, write_csv, write_geoparquet
 from buque.geo.csvsafe import restore_frame
 from buque.geo.plan.make import Plan
 
@@ -42,17 +41,7 @@ def write_plan(out: str | Path, plan: Plan) -> Path:
             json.dump(plan.meta, f, ensure_ascii=False, indent=2, sort_keys=False)
             f.write("\n")
         os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(out, old)
-            try:
-                os.rename(tmp, out)
-            except BaseException:
-                os.rename(old, out)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+        replace_dir(tmp, out, PLAN_JSON, "plan")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
