@@ -35,6 +35,7 @@ from scipy.spatial import cKDTree
 
 from buque.geo.metric import bands_of, project
 from buque.geo.network import MERGE_M, RoadGraph
+from buque.geo.plan.network import pair_arrays
 from buque.geo.plan.params import Costs
 
 
@@ -103,13 +104,8 @@ def harden_works(pairs: pd.DataFrame, roads: np.ndarray, qualifying: np.ndarray,
     at = np.full(n, -1, np.int64)
     if cost.harden_unit_cost is None or not n or not len(roads) or not qualifying.any():
         return pd.DataFrame(), at, at >= 0
-    lon = pairs["lon"].to_numpy(float)
-    lat = pairs["lat"].to_numpy(float)
-    dist = pairs["distance_m"].to_numpy(float, na_value=np.nan)
-    codes = pairs["village_code"].astype(str).to_numpy()
-    factor = pairs["factor"].to_numpy(float)
-    reach = cost.reach_m
-    default_m = 1000.0 * (cost.default_km or 0.0)
+    lon, lat, dist, codes, factor = pair_arrays(pairs)
+    reach, default_m = cost.reach_m, cost.default_m
     own_m = np.where(np.isfinite(dist), np.maximum(dist - reach, 0.0), default_m)
     afford = own_m * cost.unit_cost / cost.harden_unit_cost  # the longest hardening worth it
     # exact prunings, in degrees generous enough for any latitude of the villages (a metre is

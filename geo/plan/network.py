@@ -54,6 +54,15 @@ def delaunay_edges(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return key // n, key % n
 
 
+def pair_arrays(pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                               np.ndarray]:
+    """A gap-pair table's ``lon``, ``lat``, ``distance_m`` (NaN: no qualifying feature),
+    ``village_code`` (str) and county cost ``factor`` as arrays."""
+    return (pairs["lon"].to_numpy(float), pairs["lat"].to_numpy(float),
+            pairs["distance_m"].to_numpy(float, na_value=np.nan),
+            pairs["village_code"].astype(str).to_numpy(), pairs["factor"].to_numpy(float))
+
+
 def spanning_tree(xy: np.ndarray, root_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Parent of each point in the MST rooted at a virtual root (-1 = the root) joined to point
     i by an edge of length ``root_w[i]``, and the length of each point's edge to its parent."""
@@ -91,13 +100,8 @@ def network_works(pairs: pd.DataFrame, layer_geoms: pd.Series | None, cost: Cost
     id. Returns the works and, per pair row, its work's position in them.
     """
     n = len(pairs)
-    lon = pairs["lon"].to_numpy(float)
-    lat = pairs["lat"].to_numpy(float)
-    dist = pairs["distance_m"].to_numpy(float, na_value=np.nan)
-    codes = pairs["village_code"].astype(str).to_numpy()
-    factor = pairs["factor"].to_numpy(float)
-    reach = cost.reach_m
-    default_m = 1000.0 * (cost.default_km if cost.default_km is not None else 0.0)
+    lon, lat, dist, codes, factor = pair_arrays(pairs)
+    reach, default_m = cost.reach_m, cost.default_m
     out = {k: [] for k in ("pos", "parent", "cluster", "length", "standalone", "geometry")}
     for band in bands_of(lon, lat):
         m = band.members

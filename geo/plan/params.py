@@ -55,6 +55,11 @@ class Costs:
         """How far short of a leaf village a new line may stop."""
         return REACH_SHARE * float(self.threshold_m or 0.0)
 
+    @property
+    def default_m(self) -> float:
+        """The line of a village with no network in reach (its standalone supply), in metres."""
+        return 1000.0 * (self.default_km or 0.0)
+
 
 @dataclass(frozen=True)
 class Params:
