@@ -21,23 +21,14 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
+from pgtest import throwaway_cluster
+
 from buque.api.app import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def pg():
-    from bench.pgcluster import Cluster, PostgresMissing
-
-    try:
-        cluster = Cluster(tag="buque-plans")
-    except PostgresMissing as e:
-        pytest.fail(f"PostgreSQL is needed for the PostGIS plan tests: {e}", pytrace=False)
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.cleanup()
+    yield from throwaway_cluster("buque-plans", "the PostGIS plan tests")
 
 
 def test_plans_published_and_served_from_postgis(pg, runs, tmp_path):

@@ -26,6 +26,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
+from pgtest import throwaway_cluster
+
 from buque.api.app import create_app  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,18 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def pg():
     """A throwaway PostgreSQL cluster with PostGIS available (bench/pgcluster.py)."""
-    from bench.pgcluster import Cluster, PostgresMissing
-
-    try:
-        cluster = Cluster(tag="buque-test")
-    except PostgresMissing as e:
-        pytest.fail(f"PostgreSQL is needed for the PostGIS store tests: {e}", pytrace=False)
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.cleanup()
+    yield from throwaway_cluster("buque-test", "the PostGIS store tests")
 
 
 @pytest.fixture(scope="module")
