@@ -18,6 +18,20 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "gap-map.png"
 
 
+def keep_on_server(pg, outside: list[str]) -> None:
+    """Let the page reach this machine only; what it asks elsewhere is refused and noted in
+    ``outside`` (the map must work offline)."""
+
+    def route(r):
+        if r.request.url.startswith("http://127.0.0.1"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    pg.route("**/*", route)
+
+
 @pytest.fixture(scope="module")
 def page(live):
     if not Path(CHROMIUM).exists():
@@ -27,14 +41,7 @@ def page(live):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         pg = browser.new_page(viewport={"width": 1280, "height": 800})
 
-        def route(r):
-            if r.request.url.startswith("http://127.0.0.1"):
-                r.continue_()
-            else:
-                outside.append(r.request.url)
-                r.abort()
-
-        pg.route("**/*", route)
+        keep_on_server(pg, outside)
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
         pg.goto(f"{live.url}/map")

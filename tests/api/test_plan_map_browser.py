@@ -13,7 +13,7 @@ import pytest
 from conftest import serve
 from PIL import Image
 from playwright.sync_api import sync_playwright
-from test_map_browser import ARGS, CHROMIUM
+from test_map_browser import ARGS, CHROMIUM, keep_on_server
 
 from buque.geo.plan.archive import write_plan
 from buque.geo.plan.make import make_plan
@@ -38,14 +38,7 @@ def page(demo_run, plan_dir):
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             pg = browser.new_page(viewport={"width": 1280, "height": 800})
 
-            def route(r):
-                if r.request.url.startswith("http://127.0.0.1"):
-                    r.continue_()
-                else:
-                    outside.append(r.request.url)
-                    r.abort()
-
-            pg.route("**/*", route)
+            keep_on_server(pg, outside)
             pg.on("pageerror", lambda e: errors.append(str(e)))
             pg.goto(f"{url}/map")
             pg.wait_for_function("() => window.buqueReady === true", timeout=60_000)
