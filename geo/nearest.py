@@ -32,7 +32,9 @@ K_TIES = 4  # points compared for exact distance ties
 
 
 class FeatureIndex:
-    """Features (EPSG:4326) indexed in the metric ``crs``; indexes are built lazily, once."""
+    """Features (EPSG:4326) indexed in the metric ``crs``; indexes are built lazily, once.
+
+    Query points are projected: point geometries or an (n, 2) coordinate array (cheaper)."""
 
     def __init__(self, geoms: np.ndarray, crs: str) -> None:
         self.geoms = np.asarray(geoms, dtype=object)
@@ -108,7 +110,7 @@ class FeatureIndex:
         idx = np.full(n, -1, dtype=np.int64)
         if n == 0 or len(self) == 0:
             return dist, idx
-        xy = shapely.get_coordinates(points)
+        xy = _xy(points)
         if len(self._points):
             d, i = _kd_nearest(self._kd, xy, max_distance)
             _merge(dist, idx, d, np.where(i >= 0, self._points[np.maximum(i, 0)], -1))
@@ -116,12 +118,13 @@ class FeatureIndex:
             d, i, unsure = self._segments.nearest(xy, max_distance)
             if unsure.any():  # rare: settle with an exact STRtree search
                 lines = self.projected[self._lines]
-                d[unsure], j = _tree_nearest(STRtree(lines), lines, points[unsure], max_distance)
+                d[unsure], j = _tree_nearest(STRtree(lines), lines, _geoms(points[unsure]),
+                                             max_distance)
                 i[unsure] = np.where(j >= 0, self._lines[np.maximum(j, 0)], -1)
             _merge(dist, idx, d, i)
         if len(self._others):
-            d, i = _tree_nearest(self._other_tree, self.projected[self._others], points,
-                                 max_distance)
+            d, i = _tree_nearest(self._other_tree, self.projected[self._others],
+                                 _geoms(points), max_distance)
             _merge(dist, idx, d, np.where(i >= 0, self._others[np.maximum(i, 0)], -1))
         return dist, idx
 
@@ -132,21 +135,38 @@ class FeatureIndex:
         Uses the indexes of all features (no per-mask index is built): candidate pairs come
         from one dual-tree pass (``cKDTree.sparse_distance_matrix``) and are filtered.
         """
-        n = len(points)
-        dist = np.full(n, np.nan)
-        idx = np.full(n, -1, dtype=np.int64)
-        if n == 0 or not mask.any():
-            return dist, idx
-        xy = shapely.get_coordinates(points)
+        dist, idx = np.full(len(points), np.nan), np.full(len(points), -1, dtype=np.int64)
+        if len(points) and mask.any():
+            _first_per_query(*self._pairs_within(points, float(max_distance), mask), dist, idx)
+        return dist, idx
+
+    def covered(self, points: np.ndarray, radius: np.ndarray, mask: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each projected point lies within some feature's own ``radius`` (0 = inside),
+        among the features in ``mask`` (default all).
+
+        Returns ``(covered, index)`` with the index of the closest covering feature, or -1.
+        """
+        dist, idx = np.full(len(points), np.nan), np.full(len(points), -1, dtype=np.int64)
+        mask = np.ones(len(self), dtype=bool) if mask is None else mask
+        if len(points) and mask.any():
+            qi, f, d = self._pairs_within(points, float(radius[mask].max()), mask)
+            ok = d <= radius[f]
+            _first_per_query(qi[ok], f[ok], d[ok], dist, idx)
+        return idx >= 0, idx
+
+    def _pairs_within(self, points: np.ndarray, r: float, mask: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every (point, feature in ``mask``) pair at most ``r`` apart, with the exact distance:
+        point features and line segments through their k-d trees, others through an STRtree."""
+        xy = _xy(points)
         qkd = cKDTree(xy, balanced_tree=False, compact_nodes=False)
-        r = float(max_distance)
+        out = []
         if len(self._points) and mask[self._points].any():
             pairs = qkd.sparse_distance_matrix(self._kd, r, output_type="ndarray")
             f = self._points[pairs["j"]]
             ok = mask[f] & (pairs["v"] <= r)
-            d, i = np.full(n, np.nan), np.full(n, -1, dtype=np.int64)
-            _first_per_query(pairs["i"][ok], f[ok], pairs["v"][ok], d, i)
-            _merge(dist, idx, d, i)
+            out.append((pairs["i"][ok], f[ok], pairs["v"][ok]))
         if len(self._lines) and mask[self._lines].any():
             seg = self._segments
             pairs = qkd.sparse_distance_matrix(seg.kd, r + seg.half, output_type="ndarray")
@@ -156,18 +176,16 @@ class FeatureIndex:
             qi, sj, f = qi[sel], sj[sel], f[sel]
             d_ex = _packed_distance(xy[qi, 0], xy[qi, 1], seg._packed[sj])
             ok = d_ex <= r
-            d, i = np.full(n, np.nan), np.full(n, -1, dtype=np.int64)
-            _first_per_query(qi[ok], f[ok], d_ex[ok], d, i)
-            _merge(dist, idx, d, i)
+            out.append((qi[ok], f[ok], d_ex[ok]))
         if len(self._others) and mask[self._others].any():
             others = self._others[mask[self._others]]
-            qi, fj = STRtree(self.projected[others]).query(points, predicate="dwithin",
-                                                           distance=r)
-            d_ex = shapely.distance(points[qi], self.projected[others][fj])
-            d, i = np.full(n, np.nan), np.full(n, -1, dtype=np.int64)
-            _first_per_query(qi, others[fj], d_ex, d, i)
-            _merge(dist, idx, d, i)
-        return dist, idx
+            geoms = _geoms(points)
+            qi, fj = STRtree(self.projected[others]).query(geoms, predicate="dwithin", distance=r)
+            out.append((qi, others[fj], shapely.distance(geoms[qi], self.projected[others][fj])))
+        if not out:
+            e = np.empty(0, dtype=np.int64)
+            return e, e, np.empty(0)
+        return tuple(np.concatenate(c) for c in zip(*out))  # type: ignore[return-value]
 
     def any_intersecting(self, polygons: np.ndarray) -> np.ndarray:
         """Whether each projected polygon intersects at least one feature."""
@@ -178,21 +196,17 @@ class FeatureIndex:
         out[qi] = True
         return out
 
-    def covered(self, points: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whether each projected point lies within some feature's own ``radius`` (0 = inside).
 
-        Returns ``(covered, index)`` with the index of the closest covering feature, or -1.
-        """
-        n = len(points)
-        dist = np.full(n, np.nan)
-        idx = np.full(n, -1, dtype=np.int64)
-        if n == 0 or len(self) == 0:
-            return idx >= 0, idx
-        qi, fi = self.tree.query(points, predicate="dwithin", distance=float(radius.max()))
-        d = shapely.distance(points[qi], self.projected[fi])
-        ok = d <= radius[fi]
-        _first_per_query(qi[ok], fi[ok], d[ok], dist, idx)
-        return idx >= 0, idx
+def _xy(points: np.ndarray) -> np.ndarray:
+    """Query points as an (n, 2) coordinate array: given as one, or as point geometries."""
+    points = np.asarray(points)
+    return points if points.dtype != object else shapely.get_coordinates(points)
+
+
+def _geoms(points: np.ndarray) -> np.ndarray:
+    """Query points as point geometries (for the STRtree searches)."""
+    points = np.asarray(points)
+    return points if points.dtype == object else shapely.points(points)
 
 
 class _Segments:

@@ -364,7 +364,7 @@ def _levels_present(profile: Profile, v: pd.DataFrame, project: Project, report:
     project of administrative villages only)."""
     if not len(v):
         return profile, {}, {}
-    eff, moved, skipped = profile.for_levels_present(set(v["level"].dropna().astype(str)))
+    eff, moved, skipped = profile.for_levels_present({str(x) for x in v["level"].dropna().unique()})
     layer_of = {lv: k for k, lv in LEVEL_OF_LAYER.items()}
     for key, lvl in moved.items():
         ind = profile.indicators[key]

@@ -30,7 +30,7 @@ class BandWork:
     def __init__(self, z: Band, layers: dict[str, gpd.GeoDataFrame], lonlat: np.ndarray,
                  vgeom: np.ndarray, is_poly: np.ndarray) -> None:
         self.z, self.layers = z, layers
-        self.ref_p = shapely.points(transform_xy(lonlat, z.crs))
+        self.ref_xy = transform_xy(lonlat, z.crs)  # the villages' projected reference points
         self.vgeom, self.is_poly = vgeom, is_poly
         # per member village: how far anything outside the narrow window is, at least
         self.near_bound = outside_bound_m(lonlat[:, 0], lonlat[:, 1], z.window(NEAR_MARGIN_DEG))

@@ -11,6 +11,7 @@ import numpy as np
 import shapely
 
 from buque.geo.evidence import PASS
+from buque.geo.metric import project
 from buque.geo.nearest import FeatureIndex
 from buque.geo.rules.band import BandWork
 from buque.geo.rules.spatial import SpatialRule, Zone, feature_radius
@@ -23,7 +24,7 @@ class Coverage(SpatialRule):
     met = "covered"
 
     def radius(self, band: BandWork, ind: Indicator, win: np.ndarray) -> np.ndarray | None:
-        return feature_radius(band.layers[ind.layer].iloc[win], ind.default_radius_m or 0.0)
+        return feature_radius(band.layers[ind.layer], ind.default_radius_m or 0.0)[win]
 
     def halo_m(self, ind: Indicator, layers: Mapping[str, gpd.GeoDataFrame]) -> float:
         lyr = layers.get(ind.layer)
@@ -35,10 +36,11 @@ class Coverage(SpatialRule):
     def satisfy(self, ind: Indicator, zone: Zone, c: int, q: np.ndarray, sub: np.ndarray,
                 index: FeatureIndex, dq: np.ndarray, d: np.ndarray, i: np.ndarray,
                 net: np.ndarray) -> np.ndarray:
-        cov, ci = index.covered(zone.pts[q], zone.radius[sub])
-        ci = np.where(cov, sub[np.maximum(ci, 0)], -1)
+        cov, ci = zone.index.covered(zone.pts[q], zone.radius, zone.cls == c)
         if c != PASS:  # for PASS the evidence stays the nearest qualifying feature
             i[q] = ci
-            d[q] = np.where(cov, shapely.distance(
-                zone.pts[q], zone.index.projected[np.maximum(ci, 0)]), np.nan)
+            d[q] = np.nan
+            hit = np.flatnonzero(cov)  # only the covering features are projected
+            d[q[hit]] = shapely.distance(shapely.points(zone.pts[q[hit]]),
+                                         project(zone.index.geoms[ci[hit]], zone.index.crs))
         return cov

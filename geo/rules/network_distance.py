@@ -33,7 +33,7 @@ class WithinNetworkDistance(SpatialRule):
                 index: FeatureIndex, dq: np.ndarray, d: np.ndarray, i: np.ndarray,
                 net: np.ndarray) -> np.ndarray:
         nd, ni = zone.graph.distance_to_nearest(
-            shapely.get_coordinates(zone.pts[q]), index.anchor_xy,
+            zone.pts[q], index.anchor_xy,
             max_distance=None if c == PASS else ind.threshold_m)
         if c == PASS:
             net[q] = nd

@@ -36,8 +36,16 @@ LINE_KINDS = ("line", "minor_line", "cable", "线路", "低压线路", "电缆")
 
 def voltage_range(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Lowest and highest of each ``voltage`` in volts (``10000;400`` as in OSM, also ``10kV``,
-    ``0.4 kV``, ``380V``): NaN where not recorded or not a number."""
-    parts = s.astype("string").str.split(";", expand=True)
+    ``0.4 kV``, ``380V``): NaN where not recorded or not a number. Each distinct value is
+    parsed once (a layer holds a handful of voltages)."""
+    codes, uniq = pd.factorize(s.astype("string"), use_na_sentinel=True)
+    lo, hi = _parse_voltages(pd.Series(uniq, dtype="string"))
+    lo, hi = np.append(lo, np.nan), np.append(hi, np.nan)  # code -1 (not recorded) -> NaN
+    return lo[codes], hi[codes]
+
+
+def _parse_voltages(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    parts = s.str.split(";", expand=True)
     if parts.shape[1] == 0:
         nan = np.full(len(s), np.nan)
         return nan, nan
@@ -118,7 +126,7 @@ class PowerSupply(Coverage):
                         np.where(line, p["connect_m"], 0.0)).astype(float)
 
     def radius(self, band: BandWork, ind: Indicator, win: np.ndarray) -> np.ndarray | None:
-        return self.feature_radii(band.layers[ind.layer].iloc[win], ind)
+        return self.feature_radii(band.layers[ind.layer], ind)[win]
 
     def halo_m(self, ind: Indicator, layers: Mapping[str, gpd.GeoDataFrame]) -> float:
         return ind.reach_m

@@ -47,7 +47,7 @@ def feature_radius(gdf: gpd.GeoDataFrame, default: float) -> np.ndarray:
 class Zone:
     """One band's villages to assess for one indicator, and the features they query.
 
-    ``pts``/``polys`` are projected to the band's CRS; ``index`` indexes the layer's features
+    ``pts`` (an (m, 2) array of reference points) and ``polys`` are projected to the band's CRS; ``index`` indexes the layer's features
     near the band, ``win`` their positions in the layer, ``cls`` their evidence classes."""
 
     pts: np.ndarray
@@ -104,7 +104,7 @@ class SpatialRule(Rule):
             return n  # unknown: a layer the rule reads was not provided
         extra = self.prepare(band, ind, sel)
         polys, graph = extra.get("polys"), extra.get("graph")
-        pts, is_poly = band.ref_p[sel], band.is_poly[gidx]
+        pts, is_poly = band.ref_xy[sel], band.is_poly[gidx]
         if self.narrow_first:
             # narrow window first; a village is settled there when its nearest qualifying
             # feature, and the rule's reach, are closer than anything outside the window
