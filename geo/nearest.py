@@ -128,18 +128,6 @@ class FeatureIndex:
             _merge(dist, idx, d, np.where(i >= 0, self._others[np.maximum(i, 0)], -1))
         return dist, idx
 
-    def nearest_within(self, points: np.ndarray, max_distance: float, mask: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`nearest` bounded by ``max_distance``, among the features in ``mask``.
-
-        Uses the indexes of all features (no per-mask index is built): candidate pairs come
-        from one dual-tree pass (``cKDTree.sparse_distance_matrix``) and are filtered.
-        """
-        dist, idx = np.full(len(points), np.nan), np.full(len(points), -1, dtype=np.int64)
-        if len(points) and mask.any():
-            _first_per_query(*self._pairs_within(points, float(max_distance), mask), dist, idx)
-        return dist, idx
-
     def covered(self, points: np.ndarray, radius: np.ndarray, mask: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Whether each projected point lies within some feature's own ``radius`` (0 = inside),

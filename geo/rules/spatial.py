@@ -156,11 +156,8 @@ class SpatialRule(Rule):
             q = np.flatnonzero(todo)
             if len(sub) and len(q):
                 index = layer_index.subset(sub)
-                if c == PASS:
-                    dq, iq = index.nearest(zone.pts[q])
-                    iq = np.where(iq >= 0, sub[np.maximum(iq, 0)], -1)
-                else:
-                    dq, iq = layer_index.nearest_within(zone.pts[q], ind.reach_m, member)
+                dq, iq = index.nearest(zone.pts[q], None if c == PASS else ind.reach_m)
+                iq = np.where(iq >= 0, sub[np.maximum(iq, 0)], -1)
                 d[q], i[q] = dq, iq
                 s[q] = self.satisfy(ind, zone, c, q, sub, index, dq, d, i, net)
             sat[c] = s
