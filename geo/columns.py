@@ -41,7 +41,12 @@ def isin(column: pd.Series, values: pd.Series | Sequence[str]) -> np.ndarray:
                         False).to_numpy(zero_copy_only=False)
 
 
+def positions(keys: pd.Series, index: pd.Series) -> np.ndarray:
+    """The first position where ``index`` equals each key (-1 where none, or a null key)."""
+    pos = pc.index_in(_arrow(keys), value_set=_arrow(index))
+    return pc.fill_null(pos, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def lookup(keys: pd.Series, index: pd.Series, values: pd.Series) -> pd.api.extensions.ExtensionArray:
     """``values`` at the first position where ``index`` equals each key (null where none)."""
-    pos = pc.index_in(_arrow(keys), value_set=_arrow(index))
-    return values.array.take(pc.fill_null(pos, -1).to_numpy(zero_copy_only=False), allow_fill=True)
+    return values.array.take(positions(keys, index), allow_fill=True)

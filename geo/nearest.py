@@ -173,7 +173,7 @@ class FeatureIndex:
         if not out:
             e = np.empty(0, dtype=np.int64)
             return e, e, np.empty(0)
-        return tuple(np.concatenate(c) for c in zip(*out))  # type: ignore[return-value]
+        return tuple(np.concatenate(c) for c in zip(*out, strict=True))  # type: ignore[return-value]
 
     def any_intersecting(self, polygons: np.ndarray) -> np.ndarray:
         """Whether each projected polygon intersects at least one feature."""

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from buque.geo.archive import RunTables, hash_input, sha256_file, write_run
-from buque.geo.columns import codes, isin, lookup, strings
+from buque.geo.columns import codes, positions, strings
 from buque.geo.exit import criteria_of, exit_checks
 from buque.geo.gaps import STATUSES, assess, evidence_classes
 from buque.geo.metric import bands_of
@@ -117,13 +117,15 @@ def prepare_villages(layers: dict[str, gpd.GeoDataFrame], report: Report) -> gpd
         v.loc[nat, "village_code_source"] = linked["village_code_source"].to_numpy()
         # a hamlet without its own place, poverty status or exit year has its parent's: the
         # hamlets of a poor village planned to exit share its priority
+        parent = np.full(len(v), -1, dtype=np.int64)  # the parent's position in ``admin``
+        parent[nat] = positions(v.loc[nat, "village_code"], admin["code"])
         for fld, dtype in (("county", "string"), ("township", "string"), ("poor", "boolean"),
                            ("exit_year", "Int64")):
-            v[fld] = v[fld].astype(dtype)
-            inherit = lookup(v.loc[nat, "village_code"], admin["code"], admin[fld].astype(dtype))
-            v.loc[nat, fld] = v.loc[nat, fld].fillna(pd.Series(inherit, index=v.index[nat]))
-        unknown_parent = nat & v["village_code"].notna().to_numpy() & \
-            ~isin(v["village_code"], admin["code"])
+            col = v[fld].astype(dtype).array.copy()
+            fill = np.flatnonzero(nat & (parent >= 0) & np.asarray(col.isna()))
+            col[fill] = admin[fld].astype(dtype).array.take(parent[fill])
+            v[fld] = col
+        unknown_parent = nat & v["village_code"].notna().to_numpy() & (parent < 0)
         if unknown_parent.any() and len(admin):
             report.warn("", "natural_villages", v.loc[unknown_parent, ROW].to_numpy(),
                         "village_code names no administrative village of the inputs",

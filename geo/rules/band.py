@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import geopandas as gpd
 import numpy as np
-import shapely
 
 from buque.geo.metric import (
     MARGIN_DEG,

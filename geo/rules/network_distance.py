@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-import shapely
 
 from buque.geo.evidence import PASS
 from buque.geo.nearest import FeatureIndex

@@ -47,8 +47,9 @@ def feature_radius(gdf: gpd.GeoDataFrame, default: float) -> np.ndarray:
 class Zone:
     """One band's villages to assess for one indicator, and the features they query.
 
-    ``pts`` (an (m, 2) array of reference points) and ``polys`` are projected to the band's CRS; ``index`` indexes the layer's features
-    near the band, ``win`` their positions in the layer, ``cls`` their evidence classes."""
+    ``pts`` (an (m, 2) array of reference points) and ``polys`` are projected to the band's
+    CRS; ``index`` indexes the layer's features near the band, ``win`` their positions in the
+    layer, ``cls`` their evidence classes."""
 
     pts: np.ndarray
     is_poly: np.ndarray
