@@ -78,6 +78,10 @@ def load_layers(project: Project, report: Report, step: Step | None = None
     return layers, inputs
 
 
+#: what a natural village without its own takes from its administrative village, as dtypes
+INHERITED = {"county": "string", "township": "string", "poor": "boolean", "exit_year": "Int64"}
+
+
 def prepare_villages(layers: dict[str, gpd.GeoDataFrame], report: Report) -> gpd.GeoDataFrame:
     """Administrative and natural villages in one table, with level, reference point and parent.
 
@@ -96,8 +100,9 @@ def prepare_villages(layers: dict[str, gpd.GeoDataFrame], report: Report) -> gpd
     v = gpd.GeoDataFrame(pd.concat([f[cols] for f in frames], ignore_index=True),
                          geometry="geometry", crs="EPSG:4326")
     nocode = v["code"].isna().to_numpy()
-    _reject(report, v, nocode, "missing village code", "code")
-    v = v.loc[~nocode].reset_index(drop=True)
+    if nocode.any():  # (a copy of every column otherwise)
+        _reject(report, v, nocode, "missing village code", "code")
+        v = v.loc[~nocode].reset_index(drop=True)
     dup = v["code"].duplicated(keep="first").to_numpy()
     if dup.any():
         first = v.loc[~dup].set_index("code")
@@ -111,16 +116,18 @@ def prepare_villages(layers: dict[str, gpd.GeoDataFrame], report: Report) -> gpd
     nat = (v["level"] == "natural").to_numpy()
     v["village_code_source"] = pd.Series(pd.NA, index=v.index, dtype="string")
     if nat.any():
-        admin = v.loc[~nat]
-        linked = link_parents(v.loc[nat], admin)
-        v.loc[nat, "village_code"] = linked["village_code"].to_numpy()
-        v.loc[nat, "village_code_source"] = linked["village_code_source"].to_numpy()
+        natpos = np.flatnonzero(nat)
+        admin = v.loc[~nat, ["code", "ref_lon", "ref_lat", *INHERITED, "geometry"]]
+        linked = link_parents(v.loc[nat, ["village_code", "geometry"]], admin)
+        for col in ("village_code", "village_code_source"):
+            values = v[col].astype("string").array.copy()
+            values[natpos] = linked[col].array
+            v[col] = values
         # a hamlet without its own place, poverty status or exit year has its parent's: the
         # hamlets of a poor village planned to exit share its priority
         parent = np.full(len(v), -1, dtype=np.int64)  # the parent's position in ``admin``
         parent[nat] = positions(v.loc[nat, "village_code"], admin["code"])
-        for fld, dtype in (("county", "string"), ("township", "string"), ("poor", "boolean"),
-                           ("exit_year", "Int64")):
+        for fld, dtype in INHERITED.items():
             col = v[fld].astype(dtype).array.copy()
             fill = np.flatnonzero(nat & (parent >= 0) & np.asarray(col.isna()))
             col[fill] = admin[fld].astype(dtype).array.take(parent[fill])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from buque.geo.metric import bands_of, project
+from buque.geo.metric import bands_of, project, transform_xy
 from buque.geo.nearest import FeatureIndex
 
 
@@ -38,8 +38,7 @@ def reference_points(geoms: np.ndarray, ref_lon: np.ndarray | None = None,
         for b in bands_of((xmin + xmax) / 2, (ymin + ymax) / 2):
             sub = todo[b.members]
             pos = shapely.point_on_surface(project(geoms[sub], b.crs))
-            back = project(pos, b.crs, inverse=True)
-            lon[sub], lat[sub] = shapely.get_x(back), shapely.get_y(back)
+            lon[sub], lat[sub] = transform_xy(shapely.get_coordinates(pos), b.crs, inverse=True).T
     return lon, lat
 
 
