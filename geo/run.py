@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from buque.geo.archive import RunTables, hash_input, sha256_file, write_run
 from buque.geo.columns import codes, positions, strings
 from buque.geo.exit import criteria_of, exit_checks
 from buque.geo.gaps import STATUSES, assess, evidence_classes
+from buque.geo.memory import release
 from buque.geo.metric import bands_of
 from buque.geo.rates import summary
 from buque.geo.remedies import remedies
@@ -52,29 +54,40 @@ def load_layers(project: Project, report: Report, step: Step | None = None
 
     One file after another: reading them side by side in threads was measured no faster (at
     national size 28.5 s with four threads, 27.8 s with one: the conversion to a data frame
-    holds the GIL) and 1.4 GiB heavier.
+    holds the GIL) and 1.4 GiB heavier. The hashes are computed by a second thread meanwhile.
     """
     layers: dict[str, gpd.GeoDataFrame] = {}
     inputs: list[dict[str, Any]] = []
-    for kind, spec in project.layers.items():
-        if step:
-            step(f"reading {kind} ({spec.path.name})")
-        gdf = read_layer(spec, project.crs, report)
-        layers[kind] = gdf
-        inputs.append({"layer": kind, "path": str(spec.path), "source": "file",
-                       "rows": len(gdf) + report.n_rejected(kind),
-                       "sha256": hash_input(spec.path)})
-    if project.osm is not None:
-        todo = [k for k in DERIVABLE if k not in layers]
-        if todo:
-            if step:
-                step(f"deriving {', '.join(todo)} from {project.osm.path.name}")
-            derived = derive_layers(project.osm, todo, report)
-            digest = sha256_file(project.osm.path)
-            for kind, gdf in derived.items():
+    # the files' hashes are computed by a thread while they are parsed (hashlib releases the
+    # GIL): at national size that is seconds of reading the GeoPackages a second time
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digests = {kind: pool.submit(hash_input, spec.path)
+                   for kind, spec in project.layers.items()}
+        try:
+            for kind, spec in project.layers.items():
+                if step:
+                    step(f"reading {kind} ({spec.path.name})")
+                gdf = read_layer(spec, project.crs, report)
                 layers[kind] = gdf
-                inputs.append({"layer": kind, "path": str(project.osm.path), "source": "osm",
-                               "rows": len(gdf) + report.n_rejected(kind), "sha256": digest})
+                inputs.append({"layer": kind, "path": str(spec.path), "source": "file",
+                               "rows": len(gdf) + report.n_rejected(kind), "sha256": digests[kind]})
+            if project.osm is not None:
+                todo = [k for k in DERIVABLE if k not in layers]
+                if todo:
+                    if step:
+                        step(f"deriving {', '.join(todo)} from {project.osm.path.name}")
+                    osm_digest = pool.submit(sha256_file, project.osm.path)
+                    derived = derive_layers(project.osm, todo, report)
+                    for kind, gdf in derived.items():
+                        layers[kind] = gdf
+                        inputs.append({"layer": kind, "path": str(project.osm.path), "source": "osm",
+                                       "rows": len(gdf) + report.n_rejected(kind),
+                                       "sha256": osm_digest})
+        except BaseException:  # a bad file: say so now, not after hashing the rest
+            pool.shutdown(cancel_futures=True)
+            raise
+        for i in inputs:
+            i["sha256"] = i["sha256"].result()
     return layers, inputs
 
 
@@ -215,6 +228,7 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     v = prepare_villages(layers, report)
     for kind in VILLAGE_LAYERS:  # v holds them now; keep one copy (at national size, ~1 GiB)
         layers.pop(kind, None)
+    release()
     villages_in = sum(i["rows"] for i in inputs if i["layer"] in VILLAGE_LAYERS)
     official_rows = 0
     unloc = pd.DataFrame(columns=UNLOCATED_COLUMNS)
@@ -265,6 +279,7 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
                       registers=registers)
     else:
         raise ValueError(f"unknown engine {engine!r} (local or dask)")
+    release()  # the engine's per-band work is freed: give it back before the tables
     mark("assess")
     if step:
         step("remedies, rates, archive")
@@ -329,10 +344,13 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         manifest["ledger"] = ledger_entry
     if plan_info is not None:
         manifest["plan"] = plan_info
-    tables = RunTables(gaps=gaps.drop(columns="_v"), villages=vt, projects=projects, summary=summ,
+    del gaps["_v"]  # in place: at national size a copy of the pairs is gigabytes
+    tables = RunTables(gaps=gaps, villages=vt, projects=projects, summary=summ,
                        rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc,
                        layers=archived_layers(feature_layers, profile, classes), extra=extra,
                        exit=exits)
+    del v, layers, feature_layers  # the archive's tables hold what is written
+    release()
     mark("prepare_write")
     write_run(Path(out), tables, manifest, fault=fault)
     mark("write")

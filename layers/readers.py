@@ -310,15 +310,20 @@ def _points_from_lonlat(df: pd.DataFrame, spec: LayerSpec, report: Report
 @dataclass(frozen=True)
 class _Identity:
     """What names each input row in the reports: its code (a village) or id (a feature) and
-    its name, as text; None where the layer has no such column."""
+    its name, as text. Read only for the rows a report names (most layers have none)."""
 
-    codes: np.ndarray | None
-    names: np.ndarray | None
+    frame: pd.DataFrame
+    code: str | None
+    name: str | None
 
     def of(self, sel: np.ndarray) -> dict[str, np.ndarray | None]:
         """``codes=`` and ``names=`` of the rows ``sel`` picks, for :meth:`Report.reject`/``warn``."""
-        return {"codes": None if self.codes is None else self.codes[sel],
-                "names": None if self.names is None else self.names[sel]}
+        def col(c: str | None) -> np.ndarray | None:
+            if c is None:
+                return None
+            return _as_code_string(self.frame[c].iloc[sel]).to_numpy(dtype=object, na_value=None)
+
+        return {"codes": col(self.code), "names": col(self.name)}
 
 
 def _identity(df: pd.DataFrame, spec: LayerSpec, *, source: bool = False) -> _Identity:
@@ -326,13 +331,11 @@ def _identity(df: pd.DataFrame, spec: LayerSpec, *, source: bool = False) -> _Id
     (before the field mapping)."""
     key = "code" if spec.kind in ("villages", "natural_villages") else "id"
 
-    def col(canon: str) -> np.ndarray | None:
+    def col(canon: str) -> str | None:
         c = spec.fields.get(canon, canon) if source else canon
-        if c not in df.columns:
-            return None
-        return _as_code_string(df[c]).to_numpy(dtype=object, na_value=None)
+        return c if c in df.columns else None
 
-    return _Identity(col(key), col("name"))
+    return _Identity(df, col(key), col("name"))
 
 
 def _is_geographic(crs: str, path: Path) -> bool:
@@ -432,7 +435,7 @@ def _validate_geometry(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -
         bad[idx[~ok]] = True
         drop(bad, "invalid geometry that cannot be repaired without changing its type")
         gdf = gdf.set_geometry(gpd.GeoSeries(geom, index=gdf.index, crs=gdf.crs))
-    return gdf.loc[keep].copy()
+    return gdf if keep.all() else gdf.loc[keep]  # _coerce builds a new frame either way
 
 
 def _keep_dim(g, dim: int):
