@@ -169,6 +169,12 @@ def run(
     extra = {"with_plan": with_plan} if with_plan is not None else {}
     print_summary(_run(project, out, standard, engine=engine, scheduler=scheduler,
                        partitions=partitions, **extra))
+    _EXIT_NOW[0] = True  # the archive is written: nothing is left to tear down
+
+
+#: set by a command whose work is done and written: :func:`main` then ends the process without
+#: freeing the run's objects one by one (2.4 s at national size, of a 93 s run)
+_EXIT_NOW = [False]
 
 
 @app.command()
@@ -508,10 +514,21 @@ def plan_cmd(
 
 
 def main() -> None:
+    """The console script: the CLI, then a fast exit after a finished ``run``."""
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except SystemExit as e:
+        if _EXIT_NOW[0] and e.code in (0, None):
+            import logging
+            import os
+
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        raise
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ UTM zone; nothing loops over villages.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
@@ -21,9 +22,10 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 
-from buque.geo.columns import codes, strings
+from buque.geo.columns import codes, strings, take_text
 from buque.geo.evidence import FAIL, evaluate, explain
 from buque.geo.metric import Band, bands_of
 from buque.geo.rules import rule_of
@@ -103,9 +105,10 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
             done += int(masks[ind.key].sum())
             if progress:
                 progress(done, total, ind.key)
+    narrow = Counter(i.layer for i in spatial if getattr(rule_of(i), "narrow_first", False))
     with ThreadPoolExecutor(max(1, threads)) as pool:
         for z in bands if bands is not None else bands_of(lon, lat):
-            band = BandWork(z, layers, lonlat[z.members], vgeom, is_poly)
+            band = BandWork(z, layers, lonlat[z.members], vgeom, is_poly, narrow)
             jobs = {pool.submit(rule_of(ind).assess_band, band, ind, masks[ind.key],
                                 classes.get(ind.key), results[ind.key]): ind for ind in spatial}
             for job in as_completed(jobs):  # indicators of a band run side by side
@@ -119,49 +122,57 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
               masks: dict[str, np.ndarray], results: dict[str, Result]) -> pd.DataFrame:
     """The long table: text columns are taken from small string arrays by position (no per-row
     string conversion)."""
-    # every evidence id once: the layers' ids one after another, then a null for "none"
+    # every evidence id once: the layers' ids one after another (-1: none)
     offset: dict[str, int] = {}
-    pools = []
+    pools: list[pa.ChunkedArray] = []
     for ind in inds:
         if ind.layer in layers and ind.layer not in offset:
             offset[ind.layer] = sum(len(p) for p in pools)
-            pools.append(layers[ind.layer]["id"].astype("string").array)
-    null_id = sum(len(p) for p in pools)
-    id_pool = strings(pd.concat([pd.Series(p) for p in [*pools, [pd.NA]]], ignore_index=True))
+            pools.append(pa.array(strings(layers[ind.layer]["id"].astype("string")))
+                         .cast(pa.large_string()))
+    id_pool = (pa.chunked_array(pools, pa.large_string()).combine_chunks() if pools
+               else pa.array([], pa.large_string()))
+    rows = [np.flatnonzero(masks[ind.key]) for ind in inds]
+    total = sum(len(r) for r in rows)
+    if total == 0:
+        return pd.DataFrame(columns=[*GAP_COLUMNS, "_v"])
+    # each column filled in place, indicator by indicator (no per-indicator copies to concatenate:
+    # at national size the pairs are 15 M rows)
+    cols = {k: np.empty(total, dtype=dt) for k, dt in (
+        ("status", np.int8), ("reason", np.int8), ("dist", float), ("evid", np.int64),
+        ("cand", np.int64), ("cand_dist", float), ("net", float))}
+    ind_no = np.empty(total, dtype=np.int64)
     failed, extra_count, extra_cost = [], [], []
-    rows, ind_no, cols = [], [], {k: [] for k in ("status", "reason", "dist", "evid", "cand",
-                                                  "cand_dist", "net")}
-    for n, ind in enumerate(inds):
-        r = np.flatnonzero(masks[ind.key])
+    start = 0
+    for n, (ind, r) in enumerate(zip(inds, rows, strict=True)):
         res = results[ind.key]
         off = offset.get(ind.layer, 0)
-        rows.append(r)
+        part = slice(start, start + len(r))
+        start += len(r)
         failed.append(_failed(layers.get(ind.layer), ind, res.cand[r]) if res.text is None
                       else pd.Series(res.text[r], dtype="string"))
         extra_count.append(np.full(len(r), -1) if res.count is None else res.count[r])
         extra_cost.append(np.full(len(r), np.nan) if res.unit_cost is None
                           else res.unit_cost[r])
-        ind_no.append(np.full(len(r), n, dtype=np.int64))
-        for k in cols:
+        ind_no[part] = n
+        for k, out in cols.items():
             val = getattr(res, k)[r]
-            if k in ("evid", "cand"):
-                val = np.where(val >= 0, val + off, null_id)
-            cols[k].append(val)
-    if not rows:
-        return pd.DataFrame(columns=[*GAP_COLUMNS, "_v"])
+            out[part] = np.where(val >= 0, val + off, -1) if k in ("evid", "cand") else val
     v = np.concatenate(rows)
-    c = {k: np.concatenate(x) for k, x in cols.items()}
+    del rows
+    c = cols
+    lv, levels = pd.factorize(villages["level"].array)  # two values: decoded, not taken
     return pd.DataFrame({
-        "village_code": strings(villages["code"]).take(v),
-        "level": strings(villages["level"]).take(v),
-        "indicator": strings([i.key for i in inds]).take(np.concatenate(ind_no)),
-        "status": strings(_STATUS).take(c["status"]),
+        "village_code": take_text(villages["code"], v),
+        "level": take_text(levels, lv[v]),
+        "indicator": take_text([i.key for i in inds], ind_no),
+        "status": take_text(_STATUS, c["status"]),
         "distance_m": c["dist"],
-        "evidence_id": id_pool.take(c["evid"]),
-        "candidate_id": id_pool.take(c["cand"]),
+        "evidence_id": take_text(id_pool, c["evid"]),
+        "candidate_id": take_text(id_pool, c["cand"]),
         "candidate_distance_m": c["cand_dist"],
         "network_m": c["net"],
-        "reason": strings(_REASON).take(c["reason"]),
+        "reason": take_text(_REASON, c["reason"]),
         "failed": pd.concat(failed, ignore_index=True).array,
         **_register_columns(inds, results, extra_count, extra_cost),
         "_v": v})

@@ -200,12 +200,15 @@ def _geoms(points: np.ndarray) -> np.ndarray:
 class _Segments:
     """Line features as short projected segments, with a k-d tree on their midpoints.
 
-    ``owner`` holds each segment's feature position in the parent :class:`FeatureIndex`.
+    Held as the packed form the distance kernel reads (:func:`_pack`: start, direction,
+    1 / squared length), the midpoints and the owners: 64 bytes a segment (at national size a
+    band holds millions). ``owner`` holds each segment's feature position in the parent
+    :class:`FeatureIndex`.
     """
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, owner: np.ndarray) -> None:
-        self.a, self.b, self.owner = a, b, owner
-        self.half = float(np.hypot(*(b - a).T).max() / 2) if len(a) else 0.0
+    def __init__(self, packed: np.ndarray, mid: np.ndarray, owner: np.ndarray) -> None:
+        self._packed, self.mid, self.owner = packed, mid, owner
+        self.half = float(np.hypot(packed[:, 2], packed[:, 3]).max() / 2) if len(owner) else 0.0
 
     @classmethod
     def from_lines(cls, geoms: np.ndarray, lines: np.ndarray, crs: str) -> _Segments:
@@ -219,26 +222,24 @@ class _Segments:
         same = part_of[1:] == part_of[:-1]
         a, b = xy[:-1][same], xy[1:][same]
         owner = lines[part_owner[part_of[:-1][same]]]
+        del xy, coords, part_of
         # split long segments so every half-length is at most SEGMENT_M / 2
         start, end, rep = split_segments(a, b, SEGMENT_M)
-        return cls(start, end, owner[rep])
+        del a, b
+        return cls(_pack(start, end), (start + end) / 2, owner[rep])
+
+    def __len__(self) -> int:
+        return len(self.owner)
 
     def subset(self, keep: np.ndarray) -> _Segments:
         """Segments of the features marked in ``keep``, owners renumbered to the subset."""
         m = keep[self.owner]
         rank = np.cumsum(keep) - 1
-        new = _Segments(self.a[m], self.b[m], rank[self.owner[m]])
-        if "_packed" in self.__dict__:
-            new.__dict__["_packed"] = self._packed[m]
-        return new
-
-    @cached_property
-    def _packed(self) -> np.ndarray:
-        return _pack(self.a, self.b)
+        return _Segments(self._packed[m], self.mid[m], rank[self.owner[m]])
 
     @cached_property
     def kd(self) -> cKDTree:
-        return cKDTree((self.a + self.b) / 2, balanced_tree=False, compact_nodes=False)
+        return cKDTree(self.mid, balanced_tree=False, compact_nodes=False)
 
     def nearest(self, xy: np.ndarray, max_distance: float | None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -251,10 +252,10 @@ class _Segments:
         dist = np.full(n, np.nan)
         idx = np.full(n, -1, dtype=np.int64)
         todo = np.arange(n)
-        if len(self.a) == 0:
+        if len(self) == 0:
             return dist, idx, np.zeros(n, dtype=bool)
         for k in (K_CANDIDATES, K_CANDIDATES * 8, K_CANDIDATES * 64):
-            d, i, unsure = self._candidates(xy[todo], min(k, len(self.a)), max_distance)
+            d, i, unsure = self._candidates(xy[todo], min(k, len(self)), max_distance)
             done = todo[~unsure]
             dist[done], idx[done] = d[~unsure], i[~unsure]
             todo = todo[unsure]
@@ -284,7 +285,7 @@ class _Segments:
         # complete when the farthest candidate midpoint is beyond reach, or fewer than k exist:
         # any other segment is then farther than its midpoint minus the longest half-segment
         # (when k covers every segment, the candidate set is all of them: complete too)
-        unsure = valid[:, -1] & (dm[:, -1] <= limit + self.half) & (k < len(self.a))
+        unsure = valid[:, -1] & (dm[:, -1] <= limit + self.half) & (k < len(self))
         found = np.isfinite(best)
         if max_distance is not None:
             found &= best <= max_distance

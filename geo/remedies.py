@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from buque.geo.columns import codes, equals, strings
+from buque.geo.columns import codes, equals, ranks, strings
 from buque.layers.profile import Profile, Remedy
 
 PROJECT_COLUMNS = ["rank", "priority", "village_code", "name", "level", "county", "township",
@@ -85,7 +85,18 @@ def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd
     if "unit_cost" in gaps:  # per village, e.g. by housing grade (register rules)
         own = gaps["unit_cost"].to_numpy(dtype=float, na_value=np.nan)[gi]
         unit_cost = np.where(np.isfinite(own), own, unit_cost)
+    # the order first (integer keys, one lexsort), then every column taken once in that order
+    # (a frame sorted afterwards is taken twice: at national size seconds of text gathering)
+    prio = priority(villages)
+    keys = [ranks(spec["indicator"])[job]]  # lexsort: the last key is the first criterion
+    for col in ("code", "township", "county"):
+        keys.append(ranks(villages[col])[v])
+    keys.append(ranks(villages["exit_year"].astype("Int64"))[v])
+    order = np.lexsort([*keys, prio[v]])
+    gi, job, q, v = gi[order], job[order], q[order], v[order]
+    unit_cost, basis = unit_cost[order], np.concatenate(basis)[order]
     out = pd.DataFrame({
+        "rank": np.arange(1, len(gi) + 1), "priority": prio[v],
         "village_code": gaps["village_code"].array.take(gi),
         "name": villages["name"].array.take(v), "level": gaps["level"].array.take(gi),
         "county": villages["county"].array.take(v), "township": villages["township"].array.take(v),
@@ -94,11 +105,7 @@ def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd
         "population": villages["population"].astype("Int64").array.take(v),
         "households": villages["households"].astype("Int64").array.take(v),
         **{c: strings(spec[c]).take(job) for c in ("indicator", "action", "item", "unit")},
-        "quantity": q, "quantity_basis": strings(np.concatenate(basis)),
+        "quantity": q, "quantity_basis": strings(basis),
         "unit_cost": unit_cost, "cost": np.round(q * unit_cost, 2),
-        "distance_m": dist[gi], "deadline": strings(spec["deadline"]).take(job),
-        "priority": priority(villages)[v]})
-    out = out.sort_values(["priority", "exit_year", "county", "township", "village_code",
-                           "indicator"], na_position="last", kind="stable").reset_index(drop=True)
-    out["rank"] = np.arange(1, len(out) + 1)
+        "distance_m": dist[gi], "deadline": strings(spec["deadline"]).take(job)})
     return out[PROJECT_COLUMNS]

@@ -4,7 +4,7 @@ the layers' windows and indexes, road graphs, projected village polygons."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import geopandas as gpd
 import numpy as np
@@ -27,8 +27,13 @@ class BandWork:
     layers' features near it."""
 
     def __init__(self, z: Band, layers: dict[str, gpd.GeoDataFrame], lonlat: np.ndarray,
-                 vgeom: np.ndarray, is_poly: np.ndarray) -> None:
+                 vgeom: np.ndarray, is_poly: np.ndarray,
+                 narrow_users: Mapping[str, int] | None = None) -> None:
+        """``narrow_users``: per layer, how many indicators will ask for its narrow window;
+        the window is dropped when the last has said :meth:`done_narrow` (a layer not named
+        keeps it for the band's life)."""
         self.z, self.layers = z, layers
+        self._narrow_users = dict(narrow_users or {})
         self.ref_xy = transform_xy(lonlat, z.crs)  # the villages' projected reference points
         self.vgeom, self.is_poly = vgeom, is_poly
         # per member village: how far anything outside the narrow window is, at least
@@ -56,6 +61,16 @@ class BandWork:
             win = self.positions(layer, margin_deg)
             return win, FeatureIndex(self.layers[layer].geometry.to_numpy()[win], self.z.crs).warm()
         return self._once((f"window {margin_deg}", layer), build)  # type: ignore[return-value]
+
+    def done_narrow(self, layer: str) -> None:
+        """One user of ``layer``'s narrow window is done with it: free it after the last, before
+        the wide window is built (at national size the two would hold a band's roads twice)."""
+        with self._lock:
+            if layer not in self._narrow_users:
+                return
+            self._narrow_users[layer] -= 1
+            if self._narrow_users[layer] <= 0:
+                self._cache.pop((f"window {NEAR_MARGIN_DEG}", layer), None)
 
     def graph(self, layer: str) -> RoadGraph:
         def build() -> RoadGraph:

@@ -102,6 +102,8 @@ class SpatialRule(Rule):
         gidx = z.members[sel]
         n = len(gidx)
         if n == 0 or cls is None or any(k not in band.layers for k in self.reads(ind)):
+            if self.narrow_first:
+                band.done_narrow(ind.layer)  # never asked for: not needed for this one
             return n  # unknown: a layer the rule reads was not provided
         extra = self.prepare(band, ind, sel)
         polys, graph = extra.get("polys"), extra.get("graph")
@@ -112,6 +114,8 @@ class SpatialRule(Rule):
             win, index = band.window(ind.layer, NEAR_MARGIN_DEG)
             self.answer(ind, Zone(pts, is_poly, polys, index, win, cls[win], None, graph),
                         res, gidx)
+            del index
+            band.done_narrow(ind.layer)
             bound = band.near_bound[sel]
             redo = ~(res.dist[gidx] < bound) | (ind.reach_m >= bound)
             if not redo.any() or len(band.positions(ind.layer)) == len(win):
