@@ -175,7 +175,7 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
         "reason": take_text(_REASON, c["reason"]),
         "failed": pd.concat(failed, ignore_index=True).array,
         **_register_columns(inds, results, extra_count, extra_cost),
-        "_v": v})
+        "_v": v}, copy=False)  # no consolidating copy of the numeric columns
 
 
 def _register_columns(inds: list[Indicator], results: dict[str, Result], count: list,

@@ -29,6 +29,9 @@ def _malloc_trim():  # noqa: ANN202 - a ctypes function or None
 
 def release() -> None:
     """Return the allocators' free pages to the operating system."""
+    import os
+    if os.environ.get("BUQUE_NO_TRIM"):
+        return
     pa.default_memory_pool().release_unused()
     trim = _malloc_trim()
     if trim is not None:

@@ -107,5 +107,6 @@ def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd
         **{c: strings(spec[c]).take(job) for c in ("indicator", "action", "item", "unit")},
         "quantity": q, "quantity_basis": strings(basis),
         "unit_cost": unit_cost, "cost": np.round(q * unit_cost, 2),
-        "distance_m": dist[gi], "deadline": strings(spec["deadline"]).take(job)})
+        "distance_m": dist[gi], "deadline": strings(spec["deadline"]).take(job)},
+        copy=False)  # no consolidating copy of the numeric columns
     return out[PROJECT_COLUMNS]

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from buque.geo.archive import RunTables, hash_input, sha256_file, write_run
-from buque.geo.columns import codes, positions, strings
+from buque.geo.columns import codes, positions, strings, take_text
 from buque.geo.exit import criteria_of, exit_checks
 from buque.geo.gaps import STATUSES, assess, evidence_classes
 from buque.geo.memory import release
@@ -299,7 +299,7 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         ledger_entry = manifest_entry(project.ledger, check)
     mark("tables")
     rejected = report.rejected_frame()
-    assessed = int(gaps["village_code"].nunique())
+    assessed = int(np.count_nonzero(np.bincount(gaps["_v"].to_numpy(np.int64), minlength=1)))
     counts = {
         "villages_in": int(villages_in),
         "assessed": assessed,
@@ -426,6 +426,10 @@ def _registers_present(profile: Profile, registers: dict[str, pd.DataFrame],
                                         if k not in drop})
 
 
+#: the archived evidence class of a feature, by its class code (0 fail, 1 pass, else unknown)
+EVIDENCE_CLASSES = ("fail", "pass", "unknown")
+
+
 def archived_layers(layers: dict[str, gpd.GeoDataFrame], profile: Profile,
                     classes: dict[str, np.ndarray] | None = None) -> dict[str, gpd.GeoDataFrame]:
     """Feature layers as archived: canonical fields, plus each reading indicator's evidence class."""
@@ -437,8 +441,8 @@ def archived_layers(layers: dict[str, gpd.GeoDataFrame], profile: Profile,
         for key, ind in profile.indicators.items():
             if ind.layer == kind:
                 cls = classes[key]
-                g[f"evidence_{key}"] = pd.array(np.select([cls == 1, cls == 0], ["pass", "fail"],
-                                                          "unknown"), dtype="string")
+                g[f"evidence_{key}"] = take_text(EVIDENCE_CLASSES,
+                                                 np.where((cls == 0) | (cls == 1), cls, 2))
         out[kind] = g
     return out
 
