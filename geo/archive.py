@@ -32,6 +32,7 @@ import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pyogrio
 
 from buque.geo.csvsafe import neutralise_table, restore_frame
@@ -144,9 +145,43 @@ def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
     return out
 
 
+#: rows per row group of a GeoParquet file (pyarrow's default); larger tables are converted to
+#: Arrow one row group at a time, so only that much WKB is in memory at once
+ROW_GROUP = 1 << 20
+
+
 def write_geoparquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
-    """GeoParquet 1.1 with a covering bbox column (GDAL, DuckDB and geopandas filter on it)."""
-    gdf.to_parquet(path, index=False, schema_version=GEOPARQUET_VERSION, write_covering_bbox=True)
+    """GeoParquet 1.1 with a covering bbox column (GDAL, DuckDB and geopandas filter on it).
+
+    A table of more than :data:`ROW_GROUP` rows is written row group by row group, with the
+    file metadata (``geo``: bbox, geometry types) of the whole table: the same file as
+    geopandas' ``to_parquet`` writes, without holding all of it as WKB and Arrow at once (at
+    national size gigabytes at the run's peak).
+    """
+    if len(gdf) <= ROW_GROUP:
+        gdf.to_parquet(path, index=False, schema_version=GEOPARQUET_VERSION,
+                       write_covering_bbox=True)
+        return
+    # geopandas' own conversion and metadata (private helpers, pinned in constraints.txt)
+    from geopandas.io.arrow import _create_metadata, _encode_metadata, _geopandas_to_arrow
+
+    geo = _encode_metadata(_create_metadata(
+        gdf, schema_version=GEOPARQUET_VERSION,
+        geometry_encoding={c: "WKB" for c in gdf.columns[gdf.dtypes == "geometry"]},
+        write_covering_bbox=True))
+    writer = None
+    try:
+        for start in range(0, len(gdf), ROW_GROUP):
+            t = _geopandas_to_arrow(gdf.iloc[start:start + ROW_GROUP], index=False,
+                                    schema_version=GEOPARQUET_VERSION, write_covering_bbox=True)
+            t = t.replace_schema_metadata({**t.schema.metadata, b"geo": geo})
+            if writer is None:
+                writer = pq.ParquetWriter(path, t.schema)
+            writer.write_table(t, row_group_size=ROW_GROUP)
+            del t
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:

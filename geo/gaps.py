@@ -121,7 +121,7 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
 def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds: list[Indicator],
               masks: dict[str, np.ndarray], results: dict[str, Result]) -> pd.DataFrame:
     """The long table: text columns are taken from small string arrays by position (no per-row
-    string conversion)."""
+    string conversion). ``results`` is consumed (emptied) to free each indicator's arrays."""
     # every evidence id once: the layers' ids one after another (-1: none)
     offset: dict[str, int] = {}
     pools: list[pa.ChunkedArray] = []
@@ -144,8 +144,9 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
     ind_no = np.empty(total, dtype=np.int64)
     failed, extra_count, extra_cost = [], [], []
     start = 0
+    registers = any(results[i.key].count is not None for i in inds)
     for n, (ind, r) in enumerate(zip(inds, rows, strict=True)):
-        res = results[ind.key]
+        res = results.pop(ind.key)  # consumed: each indicator's arrays go as the table grows
         off = offset.get(ind.layer, 0)
         part = slice(start, start + len(r))
         start += len(r)
@@ -155,38 +156,33 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
         extra_cost.append(np.full(len(r), np.nan) if res.unit_cost is None
                           else res.unit_cost[r])
         ind_no[part] = n
-        for k, out in cols.items():
+        for k, col in cols.items():
             val = getattr(res, k)[r]
-            out[part] = np.where(val >= 0, val + off, -1) if k in ("evid", "cand") else val
+            col[part] = np.where(val >= 0, val + off, -1) if k in ("evid", "cand") else val
+        del res
     v = np.concatenate(rows)
     del rows
     c = cols
     lv, levels = pd.factorize(villages["level"].array)  # two values: decoded, not taken
-    return pd.DataFrame({
-        "village_code": take_text(villages["code"], v),
-        "level": take_text(levels, lv[v]),
-        "indicator": take_text([i.key for i in inds], ind_no),
-        "status": take_text(_STATUS, c["status"]),
-        "distance_m": c["dist"],
-        "evidence_id": take_text(id_pool, c["evid"]),
-        "candidate_id": take_text(id_pool, c["cand"]),
-        "candidate_distance_m": c["cand_dist"],
-        "network_m": c["net"],
-        "reason": take_text(_REASON, c["reason"]),
-        "failed": pd.concat(failed, ignore_index=True).array,
-        **_register_columns(inds, results, extra_count, extra_cost),
-        "_v": v}, copy=False)  # no consolidating copy of the numeric columns
-
-
-def _register_columns(inds: list[Indicator], results: dict[str, Result], count: list,
-                      cost: list) -> dict[str, Any]:
-    """``count`` (households concerned) and ``unit_cost`` (their mean remedy unit cost) when
-    a register rule was assessed; runs without one keep the spatial columns only."""
-    if all(results[i.key].count is None for i in inds):
-        return {}
-    c = np.concatenate(count)
-    return {"count": pd.array(np.where(c >= 0, c, None), dtype="Int64"),
-            "unit_cost": np.concatenate(cost)}
+    out: dict[str, Any] = {"village_code": take_text(villages["code"], v),
+                           "level": take_text(levels, lv[v]),
+                           "indicator": take_text([i.key for i in inds], ind_no)}
+    del ind_no
+    # each code array is dropped once decoded (at national size 15 M rows each)
+    out["status"] = take_text(_STATUS, c.pop("status"))
+    out["distance_m"] = c.pop("dist")
+    out["evidence_id"] = take_text(id_pool, c.pop("evid"))
+    out["candidate_id"] = take_text(id_pool, c.pop("cand"))
+    out["candidate_distance_m"] = c.pop("cand_dist")
+    out["network_m"] = c.pop("net")
+    out["reason"] = take_text(_REASON, c.pop("reason"))
+    out["failed"] = pd.concat(failed, ignore_index=True).array
+    if registers:  # households concerned and their mean remedy unit cost (register rules)
+        cnt = np.concatenate(extra_count)
+        out["count"] = pd.array(np.where(cnt >= 0, cnt, None), dtype="Int64")
+        out["unit_cost"] = np.concatenate(extra_cost)
+    out["_v"] = v
+    return pd.DataFrame(out, copy=False)  # no consolidating copy of the numeric columns
 
 
 def _failed(layer: gpd.GeoDataFrame | None, ind: Indicator, cand: np.ndarray) -> pd.Series:

@@ -148,3 +148,31 @@ def test_empty_existing_directory_is_used(synth, tmp_path):
     out.mkdir()
     run_project(synth.project, out)
     assert (out / "manifest.json").is_file() and siblings(out) == []
+
+
+def test_large_geoparquet_is_written_by_row_group_as_geopandas_writes_it(tmp_path, monkeypatch):
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+    import shapely
+
+    from buque.geo import archive
+
+    n = 25_000
+    rng = np.random.default_rng(0)
+    g = gpd.GeoDataFrame(
+        {"id": pd.array([f"r{i}" for i in range(n)], dtype="string"), "w": rng.random(n),
+         "k": pd.array(np.where(rng.random(n) < .1, None, 3), dtype="Int64")},
+        geometry=shapely.linestrings(rng.random((n, 3, 2)) + 100), crs="EPSG:4326")
+    monkeypatch.setattr(archive, "ROW_GROUP", 10_000)
+    archive.write_geoparquet(g, tmp_path / "a.parquet")
+    g.to_parquet(tmp_path / "b.parquet", index=False, schema_version="1.1.0",
+                 write_covering_bbox=True, row_group_size=10_000)
+    a, b = pq.ParquetFile(tmp_path / "a.parquet"), pq.ParquetFile(tmp_path / "b.parquet")
+    assert a.metadata.num_row_groups == b.metadata.num_row_groups == 3
+    assert a.read().equals(b.read())
+    assert a.schema_arrow.equals(b.schema_arrow, check_metadata=False)
+    geo_a, geo_b = (json.loads(f.schema_arrow.metadata[b"geo"]) for f in (a, b))
+    assert geo_a == geo_b and geo_a["columns"]["geometry"]["bbox"] == list(g.total_bounds)
+    pd.testing.assert_frame_equal(gpd.read_parquet(tmp_path / "a.parquet"), g)

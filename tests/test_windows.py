@@ -97,3 +97,23 @@ def test_nearest_beyond_the_narrow_window_is_found():
     x, y = tr.transform([113.9, 114.8], [30.0, 30.0])
     assert row["distance_m"] == pytest.approx(float(np.hypot(x[1] - x[0], y[1] - y[0])), abs=1e-6)
     assert row["status"] == "missing"
+
+
+def test_narrow_window_is_freed_after_its_last_user_and_results_do_not_change(monkeypatch):
+    v, layers = _world(1500, 300, seed=2)
+    profile = load_profile("national")
+    seen: list[geo_rules_band.BandWork] = []
+    real = geo_rules_band.BandWork.done_narrow
+
+    def spy(self, layer):
+        seen.append(self)
+        real(self, layer)
+
+    monkeypatch.setattr(geo_rules_band.BandWork, "done_narrow", spy)
+    got = assess(v, layers, profile)
+    assert seen  # the engine said when it was done
+    for band in seen:  # no narrow window is left in any band's cache
+        assert not [k for k in band._cache if k[0] == f"window {NEAR_MARGIN_DEG}"]
+    monkeypatch.setattr(geo_rules_band.BandWork, "done_narrow", lambda self, layer: None)
+    kept = assess(v, layers, profile)  # every window kept for the band's life
+    pd.testing.assert_frame_equal(got, kept)
