@@ -7,12 +7,17 @@ next step adds to it. :func:`release` hands those pages back: glibc's ``malloc_t
 Arrow's ``release_unused()``. It changes no result and costs well under a millisecond when
 little was freed. It does not run the garbage collector (reference counting has freed the
 steps' frames already; a full collection costs 0.06 s at province size).
+
+Measured at national size (2.6 M natural villages, side by side, this 2-core VM): peak RSS
+9.54 -> 8.33 GiB, wall time +8% (the pages are faulted in again by the next step). Set
+``BUQUE_NO_TRIM=1`` to keep the pages (faster, heavier).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 from functools import lru_cache
 
 import pyarrow as pa
@@ -29,7 +34,6 @@ def _malloc_trim():  # noqa: ANN202 - a ctypes function or None
 
 def release() -> None:
     """Return the allocators' free pages to the operating system."""
-    import os
     if os.environ.get("BUQUE_NO_TRIM"):
         return
     pa.default_memory_pool().release_unused()
