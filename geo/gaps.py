@@ -162,20 +162,19 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
         del res
     v = np.concatenate(rows)
     del rows
-    c = cols
     lv, levels = pd.factorize(villages["level"].array)  # two values: decoded, not taken
     out: dict[str, Any] = {"village_code": take_text(villages["code"], v),
                            "level": take_text(levels, lv[v]),
                            "indicator": take_text([i.key for i in inds], ind_no)}
     del ind_no
     # each code array is dropped once decoded (at national size 15 M rows each)
-    out["status"] = take_text(_STATUS, c.pop("status"))
-    out["distance_m"] = c.pop("dist")
-    out["evidence_id"] = take_text(id_pool, c.pop("evid"))
-    out["candidate_id"] = take_text(id_pool, c.pop("cand"))
-    out["candidate_distance_m"] = c.pop("cand_dist")
-    out["network_m"] = c.pop("net")
-    out["reason"] = take_text(_REASON, c.pop("reason"))
+    out["status"] = take_text(_STATUS, cols.pop("status"))
+    out["distance_m"] = cols.pop("dist")
+    out["evidence_id"] = take_text(id_pool, cols.pop("evid"))
+    out["candidate_id"] = take_text(id_pool, cols.pop("cand"))
+    out["candidate_distance_m"] = cols.pop("cand_dist")
+    out["network_m"] = cols.pop("net")
+    out["reason"] = take_text(_REASON, cols.pop("reason"))
     out["failed"] = pd.concat(failed, ignore_index=True).array
     if registers:  # households concerned and their mean remedy unit cost (register rules)
         cnt = np.concatenate(extra_count)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from buque.geo.columns import codes, equals, ranks, strings
+from buque.geo.columns import codes, equals, ranks, strings, take_text
 from buque.layers.profile import Profile, Remedy
 
 PROJECT_COLUMNS = ["rank", "priority", "village_code", "name", "level", "county", "township",
@@ -104,9 +104,9 @@ def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd
         "exit_year": villages["exit_year"].astype("Int64").array.take(v),
         "population": villages["population"].astype("Int64").array.take(v),
         "households": villages["households"].astype("Int64").array.take(v),
-        **{c: strings(spec[c]).take(job) for c in ("indicator", "action", "item", "unit")},
+        **{c: take_text(spec[c], job) for c in ("indicator", "action", "item", "unit")},
         "quantity": q, "quantity_basis": strings(basis),
         "unit_cost": unit_cost, "cost": np.round(q * unit_cost, 2),
-        "distance_m": dist[gi], "deadline": strings(spec["deadline"]).take(job)},
+        "distance_m": dist[gi], "deadline": take_text(spec["deadline"], job)},
         copy=False)  # no consolidating copy of the numeric columns
     return out[PROJECT_COLUMNS]

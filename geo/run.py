@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from buque.geo.archive import RunTables, hash_input, sha256_file, write_run
-from buque.geo.columns import codes, positions, strings, take_text
+from buque.geo.columns import codes, positions, take_text
 from buque.geo.exit import criteria_of, exit_checks
 from buque.geo.gaps import STATUSES, assess, evidence_classes
 from buque.geo.memory import release
@@ -180,14 +180,13 @@ def village_table(v: gpd.GeoDataFrame, gaps: pd.DataFrame, profile: Profile) -> 
     status = codes(gaps["status"], STATUSES)
     dist = gaps["distance_m"].to_numpy(dtype=float, na_value=np.nan)
     bits = np.zeros(n, dtype=np.int64)
-    names = strings([*STATUSES, None])  # code -1 (not assessed): null
     for j, k in enumerate(keys):
         sel = ind == j
         st = np.full(n, -1, dtype=np.int64)
         st[pos[sel]] = status[sel]
         d = np.full(n, np.nan)
         d[pos[sel]] = dist[sel]
-        out[k] = names.take(st)
+        out[k] = take_text(STATUSES, st)  # code -1 (not assessed): null
         out[f"{k}_distance_m"] = d
         bits |= (st == STATUSES.index("missing")).astype(np.int64) << j
     # ``missing``: comma-joined keys, one string per distinct combination (no loop over villages)
@@ -195,7 +194,7 @@ def village_table(v: gpd.GeoDataFrame, gaps: pd.DataFrame, profile: Profile) -> 
     text = np.array([",".join(k for j, k in enumerate(keys) if c >> j & 1) for c in combos],
                     dtype=object)
     out["n_missing"] = np.array([int(c).bit_count() for c in combos], dtype=np.int64)[inverse]
-    out["missing"] = strings(text).take(inverse)
+    out["missing"] = take_text(text, inverse)
     return gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
 
 
