@@ -27,7 +27,7 @@ def _arrow(column: pd.Series | Sequence[str]) -> pa.Array:
 def codes(column: pd.Series, categories: Sequence[str]) -> np.ndarray:
     """Position of each value of a text column in ``categories`` (-1: null or not listed)."""
     out = pc.index_in(_arrow(column), value_set=pa.array(list(categories), pa.large_string()))
-    return pc.fill_null(out, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pc.fill_null(out, -1).to_numpy()  # int32: half the memory of int64 at 15 M rows
 
 
 def equals(column: pd.Series, value: str) -> np.ndarray:
@@ -70,8 +70,10 @@ def take_text(pool: object, idx: np.ndarray) -> pd.api.extensions.ExtensionArray
         values = values.combine_chunks()
     if values.type != pa.large_string():
         values = values.cast(pa.large_string())
-    idx = np.asarray(idx, dtype=np.int64)
-    missing = idx < 0
-    ind = pa.array(np.where(missing, 0, idx), mask=missing if missing.any() else None)
+    idx = np.asarray(idx)
+    if idx.dtype.kind not in "iu":
+        idx = idx.astype(np.int64)
+    missing = idx < 0  # masked: a null slot's index is not looked at (nor copied)
+    ind = pa.array(idx, mask=missing if missing.any() else None)
     out = pa.DictionaryArray.from_arrays(ind, values).cast(pa.large_string())
     return pd.arrays.ArrowStringArray(out)
