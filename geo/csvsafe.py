@@ -40,8 +40,10 @@ def _neutralise_array(a: pa.Array) -> pa.Array:
         return a if d is a.dictionary else pa.DictionaryArray.from_arrays(a.indices, d)
     if not _is_text(a.type) or len(a) == 0:
         return a
-    hit = pc.and_kleene(pc.match_substring_regex(a, _NEEDS_QUOTE),
-                        pc.invert(pc.match_substring_regex(a, _NUMBER)))
+    need = pc.match_substring_regex(a, _NEEDS_QUOTE)  # anchored: looks at the first bytes
+    if not pc.any(need).as_py():  # the usual case: the number test (a full scan) is not needed
+        return a
+    hit = pc.and_kleene(need, pc.invert(pc.match_substring_regex(a, _NUMBER)))
     if not pc.any(hit).as_py():
         return a
     quoted = pc.replace_substring_regex(a, "^", "'", max_replacements=1)

@@ -22,10 +22,9 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import shapely
 
-from buque.geo.columns import codes, strings, take_text
+from buque.geo.columns import codes, concat_text, take_text
 from buque.geo.evidence import FAIL, evaluate, explain
 from buque.geo.metric import Band, bands_of
 from buque.geo.rules import rule_of
@@ -124,14 +123,12 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
     string conversion). ``results`` is consumed (emptied) to free each indicator's arrays."""
     # every evidence id once: the layers' ids one after another (-1: none)
     offset: dict[str, int] = {}
-    pools: list[pa.ChunkedArray] = []
+    ids: list[pd.Series] = []
     for ind in inds:
         if ind.layer in layers and ind.layer not in offset:
-            offset[ind.layer] = sum(len(p) for p in pools)
-            pools.append(pa.array(strings(layers[ind.layer]["id"].astype("string")))
-                         .cast(pa.large_string()))
-    id_pool = (pa.chunked_array(pools, pa.large_string()).combine_chunks() if pools
-               else pa.array([], pa.large_string()))
+            offset[ind.layer] = sum(len(i) for i in ids)
+            ids.append(layers[ind.layer]["id"])
+    id_pool = concat_text(ids)
     rows = [np.flatnonzero(masks[ind.key]) for ind in inds]
     total = sum(len(r) for r in rows)
     if total == 0:

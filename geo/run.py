@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from buque.geo.archive import RunTables, hash_input, sha256_file, write_run
-from buque.geo.columns import codes, positions, take_text
+from buque.geo.columns import codes, first_occurrence, positions, take_text
 from buque.geo.exit import criteria_of, exit_checks
 from buque.geo.gaps import STATUSES, assess, evidence_classes
 from buque.geo.memory import release
@@ -127,7 +127,7 @@ def prepare_villages(layers: dict[str, gpd.GeoDataFrame], report: Report) -> gpd
     if nocode.any():  # (a copy of every column otherwise)
         _reject(report, v, nocode, "missing village code", "code")
         v = v.loc[~nocode].reset_index(drop=True)
-    dup = v["code"].duplicated(keep="first").to_numpy()
+    dup = ~first_occurrence(v["code"])
     if dup.any():
         first = v.loc[~dup].set_index("code")
         where = first[FILE].astype(str) + " row " + (first[ROW] + HEADER_LINES).astype(str)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from buque.geo.archive import read_run
-from buque.geo.columns import ranks, take_text
+from buque.geo.columns import concat_text, first_occurrence, ranks, take_text
 from buque.geo.remedies import PROJECT_COLUMNS
 
 WORDS = ["水", "电", "路", "a", "B", "b", "", "北京市", "z9", "10", "9", None]
@@ -32,6 +32,26 @@ def test_take_text_accepts_plain_lists_and_chunked_arrow():
     chunked = pd.Series(["x", "y", None, "z"], dtype="string")  # Arrow-backed: chunked inside
     pd.testing.assert_series_equal(pd.Series(take_text(chunked, np.array([3, 2, 1]))),
                                    pd.Series(chunked.array.take(np.array([3, 2, 1]))))
+
+
+@pytest.mark.parametrize("dtype", ["string", "str", object])
+def test_first_occurrence_is_not_duplicated_keep_first(dtype):
+    rng = np.random.default_rng(4)
+    values = np.array([WORDS[i] for i in rng.integers(0, len(WORDS), 4000)], dtype=object)
+    col = pd.Series(values, dtype=dtype)
+    # several Arrow chunks, as a concatenation of layers makes them
+    col = pd.concat([col.iloc[:1500], col.iloc[1500:]], ignore_index=True)
+    assert np.array_equal(first_occurrence(col), ~col.duplicated(keep="first").to_numpy())
+
+
+def test_concat_text_chains_chunked_columns_in_order():
+    a = pd.concat([pd.Series(["水", None], dtype="string"), pd.Series(["x"], dtype="string")],
+                  ignore_index=True)  # chunked inside
+    b = pd.Series(["路", "b"], dtype="str")
+    got = concat_text([a, b, pd.Series([], dtype="string")])
+    assert got.type == "large_string"
+    assert got.to_pylist() == ["水", None, "x", "路", "b"]
+    assert concat_text([]).to_pylist() == []
 
 
 def test_lexsort_of_ranks_orders_like_a_stable_pandas_sort():
