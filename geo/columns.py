@@ -55,8 +55,19 @@ def lookup(keys: pd.Series, index: pd.Series, values: pd.Series) -> pd.api.exten
 def ranks(column: pd.Series | pd.api.extensions.ExtensionArray) -> np.ndarray:
     """Dense rank (1, 2, …) of each value in ascending order — text by code point, as pandas
     sorts it — with nulls after every value: integer sort keys for :func:`numpy.lexsort`."""
-    arr = column.array if isinstance(column, pd.Series) else column
-    return pc.rank(pa.array(arr), sort_keys="ascending", tiebreaker="dense").to_numpy()
+    arr = pa.array(column.array if isinstance(column, pd.Series) else column)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    head = arr.slice(0, 4096)
+    if len(pc.unique(head)) > len(head) // 2:  # mostly distinct (codes): sort the column itself
+        return pc.rank(arr, sort_keys="ascending", tiebreaker="dense").to_numpy()
+    # few distinct values (county, township, year): rank those, then look each row's up (a
+    # hash instead of a sort of millions of strings)
+    enc = pc.dictionary_encode(arr)  # distinct values, nulls left null
+    k = len(enc.dictionary)
+    dense = pc.rank(enc.dictionary, sort_keys="ascending", tiebreaker="dense").to_numpy()
+    lookup = np.append(dense, np.uint64(k + 1))  # null: after every value
+    return lookup[pc.fill_null(enc.indices, k).to_numpy()]
 
 
 def concat_text(columns: Sequence[pd.Series]) -> pa.Array:

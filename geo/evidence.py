@@ -51,6 +51,15 @@ def evaluate(df: pd.DataFrame, cond: Condition) -> np.ndarray:
     return out
 
 
+def fields_of(cond: Condition) -> list[str]:
+    """The fields a condition reads (its own and those of its ``if_null`` fallbacks)."""
+    out: list[str] = []
+    while isinstance(cond, Condition):
+        out.append(cond.field)
+        cond = cond.if_null
+    return list(dict.fromkeys(out))
+
+
 def evaluate_all(df: pd.DataFrame, conds: Sequence[Condition]) -> np.ndarray:
     """AND of all conditions (an empty list passes everything)."""
     return _and(len(df), [evaluate(df, c) for c in conds])

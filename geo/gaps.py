@@ -25,7 +25,7 @@ import pandas as pd
 import shapely
 
 from buque.geo.columns import codes, concat_text, take_text
-from buque.geo.evidence import FAIL, evaluate, explain
+from buque.geo.evidence import FAIL, evaluate, explain, fields_of
 from buque.geo.metric import Band, bands_of
 from buque.geo.rules import rule_of
 from buque.geo.rules.band import BandWork
@@ -54,7 +54,10 @@ def applicable(villages: pd.DataFrame, ind: Indicator) -> np.ndarray:
     for lvl, cond in ind.applies.items():
         sel = level == levels.index(lvl)
         if sel.any():
-            mask[sel] &= evaluate(villages.loc[sel], cond) != FAIL
+            # only the columns the condition reads (a copy of every column, geometry too, is
+            # 0.4 s at 1 M villages)
+            cols = [f for f in fields_of(cond) if f in villages.columns]
+            mask[sel] &= evaluate(villages.loc[sel, cols], cond) != FAIL
     return mask
 
 

@@ -54,6 +54,19 @@ def test_concat_text_chains_chunked_columns_in_order():
     assert concat_text([]).to_pylist() == []
 
 
+@pytest.mark.parametrize("distinct", [3, 40, 6000])
+def test_ranks_are_pandas_dense_ranks_nulls_last(distinct):
+    rng = np.random.default_rng(distinct)
+    pool = [f"{w or ''}{i}" for i, w in enumerate(WORDS * (distinct // len(WORDS) + 1))][:distinct]
+    text = pd.Series(pd.array([pool[i] for i in rng.integers(0, distinct, 5000)], dtype="string"))
+    text[rng.random(5000) < 0.05] = pd.NA
+    years = pd.Series(pd.array(rng.integers(2020, 2020 + distinct, 5000), dtype="Int64"))
+    years[rng.random(5000) < 0.05] = pd.NA
+    for col in (text, years):
+        want = col.rank(method="dense", na_option="bottom").to_numpy(dtype=np.int64)
+        assert np.array_equal(ranks(col).astype(np.int64), want)
+
+
 def test_lexsort_of_ranks_orders_like_a_stable_pandas_sort():
     rng = np.random.default_rng(1)
     n = 3000
