@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from buque.geo.columns import codes, equals, ranks, strings, take_text
+from buque.geo.columns import codes, equals, ranks, take_text
 from buque.layers.profile import Profile, Remedy
 
 PROJECT_COLUMNS = ["rank", "priority", "village_code", "name", "level", "county", "township",
@@ -24,18 +24,24 @@ def priority(villages: pd.DataFrame) -> np.ndarray:
     return np.where(poor & exit_known, 1, np.where(poor, 2, 3))
 
 
+#: what a remedy's quantity was computed from (``quantity_basis``), by code
+BASES = ("count", "households", "unknown", "distance", "default", "register")
+_BASIS = {b: np.int8(i) for i, b in enumerate(BASES)}
+
+
 def _quantity(rem: Remedy, distance_m: np.ndarray, households: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
+    """Quantities and their basis (codes into :data:`BASES`)."""
     n = len(distance_m)
     if rem.quantity == "count":
-        return np.ones(n), np.full(n, "count", dtype=object)
+        return np.ones(n), np.full(n, _BASIS["count"])
     if rem.quantity == "households":
         ok = np.isfinite(households)
-        return households, np.where(ok, "households", "unknown").astype(object)
+        return households, np.where(ok, _BASIS["households"], _BASIS["unknown"])
     known = np.isfinite(distance_m)
     default = np.nan if rem.default_quantity is None else float(rem.default_quantity)
     q = np.where(known, distance_m / 1000.0, default)
-    return np.round(q, 3), np.where(known, "distance", "default").astype(object)
+    return np.round(q, 3), np.where(known, _BASIS["distance"], _BASIS["default"])
 
 
 def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd.DataFrame:
@@ -68,7 +74,7 @@ def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd
             q, b = _quantity(rem, dist[gi], hh[vpos[gi]])
             if reg_count is not None:  # a register rule counted the households concerned
                 rc = reg_count[gi]
-                q, b = np.where(np.isfinite(rc), rc, q), np.where(np.isfinite(rc), "register", b)
+                q, b = np.where(np.isfinite(rc), rc, q), np.where(np.isfinite(rc), _BASIS["register"], b)
             rows.append(gi)
             jobs.append(np.full(len(gi), len(job_rows)))
             qty.append(q)
@@ -105,7 +111,7 @@ def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd
         "population": villages["population"].astype("Int64").array.take(v),
         "households": villages["households"].astype("Int64").array.take(v),
         **{c: take_text(spec[c], job) for c in ("indicator", "action", "item", "unit")},
-        "quantity": q, "quantity_basis": strings(basis),
+        "quantity": q, "quantity_basis": take_text(BASES, basis),
         "unit_cost": unit_cost, "cost": np.round(q * unit_cost, 2),
         "distance_m": dist[gi], "deadline": take_text(spec["deadline"], job)},
         copy=False)  # no consolidating copy of the numeric columns
