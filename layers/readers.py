@@ -109,12 +109,14 @@ def _read_ogr_arrow(path: Path, layer: str | int | None) -> gpd.GeoDataFrame | p
     name = meta["geometry_name"] or "wkb_geometry"
     if name not in table.column_names:
         return table.to_pandas()
-    wkb = table.column(name).combine_chunks()
-    if isinstance(wkb, pa.ExtensionArray):
-        wkb = wkb.storage
+    # decoded batch by batch: no combined copy of the whole WKB column first
+    chunks = [c.storage if isinstance(c, pa.ExtensionArray) else c
+              for c in table.column(name).chunks]
     df = table.drop_columns([name]).to_pandas()
     del table
-    df["geometry"] = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
+    parts = [shapely.from_wkb(c.to_numpy(zero_copy_only=False)) for c in chunks]
+    del chunks
+    df["geometry"] = (np.concatenate(parts) if parts else np.array([], dtype=object))
     return gpd.GeoDataFrame(df, geometry="geometry", crs=meta["crs"])
 
 
@@ -445,13 +447,17 @@ def _validate_geometry(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -
     drop(out, "coordinates out of range for WGS84 (lon ±180, lat ±90); swapped lon/lat or "
          "wrong CRS?")
     types = shapely.get_type_id(geom)
-    names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
-                      "MultiLineString", "MultiPolygon", "GeometryCollection"])
-    fam = np.array([_FAMILY.get(n, "") for n in names])
+    names = ["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
+             "MultiPolygon", "GeometryCollection"]  # by GEOS type id
     allowed = GEOMETRY_FAMILIES[kind]
-    ok_type = np.isin(fam[np.clip(types, 0, 7)], allowed) & (types >= 0)
+    ok_type = np.isin(types, [i for i, n in enumerate(names) if _FAMILY.get(n) in allowed])
     drop(~ok_type, f"geometry type not allowed for {kind} (expected {', '.join(allowed)})")
-    invalid = keep & ~shapely.is_valid(geom)
+    # points left are valid (their coordinates passed the range test above, so are finite):
+    # only lines and polygons are asked
+    check = keep & (types != 0) & (types != 4)
+    invalid = np.zeros(len(geom), dtype=bool)
+    if check.any():
+        invalid[check] = ~shapely.is_valid(geom[check])
     if invalid.any():
         fixed = shapely.make_valid(geom[invalid])
         # keep only the part of the original dimension (make_valid may add slivers of lines)
