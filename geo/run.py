@@ -24,7 +24,7 @@ from buque.geo.archive import RunTables, hash_input, sha256_file, write_run
 from buque.geo.columns import codes, first_occurrence, positions, take_text
 from buque.geo.exit import criteria_of, exit_checks
 from buque.geo.gaps import STATUSES, assess, evidence_classes
-from buque.geo.memory import release
+from buque.geo.memory import release, use_system_pool
 from buque.geo.metric import bands_of
 from buque.geo.rates import summary
 from buque.geo.remedies import remedies
@@ -223,6 +223,7 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     :mod:`geo.plan.apply`; the manifest names the plan).
     """
     t0 = time.perf_counter()
+    use_system_pool()  # before the layers are read: see geo.memory
     timings: dict[str, float] = {}
 
     def mark(name: str) -> None:
