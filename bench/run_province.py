@@ -67,7 +67,7 @@ def end_to_end(data: Path, reps: int) -> dict[str, list[tuple[float, float]]]:
                 "imports": [sys.executable, "-c", "import buque.cli, buque.geo.run"]}
         names = list(cmds)
         for r in range(reps):
-            for name in names[r % 4:] + names[:r % 4]:
+            for name in names[r % len(names):] + names[:r % len(names)]:
                 res[name].append(measure(cmds[name]))
                 print(f"  end-to-end {name:10s} rep {r + 1}: {res[name][-1][0]:.2f} s, "
                       f"{res[name][-1][1]:.0f} MiB", flush=True)
@@ -96,7 +96,7 @@ def engine(data: Path, reps: int) -> dict[str, list[float]]:
     res: dict[str, list[float]] = {k: [] for k in runs}
     names = list(runs)
     for r in range(reps):
-        for name in names[r % 3:] + names[:r % 3]:
+        for name in names[r % len(names):] + names[:r % len(names)]:
             t = time.perf_counter()
             runs[name]()
             res[name].append(time.perf_counter() - t)

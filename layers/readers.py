@@ -454,7 +454,7 @@ def _validate_geometry(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -
     drop(~ok_type, f"geometry type not allowed for {kind} (expected {', '.join(allowed)})")
     # points left are valid (their coordinates passed the range test above, so are finite):
     # only lines and polygons are asked
-    check = keep & (types != 0) & (types != 4)
+    check = keep & ~np.isin(types, [names.index("Point"), names.index("MultiPoint")])
     invalid = np.zeros(len(geom), dtype=bool)
     if check.any():
         invalid[check] = ~shapely.is_valid(geom[check])
