@@ -129,11 +129,12 @@ class FeatureIndex:
         return dist, idx
 
     def covered(self, points: np.ndarray, radius: np.ndarray, mask: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Whether each projected point lies within some feature's own ``radius`` (0 = inside),
         among the features in ``mask`` (default all).
 
-        Returns ``(covered, index)`` with the index of the closest covering feature, or -1.
+        Returns ``(covered, index, distance)``: the closest covering feature (-1: none) and its
+        exact distance (NaN: none).
         """
         dist, idx = np.full(len(points), np.nan), np.full(len(points), -1, dtype=np.int64)
         mask = np.ones(len(self), dtype=bool) if mask is None else mask
@@ -141,7 +142,7 @@ class FeatureIndex:
             qi, f, d = self._pairs_within(points, float(radius[mask].max()), mask)
             ok = d <= radius[f]
             _first_per_query(qi[ok], f[ok], d[ok], dist, idx)
-        return idx >= 0, idx
+        return idx >= 0, idx, dist
 
     def _pairs_within(self, points: np.ndarray, r: float, mask: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,10 +8,8 @@ from typing import ClassVar
 
 import geopandas as gpd
 import numpy as np
-import shapely
 
 from buque.geo.evidence import PASS
-from buque.geo.metric import project
 from buque.geo.nearest import FeatureIndex
 from buque.geo.rules.band import BandWork
 from buque.geo.rules.spatial import SpatialRule, Zone, feature_radius
@@ -36,11 +34,7 @@ class Coverage(SpatialRule):
     def satisfy(self, ind: Indicator, zone: Zone, c: int, q: np.ndarray, sub: np.ndarray,
                 index: FeatureIndex, dq: np.ndarray, d: np.ndarray, i: np.ndarray,
                 net: np.ndarray) -> np.ndarray:
-        cov, ci = zone.index.covered(zone.pts[q], zone.radius, zone.cls == c)
+        cov, ci, cd = zone.index.covered(zone.pts[q], zone.radius, zone.cls == c)
         if c != PASS:  # for PASS the evidence stays the nearest qualifying feature
-            i[q] = ci
-            d[q] = np.nan
-            hit = np.flatnonzero(cov)  # only the covering features are projected
-            d[q[hit]] = shapely.distance(shapely.points(zone.pts[q[hit]]),
-                                         project(zone.index.geoms[ci[hit]], zone.index.crs))
+            i[q], d[q] = ci, cd  # the closest covering feature, at its exact distance
         return cov
