@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,16 @@ ROW = "_row"   # 1-based source data row, kept through the pipeline (reports sho
 FILE = "_file"
 
 
-def read_layer(spec: LayerSpec, project_crs: str | None, report: Report) -> gpd.GeoDataFrame:
+#: GDAL's Arrow stream of a layer (pyogrio's metadata, table)
+Fetched = tuple[dict, pa.Table]
+
+
+def read_layer(spec: LayerSpec, project_crs: str | None, report: Report,
+               ahead: Prefetch | None = None) -> gpd.GeoDataFrame:
     """Read, map fields, set CRS, validate and coerce one layer.
+
+    ``ahead``: GDAL's part of the reading, started earlier in a thread (it runs without the
+    GIL, e.g. while the previous layer is decoded).
 
     Returns a GeoDataFrame in EPSG:4326 with the layer kind's canonical columns, ``_row`` and
     ``_file``; rows that cannot be used are in ``report.rejected``.
@@ -58,7 +67,7 @@ def read_layer(spec: LayerSpec, project_crs: str | None, report: Report) -> gpd.
     elif path.suffix.lower() in ARROW_SUFFIXES:
         gdf, declared = _read_arrow_file(spec, report)
     else:
-        gdf, declared = _read_vector(spec), None
+        gdf, declared = _read_vector(spec, ahead), None
     if ROW not in gdf:  # a CSV sets its own (it drops rows without coordinates)
         gdf[ROW] = np.arange(1, len(gdf) + 1)
     gdf = _map_fields(gdf, spec)
@@ -77,15 +86,58 @@ def normalise(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.Geo
     return _coerce(gdf, spec, report)
 
 
-def _read_vector(spec: LayerSpec) -> gpd.GeoDataFrame:
+def _ogr_arrow(spec: LayerSpec) -> bool:
+    """Whether the layer is read from GDAL's Arrow stream (several times faster); legacy
+    Shapefiles, and layers with a declared encoding, keep GDAL's own decoding path."""
+    return not spec.encoding and spec.path.suffix.lower() not in (
+        ".shp", ".dbf", ".csv", ".txt", ".tsv", *ARROW_SUFFIXES)
+
+
+def fetch(spec: LayerSpec) -> Fetched | None:
+    """GDAL's part of reading the layer (the file into an Arrow table, the GIL released), or
+    None when it is not read that way or a dated/JSON field makes pyogrio parse it itself."""
+    if not _ogr_arrow(spec) or not spec.path.exists():
+        return None
+    meta, table = pyogrio.read_arrow(spec.path, layer=spec.layer, datetime_as_string=True)
+    special = any(d is not None and str(d).startswith("datetime") for d in meta["dtypes"])
+    if special or any(s == "OFSTJSON" for s in meta.get("ogr_subtypes", ())):
+        return None
+    return meta, table
+
+
+class Prefetch:
+    """A layer's :func:`fetch`, run by ``pool`` (now, in this thread, without one).
+
+    :meth:`take` waits for it and hands the table over, keeping no reference: the table is
+    freed as it is decoded. A failed fetch raises there, inside :func:`read_layer`, which says
+    which file could not be read."""
+
+    def __init__(self, spec: LayerSpec, pool: Executor | None = None) -> None:
+        self._box: list[Fetched | None] = []
+        if pool is None:
+            self._run(spec)
+            self._done: Future[None] | None = None
+        else:
+            self._done = pool.submit(self._run, spec)
+
+    def _run(self, spec: LayerSpec) -> None:
+        self._box.append(fetch(spec))
+
+    def take(self) -> Fetched | None:
+        if self._done is not None:
+            self._done.result()
+        return self._box.pop()
+
+
+def _read_vector(spec: LayerSpec, ahead: Prefetch | None = None) -> gpd.GeoDataFrame:
     kw: dict = {}
     if spec.encoding:
         kw["encoding"] = spec.encoding
-    # Arrow reading is several times faster; legacy Shapefiles keep GDAL's own decoding path
-    arrow = not spec.encoding and spec.path.suffix.lower() not in (".shp", ".dbf")
     try:
-        gdf = (_read_ogr_arrow(spec.path, spec.layer) if arrow
-               else pyogrio.read_dataframe(spec.path, layer=spec.layer, **kw))
+        gdf = _frame_of(ahead or Prefetch(spec))
+        if gdf is None:  # not read from the Arrow stream
+            gdf = pyogrio.read_dataframe(spec.path, layer=spec.layer,
+                                         use_arrow=_ogr_arrow(spec), **kw)
     except Exception as e:  # pyogrio raises several DataSourceError/FieldError types
         raise BuqueInputError(str(spec.path), f"cannot read layer '{spec.kind}': {e}") from e
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf:
@@ -94,18 +146,16 @@ def _read_vector(spec: LayerSpec) -> gpd.GeoDataFrame:
     return gdf
 
 
-def _read_ogr_arrow(path: Path, layer: str | int | None) -> gpd.GeoDataFrame | pd.DataFrame:
-    """``pyogrio.read_dataframe(path, layer, use_arrow=True)``, with the geometry decoded from
-    the Arrow WKB column itself: converting it inside the table to pandas first makes a Python
-    ``bytes`` object per feature (measured 1.4 s of a 4.5 s read of 2 M roads, same frame).
-
-    Layers with datetime or JSON fields, which pyogrio parses after the conversion, are read
-    by pyogrio itself.
-    """
-    meta, table = pyogrio.read_arrow(path, layer=layer, datetime_as_string=True)
-    special = any(d is not None and str(d).startswith("datetime") for d in meta["dtypes"])
-    if special or any(s == "OFSTJSON" for s in meta.get("ogr_subtypes", ())):
-        return pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
+def _frame_of(ahead: Prefetch) -> gpd.GeoDataFrame | pd.DataFrame | None:
+    """What ``pyogrio.read_dataframe(..., use_arrow=True)`` makes of the fetched table (None
+    when there is none), with the geometry decoded from the Arrow WKB column itself:
+    converting it inside the table to pandas first makes a Python ``bytes`` object per feature
+    (measured 1.4 s of a 4.5 s read of 2 M roads, same frame)."""
+    got = ahead.take()
+    if got is None:
+        return None
+    meta, table = got
+    del got
     name = meta["geometry_name"] or "wkb_geometry"
     if name not in table.column_names:
         return table.to_pandas()

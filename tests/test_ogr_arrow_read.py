@@ -1,12 +1,15 @@
 """The OGR reader's own Arrow decoding against pyogrio's ``read_dataframe`` (the reference).
 
-``layers.readers._read_ogr_arrow`` takes the WKB column out of GDAL's Arrow stream before the
-conversion to pandas; the frame it gives must be the one ``pyogrio.read_dataframe(...,
-use_arrow=True)`` gives, for every kind of field and geometry a GeoPackage or GeoJSON holds.
+``layers.readers`` takes the WKB column out of GDAL's Arrow stream (:func:`fetch`, which a run
+starts a layer ahead in a thread) before the conversion to pandas; the frame it gives must be the
+one ``pyogrio.read_dataframe(..., use_arrow=True)`` gives, for every kind of field and geometry a
+GeoPackage or GeoJSON holds, read ahead or not.
 Also: the run's per-indicator status counts (from dictionary codes) against a pandas groupby.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import geopandas as gpd
 import numpy as np
@@ -17,7 +20,18 @@ import shapely
 from pandas.testing import assert_frame_equal
 
 from buque.geo.run import _status_counts
-from buque.layers.readers import _read_ogr_arrow
+from buque.layers.errors import BuqueInputError
+from buque.layers.project import LayerSpec
+from buque.layers.readers import Prefetch, _read_vector, fetch
+
+
+def _read(path, ahead: bool = False) -> gpd.GeoDataFrame:
+    """The layer as a run reads it: fetched in a thread first (``ahead``) or all at once."""
+    spec = LayerSpec("roads", path)
+    if not ahead:
+        return _read_vector(spec)
+    with ThreadPoolExecutor(1) as pool:
+        return _read_vector(spec, Prefetch(spec, pool))
 
 
 def _mixed_frame(n: int = 60) -> gpd.GeoDataFrame:
@@ -43,11 +57,12 @@ def _mixed_frame(n: int = 60) -> gpd.GeoDataFrame:
     }, geometry=geoms, crs="EPSG:4490")
 
 
+@pytest.mark.parametrize("ahead", [False, True])
 @pytest.mark.parametrize("suffix,driver", [(".gpkg", "GPKG"), (".geojson", "GeoJSON")])
-def test_arrow_read_equals_pyogrio_read_dataframe(tmp_path, suffix, driver):
+def test_arrow_read_equals_pyogrio_read_dataframe(tmp_path, suffix, driver, ahead):
     path = tmp_path / f"mixed{suffix}"
     pyogrio.write_dataframe(_mixed_frame(), path, driver=driver)
-    got = _read_ogr_arrow(path, None)
+    got = _read(path, ahead)
     want = pyogrio.read_dataframe(path, use_arrow=True)
     assert isinstance(got, gpd.GeoDataFrame)
     assert got.crs == want.crs
@@ -65,10 +80,19 @@ def test_arrow_read_of_a_layer_with_dates_takes_pyogrio_path(tmp_path):
     df = _mixed_frame(12)
     df["surveyed"] = pd.to_datetime([f"2024-0{1 + i % 9}-15" for i in range(12)])
     pyogrio.write_dataframe(df, path)
-    got = _read_ogr_arrow(path, None)
+    assert fetch(LayerSpec("roads", path)) is None  # pyogrio parses the dates itself
+    got = _read(path, ahead=True)
     want = pyogrio.read_dataframe(path, use_arrow=True)
     assert_frame_equal(pd.DataFrame(got.drop(columns="geometry")),
                        pd.DataFrame(want.drop(columns="geometry")))
+
+
+def test_a_file_gdal_cannot_read_fails_naming_it_read_ahead_or_not(tmp_path):
+    path = tmp_path / "broken.gpkg"
+    path.write_bytes(b"not a GeoPackage at all")
+    for ahead in (False, True):
+        with pytest.raises(BuqueInputError, match="broken.gpkg.*cannot read layer 'roads'"):
+            _read(path, ahead)
 
 
 def test_status_counts_match_a_groupby():
