@@ -246,6 +246,7 @@ def verify_run(run: Path, results: Path, out: Path, *, encoding: str | None = No
         sha256_file,
         write_csv,
         write_geoparquet,
+        write_parquet,
     )
     from buque.geo.derive import derive_run, derived_manifest, run_profile  # noqa: PLC0415
     from buque.geo.diff import diff_gaps  # noqa: PLC0415
@@ -300,7 +301,7 @@ def verify_run(run: Path, results: Path, out: Path, *, encoding: str | None = No
                   "dates": [str(applied["date"].min()), str(applied["date"].max())]
                   if len(applied) else []}
     writers.update({
-        "gaps.parquet": lambda p: gaps2.to_parquet(p, index=False),
+        "gaps.parquet": lambda p: write_parquet(gaps2, p),
         "villages.parquet": lambda p: write_geoparquet(v2, p),
         "projects.csv": lambda p: write_csv(projects, p),
         "summary.csv": lambda p: write_csv(summ, p),
