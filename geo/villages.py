@@ -74,7 +74,7 @@ def link_parents(natural: gpd.GeoDataFrame, admin: gpd.GeoDataFrame) -> pd.DataF
         p = pts[rest]
         for b in bands_of(shapely.get_x(p), shapely.get_y(p)):
             idx = FeatureIndex(ref, b.crs)
-            _, near = idx.nearest(project(p[b.members], b.crs))
+            _, near = idx.nearest(transform_xy(shapely.get_coordinates(p[b.members]), b.crs))
             found[rest[b.members]] = near
     hit = found >= 0
     code.iloc[todo[hit]] = admin_code[found[hit]]
