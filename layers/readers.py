@@ -223,7 +223,16 @@ def _replacement_chars(col: pd.Series) -> np.ndarray:
         arr = pa.array(col.array)  # no copy: the column is already Arrow text
     else:  # object columns (mixed values): as text, nulls kept null
         arr = pa.array(col.astype("string").array)
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    # the UTF-8 bytes of U+FFFD looked for in the text buffers first (a byte search; nearly
+    # every file has none): cells are matched only where they occur
+    if not any(_FFFD in memoryview(c.buffers()[2]).tobytes() for c in chunks
+               if c.buffers()[2] is not None):
+        return np.zeros(len(col), dtype=bool)
     return pc.fill_null(pc.match_substring(arr, "\ufffd"), False).to_numpy(zero_copy_only=False)
+
+
+_FFFD = "\ufffd".encode()
 
 
 def _find_column(columns, explicit: str | None, names: tuple[str, ...], path: Path,

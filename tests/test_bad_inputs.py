@@ -413,3 +413,31 @@ def test_rejected_features_carry_their_id_and_name(tmp_path):
     rej = read_csv(tmp_path / "out" / "rejected.csv")
     r = rej[rej["layer"] == "clinics"].iloc[0]
     assert (int(r["row"]), r["code"], r["name"]) == (3, "C2", "二号卫生室")
+
+
+@pytest.mark.parametrize("make", [
+    lambda v: pd.Series(v, dtype="object"),
+    lambda v: pd.Series(v, dtype="string[pyarrow]"),
+    lambda v: pd.concat([pd.Series(v[:3], dtype="string[pyarrow]"),
+                         pd.Series(v[3:], dtype="string[pyarrow]")], ignore_index=True),
+    lambda v: pd.Series(["\ufffd前", *v], dtype="string[pyarrow]").iloc[1:],  # sliced past it
+])
+def test_replacement_chars_match_a_per_cell_search(make):
+    """Text that did not decode is found cell by cell, also in chunked and sliced columns (the
+    byte search that skips clean columns must never miss one)."""
+    from buque.layers.readers import _replacement_chars
+    for values in (["张家村", None, "李\ufffd村", "王村", "\ufffd", None],
+                   ["张家村", None, "王村", "赵村", "x", None], [None] * 6):
+        col = make(values)
+        want = np.array([isinstance(v, str) and "\ufffd" in v for v in col.astype(object)])
+        assert (_replacement_chars(col) == want).all()
+
+
+def test_text_that_did_not_decode_names_file_row_and_field(tmp_path):
+    g = villages_gdf([geom(ORIGIN, pt(i * 1000, 0)) for i in range(3)],
+                     names=["张家村", "李\ufffd村", "王村"], crs="EPSG:4490")
+    pyogrio.write_dataframe(g, tmp_path / "v.gpkg")
+    with pytest.raises(BuqueInputError) as e:
+        run_project(write_project(tmp_path, "v.gpkg"), tmp_path / "out")
+    assert "v.gpkg" in str(e.value) and "does not decode" in str(e.value)
+    assert e.value.field == "name" and e.value.row == 3  # the header is line 1
