@@ -51,11 +51,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.docs import write_section
 from bench.pgcluster import Cluster, PostgresMissing, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-BEGIN, END = "<!-- bench:tiles:begin -->", "<!-- bench:tiles:end -->"
-HEADING = "## Vector tiles: Buque vs TiPg over PostGIS"
+HEADING = "Vector tiles: Buque vs TiPg over PostGIS"
 LAYERS = ("villages", "roads")
 SERVERS = ("buque", "tipg")
 TILE_CODE = ("api/app.py", "api/routes/tiles.py", "api/store.py", "geo/tiles.py", "geo/mvt.py",
@@ -519,20 +519,6 @@ def markdown(stats: dict, wrk: dict, meta: dict, zooms: list[int]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace the text between our markers, or append a new section; keep everything else."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + f"\n\n{HEADING}\n\n{block}\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 # ------------------------------------------------------------------------------------- driver
 
 def _git_describe() -> str:
@@ -736,7 +722,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(md)
     if args.write:
-        write_section(args.write, md)
+        write_section(args.write, "tiles", HEADING, md)
         log(f"wrote the tiles section of {args.write}")
 
 
