@@ -5,8 +5,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported when a report is made: `buque --help` never needs it
+    import pandas as pd
 
 
 class BuqueInputError(ValueError):
@@ -64,6 +66,8 @@ class Report:
     @staticmethod
     def _frame(file: str, layer: str, rows, codes, names, fld: str | None, reasons
                ) -> pd.DataFrame:
+        import pandas as pd  # noqa: PLC0415 (see the import at the top)
+
         n = len(rows)
         df = pd.DataFrame({
             "file": [str(file)] * n,
@@ -92,6 +96,8 @@ class Report:
 
     @staticmethod
     def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+        import pandas as pd  # noqa: PLC0415
+
         if not parts:
             return pd.DataFrame({c: pd.Series(dtype="string") for c in REPORT_COLUMNS})
         return pd.concat(parts, ignore_index=True)
