@@ -54,11 +54,11 @@ def test_bundle_job_reports_progress_then_downloads(client, tables) -> None:
     assert job["result"]["size"] == len(d.content)
     names = zipfile.ZipFile(io.BytesIO(d.content)).namelist()
     assert any(n.endswith("gap-map.pdf") for n in names) and "manifest.json" in names
-    # the same request again: the same job, done, answered at once
-    t0 = time.perf_counter()
+    # the same request again: the same job, already done in the answer itself (not run again:
+    # a new job would be answered queued or running)
     again = client.post("/exports", json={"format": "bundle", "dpi": 72, "lang": "en"})
     assert again.status_code == 200 and again.json()["id"] == job["id"]
-    assert again.json()["state"] == "done" and time.perf_counter() - t0 < 2
+    assert again.json()["state"] == "done"
     # so does the GET URL, with the same bytes
     g = client.get("/exports/bundle", params={"dpi": 72, "lang": "en"})
     assert g.status_code == 200 and g.content == d.content
