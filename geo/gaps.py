@@ -163,27 +163,23 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
     v = np.concatenate(rows)
     del rows
     lv, levels = pd.factorize(villages["level"].array)  # two values: decoded, not taken
-    codes = {"village_code": (villages["code"], v), "level": (levels, lv.astype(np.int8)[v]),
+    coded = {"village_code": (villages["code"], v), "level": (levels, lv.astype(np.int8)[v]),
              "indicator": ([i.key for i in inds], ind_no), "status": (_STATUS, cols.pop("status")),
              "evidence_id": (id_pool, cols.pop("evid")), "candidate_id": (id_pool, cols.pop("cand")),
              "reason": (_REASON, cols.pop("reason"))}
+    numeric = {"distance_m": cols.pop("dist"), "candidate_distance_m": cols.pop("cand_dist"),
+               "network_m": cols.pop("net")}
     del ind_no
 
     def decode(name: str) -> pd.api.extensions.ExtensionArray:
-        pool_, idx = codes.pop(name)  # dropped once decoded (at national size 15 M rows each)
+        pool_, idx = coded.pop(name)  # dropped once decoded (at national size 15 M rows each)
         return take_text(pool_, idx)
 
-    # the text columns decoded side by side (Arrow's cast releases the GIL), in column order
+    # the text columns decoded side by side (Arrow's cast releases the GIL)
     with ThreadPoolExecutor(THREADS) as workers:
-        text = {k: workers.submit(decode, k) for k in list(codes)}
-        out: dict[str, Any] = {k: text[k].result() for k in ("village_code", "level", "indicator",
-                                                              "status")}
-        out["distance_m"] = cols.pop("dist")
-        out["evidence_id"] = text["evidence_id"].result()
-        out["candidate_id"] = text["candidate_id"].result()
-        out["candidate_distance_m"] = cols.pop("cand_dist")
-        out["network_m"] = cols.pop("net")
-        out["reason"] = text["reason"].result()
+        text = {k: workers.submit(decode, k) for k in list(coded)}
+        out: dict[str, Any] = {k: text[k].result() if k in text else numeric[k]
+                               for k in GAP_COLUMNS if k != "failed"}
     out["failed"] = pd.concat(failed, ignore_index=True).array
     if registers:  # households concerned and their mean remedy unit cost (register rules)
         cnt = np.concatenate(extra_count)

@@ -74,7 +74,8 @@ def remedies(gaps: pd.DataFrame, villages: pd.DataFrame, profile: Profile) -> pd
             q, b = _quantity(rem, dist[gi], hh[vpos[gi]])
             if reg_count is not None:  # a register rule counted the households concerned
                 rc = reg_count[gi]
-                q, b = np.where(np.isfinite(rc), rc, q), np.where(np.isfinite(rc), _BASIS["register"], b)
+                counted = np.isfinite(rc)
+                q, b = np.where(counted, rc, q), np.where(counted, _BASIS["register"], b)
             rows.append(gi)
             jobs.append(np.full(len(gi), len(job_rows)))
             qty.append(q)

@@ -41,6 +41,8 @@ LON_NAMES = ("lon", "lng", "long", "longitude", "经度", "东经", "x", "x坐�
 LAT_NAMES = ("lat", "latitude", "纬度", "北纬", "y", "y坐标", "wd")
 #: GeoParquet and GeoArrow files, read with pyarrow (GDAL here has no Parquet driver)
 ARROW_SUFFIXES = (".parquet", ".geoparquet", ".arrow", ".feather", ".ipc")
+#: delimited text files, read as tables (with lon/lat columns when they are a layer)
+TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
 ROW = "_row"   # 1-based source data row, kept through the pipeline (reports show line = row + 1)
 FILE = "_file"
 
@@ -62,7 +64,7 @@ def read_layer(spec: LayerSpec, project_crs: str | None, report: Report,
     path = spec.path
     if not path.exists():
         raise BuqueInputError(str(path), f"layer '{spec.kind}': no such file")
-    if path.suffix.lower() in (".csv", ".txt", ".tsv"):
+    if path.suffix.lower() in TEXT_SUFFIXES:
         gdf, declared = _read_csv(spec, report)
     elif path.suffix.lower() in ARROW_SUFFIXES:
         gdf, declared = _read_arrow_file(spec, report)
@@ -90,7 +92,7 @@ def _ogr_arrow(spec: LayerSpec) -> bool:
     """Whether the layer is read from GDAL's Arrow stream (several times faster); legacy
     Shapefiles, and layers with a declared encoding, keep GDAL's own decoding path."""
     return not spec.encoding and spec.path.suffix.lower() not in (
-        ".shp", ".dbf", ".csv", ".txt", ".tsv", *ARROW_SUFFIXES)
+        ".shp", ".dbf", *TEXT_SUFFIXES, *ARROW_SUFFIXES)
 
 
 def fetch(spec: LayerSpec) -> Fetched | None:

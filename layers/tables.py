@@ -17,9 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from buque.layers.errors import BuqueInputError
-from buque.layers.readers import ROW, BadRow, _unique_names, read_text_table
+from buque.layers.readers import ROW, TEXT_SUFFIXES, BadRow, _unique_names, read_text_table
 
-TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
 SHEET_SUFFIXES = (".xlsx", ".xlsm")
 
 
