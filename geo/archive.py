@@ -90,6 +90,9 @@ class RunTables:
     warnings: pd.DataFrame
     unlocated: pd.DataFrame
     layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    #: archived layers already written as files (by a run's second process, :mod:`geo.split`),
+    #: moved into the archive by :func:`write_run`; not in ``layers``
+    layer_files: dict[str, Path] = field(default_factory=dict)
     #: further CSV files of the run by file name (``discrepancies.csv`` of a ledger check)
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: exit checks (``exit.csv``): runs whose project sets ``year``; None for the others
@@ -118,8 +121,10 @@ def write_run(out: Path, tables: RunTables, manifest: dict[str, Any],
         jobs.append((EXIT, lambda p: write_csv(tables.exit, p)))
     for kind, gdf in tables.layers.items():
         jobs.append((f"{LAYERS_DIR}/{kind}.parquet", lambda p, gdf=gdf: write_geoparquet(gdf, p)))
+    for kind, src in tables.layer_files.items():
+        jobs.append((f"{LAYERS_DIR}/{kind}.parquet", lambda p, src=src: os.replace(src, p)))
     try:
-        if tables.layers:
+        if tables.layers or tables.layer_files:
             (tmp / LAYERS_DIR).mkdir()
         # the files are written side by side (Arrow's Parquet and CSV writers and GEOS's WKB
         # encoding release the GIL); ``fault`` still sees every name, in this order

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -69,10 +70,37 @@ def evidence_classes(layers: dict[str, gpd.GeoDataFrame], profile: Profile
             for i in profile.indicators.values() if i.layer in layers}
 
 
+@dataclass
+class Answer:
+    """One indicator answered, needing no layer any more: its per-village :class:`Result`, the
+    ids that ``res.evid``/``res.cand`` index (its evidence layer's; None without one) and, per
+    applicable village, the failed condition of its candidate. What a second process sends
+    back (:mod:`geo.split`)."""
+
+    res: Result
+    ids: pd.Series | None
+    failed: pd.Series
+
+
+class Elsewhere(Protocol):
+    """Indicators answered by someone else (:class:`geo.split.Split`) while :func:`assess`
+    answers the others."""
+
+    keys: frozenset[str]
+
+    def start(self, inds: list[Indicator], masks: dict[str, np.ndarray], lonlat: np.ndarray,
+              vgeom: np.ndarray, is_poly: np.ndarray) -> None:
+        """Begin: the indicators (as this run's profile has them) and their villages."""
+
+    def answers(self) -> dict[str, Answer]:
+        """Their answers, waiting for them."""
+
+
 def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], profile: Profile,
            progress: Progress | None = None, bands: list[Band] | None = None,
            classes: dict[str, np.ndarray] | None = None, threads: int = THREADS,
-           registers: Mapping[str, Any] | None = None) -> pd.DataFrame:
+           registers: Mapping[str, Any] | None = None,
+           elsewhere: Elsewhere | None = None) -> pd.DataFrame:
     """Assess every applicable (village, indicator) pair.
 
     ``villages`` needs ``code``, ``level``, ``ref_lon``, ``ref_lat``, geometry (EPSG:4326) and
@@ -85,7 +113,8 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     :func:`evidence_classes` when the caller already has them. ``threads``: indicators assessed
     side by side (their numpy, GEOS and k-d tree work releases the GIL). ``registers``:
     the project's registers without geometry (e.g. ``households``) for the non-spatial rules.
-    Each indicator is answered by its rule unit (:mod:`geo.rules`).
+    ``elsewhere``: indicators another process answers meanwhile (their layers need not be in
+    ``layers``). Each indicator is answered by its rule unit (:mod:`geo.rules`).
     """
     n = len(villages)
     lon = villages["ref_lon"].to_numpy(dtype=float)
@@ -95,42 +124,87 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     is_poly = shapely.get_dimensions(vgeom) == 2
     inds = list(profile.indicators.values())
     masks = {i.key: applicable(villages, i) for i in inds}
+    away = [i for i in inds if elsewhere is not None and i.key in elsewhere.keys]
+    if elsewhere is not None and away:
+        elsewhere.start(away, {i.key: masks[i.key] for i in away}, lonlat, vgeom, is_poly)
+    here = [i for i in inds if i not in away]
     if classes is None:
-        classes = evidence_classes(layers, profile)
-    results = {i.key: Result(n) for i in inds}
-    spatial = [i for i in inds if rule_of(i).spatial]
+        classes = evidence_classes(layers, replace(profile, indicators={i.key: i for i in here}))
+    results = {i.key: Result(n) for i in here}
     total, done = int(sum(m.sum() for m in masks.values())), 0
-    for ind in inds:
+    for ind in here:
         if not rule_of(ind).spatial:
             rule_of(ind).assess_villages(villages, registers or {}, ind, masks[ind.key],
                                          results[ind.key])
             done += int(masks[ind.key].sum())
             if progress:
                 progress(done, total, ind.key)
+
+    def tick(key: str, count: int) -> None:
+        nonlocal done
+        done += count
+        if progress:
+            progress(done, total, key)
+
+    spatial = [i for i in here if rule_of(i).spatial]
+    answer_spatial(spatial, masks, results, layers, classes, lonlat, vgeom, is_poly,
+                   bands if bands is not None else bands_of(lon, lat), threads, tick)
+    answers = answers_of(here, masks, results, layers)
+    if away:
+        assert elsewhere is not None
+        answers.update(elsewhere.answers())
+        for ind in away:
+            tick(ind.key, int(masks[ind.key].sum()))
+    return _to_table(villages, inds, masks, answers)
+
+
+def answer_spatial(spatial: list[Indicator], masks: Mapping[str, np.ndarray],
+                   results: Mapping[str, Result], layers: dict[str, gpd.GeoDataFrame],
+                   classes: Mapping[str, np.ndarray], lonlat: np.ndarray, vgeom: np.ndarray,
+                   is_poly: np.ndarray, bands: list[Band], threads: int = THREADS,
+                   tick: Callable[[str, int], None] | None = None) -> None:
+    """Fill ``results`` of the spatial indicators, band by band, the indicators of a band side
+    by side; ``tick(key, villages)`` after each (indicator, band)."""
     narrow = Counter(i.layer for i in spatial if getattr(rule_of(i), "narrow_first", False))
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        for z in bands if bands is not None else bands_of(lon, lat):
+        for z in bands:
             band = BandWork(z, layers, lonlat[z.members], vgeom, is_poly, narrow)
             jobs = {pool.submit(rule_of(ind).assess_band, band, ind, masks[ind.key],
                                 classes.get(ind.key), results[ind.key]): ind for ind in spatial}
             for job in as_completed(jobs):  # indicators of a band run side by side
-                done += job.result()
-                if progress:
-                    progress(done, total, jobs[job].key)
-    return _to_table(villages, layers, inds, masks, results)
+                count = job.result()
+                if tick:
+                    tick(jobs[job].key, count)
 
 
-def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds: list[Indicator],
-              masks: dict[str, np.ndarray], results: dict[str, Result]) -> pd.DataFrame:
+def answers_of(inds: list[Indicator], masks: Mapping[str, np.ndarray],
+               results: dict[str, Result], layers: Mapping[str, gpd.GeoDataFrame]
+               ) -> dict[str, Answer]:
+    """Results as answers: the failed condition of each applicable village's candidate
+    described (``results`` is consumed)."""
+    out = {}
+    for ind in inds:
+        res = results.pop(ind.key)
+        r = np.flatnonzero(masks[ind.key])
+        layer = layers.get(ind.layer)
+        failed = (_failed(layer, ind, res.cand[r]) if res.text is None
+                  else pd.Series(res.text[r], dtype="string"))
+        out[ind.key] = Answer(res, None if layer is None else layer["id"], failed)
+    return out
+
+
+def _to_table(villages: pd.DataFrame, inds: list[Indicator], masks: dict[str, np.ndarray],
+              answers: dict[str, Answer]) -> pd.DataFrame:
     """The long table: text columns are taken from small string arrays by position (no per-row
-    string conversion). ``results`` is consumed (emptied) to free each indicator's arrays."""
+    string conversion). ``answers`` is consumed (emptied) to free each indicator's arrays."""
     # every evidence id once: the layers' ids one after another (-1: none)
     offset: dict[str, int] = {}
     ids: list[pd.Series] = []
     for ind in inds:
-        if ind.layer in layers and ind.layer not in offset:
+        a = answers[ind.key]
+        if a.ids is not None and ind.layer not in offset:
             offset[ind.layer] = sum(len(i) for i in ids)
-            ids.append(layers[ind.layer]["id"])
+            ids.append(a.ids)
     id_pool = concat_text(ids)
     rows = [np.flatnonzero(masks[ind.key]) for ind in inds]
     total = sum(len(r) for r in rows)
@@ -144,14 +218,14 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
     ind_no = np.empty(total, dtype=np.int16)  # small codes: 15 M rows of int64 are 120 MB
     failed, extra_count, extra_cost = [], [], []
     start = 0
-    registers = any(results[i.key].count is not None for i in inds)
+    registers = any(answers[i.key].res.count is not None for i in inds)
     for n, (ind, r) in enumerate(zip(inds, rows, strict=True)):
-        res = results.pop(ind.key)  # consumed: each indicator's arrays go as the table grows
+        a = answers.pop(ind.key)  # consumed: each indicator's arrays go as the table grows
+        res = a.res
         off = offset.get(ind.layer, 0)
         part = slice(start, start + len(r))
         start += len(r)
-        failed.append(_failed(layers.get(ind.layer), ind, res.cand[r]) if res.text is None
-                      else pd.Series(res.text[r], dtype="string"))
+        failed.append(a.failed)
         extra_count.append(np.full(len(r), -1) if res.count is None else res.count[r])
         extra_cost.append(np.full(len(r), np.nan) if res.unit_cost is None
                           else res.unit_cost[r])
@@ -159,7 +233,7 @@ def _to_table(villages: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], inds:
         for k, col in cols.items():
             val = getattr(res, k)[r]
             col[part] = np.where(val >= 0, val + off, -1) if k in ("evid", "cand") else val
-        del res
+        del res, a
     v = np.concatenate(rows)
     del rows
     lv, levels = pd.factorize(villages["level"].array)  # two values: decoded, not taken

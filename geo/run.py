@@ -9,7 +9,6 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,23 +19,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from buque.geo.archive import RunTables, hash_input, sha256_file, write_run
+from buque.geo.archive import RunTables, sha256_file, write_run
 from buque.geo.columns import codes, first_occurrence, positions, take_text
 from buque.geo.exit import criteria_of, exit_checks
 from buque.geo.gaps import STATUSES, assess, evidence_classes
+from buque.geo.inputs import archived_layers, load_layers
 from buque.geo.memory import release, use_system_pool
 from buque.geo.metric import bands_of
 from buque.geo.rates import summary
 from buque.geo.remedies import remedies
+from buque.geo.split import open_split
 from buque.geo.version import tool_version
 from buque.geo.villages import link_parents, reference_points
 from buque.layers.errors import HEADER_LINES, Report
 from buque.layers.households import load_registers
 from buque.layers.official import UNLOCATED_COLUMNS, read_official, unlocated
-from buque.layers.osm import DERIVABLE, derive_layers
 from buque.layers.profile import Profile, load_profile
 from buque.layers.project import Project, load_project
-from buque.layers.readers import FILE, ROW, Prefetch, read_layer
+from buque.layers.readers import FILE, ROW
 from buque.layers.registers import REGISTER_FIELDS
 from buque.layers.schema import LAYER_FIELDS, LEVEL_OF_LAYER, VILLAGE_LAYERS
 
@@ -47,56 +47,10 @@ Step = Callable[[str], None]
 class RunResult:
     out: Path
     manifest: dict[str, Any]
+    #: the run's tables (``layers`` without those a second process wrote: read them from ``out``)
     tables: RunTables
-
-
-def load_layers(project: Project, report: Report, step: Step | None = None
-                ) -> tuple[dict[str, gpd.GeoDataFrame], list[dict[str, Any]]]:
-    """Every layer of the project: its own files first, then the [osm] extract for the rest.
-
-    One file after another, with GDAL reading the next file into Arrow (the GIL released) while
-    this one is decoded: decoding several side by side in threads was measured no faster (at
-    national size 28.5 s with four threads, 27.8 s with one: the conversion to a data frame
-    holds the GIL) and 1.4 GiB heavier. The hashes are computed by another thread meanwhile.
-    """
-    layers: dict[str, gpd.GeoDataFrame] = {}
-    inputs: list[dict[str, Any]] = []
-    specs = list(project.layers.items())
-    # the files' hashes are computed by a thread while they are parsed (hashlib releases the
-    # GIL): at national size that is seconds of reading the GeoPackages a second time
-    with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as ahead:
-        digests = {kind: pool.submit(hash_input, spec.path) for kind, spec in specs}
-        nxt = Prefetch(specs[0][1], ahead) if specs else None
-        try:
-            for n, (kind, spec) in enumerate(specs):
-                if step:
-                    step(f"reading {kind} ({spec.path.name})")
-                this, nxt = nxt, (Prefetch(specs[n + 1][1], ahead) if n + 1 < len(specs)
-                                  else None)
-                gdf = read_layer(spec, project.crs, report, this)
-                del this
-                layers[kind] = gdf
-                inputs.append({"layer": kind, "path": str(spec.path), "source": "file",
-                               "rows": len(gdf) + report.n_rejected(kind), "sha256": digests[kind]})
-            if project.osm is not None:
-                todo = [k for k in DERIVABLE if k not in layers]
-                if todo:
-                    if step:
-                        step(f"deriving {', '.join(todo)} from {project.osm.path.name}")
-                    osm_digest = pool.submit(sha256_file, project.osm.path)
-                    derived = derive_layers(project.osm, todo, report)
-                    for kind, gdf in derived.items():
-                        layers[kind] = gdf
-                        inputs.append({"layer": kind, "path": str(project.osm.path), "source": "osm",
-                                       "rows": len(gdf) + report.n_rejected(kind),
-                                       "sha256": osm_digest})
-        except BaseException:  # a bad file: say so now, not after hashing the rest
-            pool.shutdown(cancel_futures=True)
-            ahead.shutdown(cancel_futures=True)
-            raise
-        for i in inputs:
-            i["sha256"] = i["sha256"].result()
-    return layers, inputs
+    #: processes the run used (:mod:`geo.split`)
+    processes: int = 1
 
 
 #: what a natural village without its own takes from its administrative village, as dtypes
@@ -220,13 +174,19 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
                 engine: str = "local", scheduler: str | None = None,
                 partitions: int | None = None,
                 progress: Callable[[int, int, str], None] | None = None,
-                with_plan: str | Path | None = None) -> RunResult:
+                with_plan: str | Path | None = None, processes: int | None = None,
+                fork_safe: bool = False) -> RunResult:
     """Run a project and write its archive to ``out`` (atomically). Raises on bad input.
 
     ``engine="dask"`` assesses partitions of the villages on a Dask cluster (``scheduler``
     address, default a local one; see :mod:`geo.distributed`); the archive is the same.
     ``with_plan``: a plan archive whose funded works are added to the layers (a scenario run,
     :mod:`geo.plan.apply`; the manifest names the plan).
+    ``processes``: 2 lets a forked second process read and assess part of the feature layers
+    (:mod:`geo.split`; the same archive), 1 keeps the run in this process, None (default)
+    chooses 2 for inputs of :data:`geo.split.SPLIT_MIN_BYTES` or more when this process may
+    fork: no other thread is running, or ``fork_safe`` says the caller's threads touch nothing
+    the child uses (the CLI's progress bar). Local engine without ``with_plan`` only.
     """
     t0 = time.perf_counter()
     use_system_pool()  # before the layers are read: see geo.memory
@@ -237,142 +197,156 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
 
     project = load_project(project_path)
     profile = load_profile(standard or project.standard, base=project.base)
-    report = Report()
-    layers, inputs = load_layers(project, report, step)
-    mark("read")
-    if step:
-        step("preparing villages")
-    v = prepare_villages(layers, report)
-    for kind in VILLAGE_LAYERS:  # v holds them now; keep one copy (at national size, ~1 GiB)
-        layers.pop(kind, None)
-    release()
-    villages_in = sum(i["rows"] for i in inputs if i["layer"] in VILLAGE_LAYERS)
-    official_rows = 0
-    unloc = pd.DataFrame(columns=UNLOCATED_COLUMNS)
-    if project.official is not None:
-        official = read_official(project.official)
-        official_rows = len(official)
-        unloc = unlocated(official, v["code"])
-        inputs.append({"layer": "official", "path": str(project.official.path), "source": "file",
-                       "rows": official_rows, "sha256": sha256_file(project.official.path)})
-        # the NBS list holds administrative villages only; natural villages are not in it
-        listed = v["code"].isin(set(official["code"])) | (v["level"] != "admin")
-        if (~listed).any():
-            report.warn("", "villages", v.loc[~listed, ROW].to_numpy(),
-                        "code not in the official village list",
-                        codes=v.loc[~listed, "code"].to_numpy(),
-                        names=v.loc[~listed, "name"].to_numpy(), field="code")
-    registers, register_counts = load_registers(project.registers, v, report)
-    for kind, spec in project.registers.items():
-        inputs.append({"layer": kind, "path": str(spec.path), "source": "file",
-                       "rows": register_counts[kind]["in"], "sha256": sha256_file(spec.path)})
-    profile, fallback, not_assessed = _levels_present(profile, v, project, report)
-    profile = _registers_present(profile, registers, not_assessed)
-    mark("villages")
-    if step:
-        step(f"assessing {len(v):,} villages against '{profile.name}'")
-    feature_layers = {k: g for k, g in layers.items() if k not in VILLAGE_LAYERS}
-    plan_info = None
-    if with_plan is not None:
-        from buque.geo.plan.apply import add_plan
-        from buque.geo.plan.archive import read_plan
-
-        plan = read_plan(with_plan)
-        feature_layers = add_plan(feature_layers, plan.works, profile)
-        plan_info = {"plan_id": plan.meta.get("plan_id"), "path": str(Path(with_plan).resolve()),
-                     "run_id": plan.meta.get("run", {}).get("run_id"),
-                     "funded_works": plan.meta.get("totals", {}).get("funded_works")}
-        inputs.append({"layer": "plan", "path": str(Path(with_plan).resolve()), "source": "plan",
-                       "rows": int(len(plan.works)),
-                       "sha256": sha256_file(Path(with_plan) / "plan.json")})
-    classes = evidence_classes(feature_layers, profile)
-    if engine == "dask":
-        from buque.geo.distributed import assess_dask
-
-        gaps = assess_dask(v, feature_layers, profile, scheduler=scheduler, partitions=partitions,
-                           step=step, registers=registers)
-    elif engine == "local":
-        gaps = assess(v, feature_layers, profile, progress=progress, classes=classes,
-                      registers=registers)
-    else:
-        raise ValueError(f"unknown engine {engine!r} (local or dask)")
-    release()  # the engine's per-band work is freed: give it back before the tables
-    mark("assess")
-    if step:
-        step("remedies, rates, archive")
-    projects = remedies(gaps, v, profile)
-    exits = _exit_checks(project, v, gaps, registers, profile, report)
-    summ = summary(gaps, v, profile)
-    vt = village_table(v, gaps, profile)
-    extra, ledger_entry = {}, None
-    if project.ledger is not None:
-        from buque.geo.ledger import check_ledger, labels_of, manifest_entry, with_counts
-
+    # a second process for part of the layers (geo.split): forked now, before anything is read
+    split = (open_split(project, profile, load_layers, Path(out), processes, fork_safe)
+             if engine == "local" and with_plan is None else None)
+    try:
+        report = Report()
+        if split is not None and step:
+            step(f"reading {', '.join(split.kinds)} in a second process")
+        layers, inputs = load_layers(split.parent_project(project) if split else project, report,
+                                     step)
+        read_mark = (len(inputs), len(report.rejected), len(report.warnings))
+        mark("read")
         if step:
-            step(f"checking the ledger ({project.ledger.path.name})")
-        check = check_ledger(project.ledger, gaps, vt, labels_of(profile), report)
-        extra["discrepancies.csv"] = check.discrepancies
-        summ = with_counts(summ, check.discrepancies)
-        ledger_entry = manifest_entry(project.ledger, check)
-    mark("tables")
-    rejected = report.rejected_frame()
-    assessed = int(np.count_nonzero(np.bincount(gaps["_v"].to_numpy(np.int64), minlength=1)))
-    counts = {
-        "villages_in": int(villages_in),
-        "assessed": assessed,
-        "rejected": int((rejected["layer"].isin(VILLAGE_LAYERS)).sum()),
-        "not_applicable": int(len(v) - assessed),
-        "by_level": {str(k): int(c) for k, c in v["level"].value_counts().items()},
-        "features_rejected": int((~rejected["layer"].isin([*VILLAGE_LAYERS, *registers])).sum()),
-        "warnings": int(len(report.warnings_frame())),
-        "official_listed": official_rows,
-        "unlocated": int(len(unloc)),
-        "gaps": _status_counts(gaps),
-        "remedy_cost": float(projects["cost"].sum()) if len(projects) else 0.0,
-        **({"households": register_counts["households"]} if "households" in register_counts
-           else {}),
-        **({"exit": {scope: {"rows": int((exits["scope"] == scope).sum()),
-                             "ready": int(((exits["scope"] == scope) & exits["ready"]).sum())}
-                     for scope in ("village", "county")}} if exits is not None else {}),
-    }
-    created = dt.datetime.now(dt.UTC)
-    digest = hashlib.sha256("".join(sorted(i["sha256"] for i in inputs)).encode()
-                            + profile.content_hash.encode()).hexdigest()
-    manifest = {
-        "run_id": f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}",
-        "created": created.isoformat(timespec="seconds"),
-        "tool": {"name": "buque", "version": tool_version()},
-        "project": {"name": project.name, "path": str(project.path),
-                    "sha256": sha256_file(project.path),
-                    **({"year": project.year} if project.year is not None else {})},
-        "profile": {"name": profile.name, "version": profile.version, "path": profile.path,
-                    "sha256": profile.content_hash},
-        "inputs": inputs,
-        "inputs_digest": digest,
-        "counts": counts,
-        "metric_crs": [b.crs for b in bands_of(v["ref_lon"].to_numpy(float),
-                                               v["ref_lat"].to_numpy(float))],
-        "attribution": _attribution(inputs),
-        # indicators assessed at their profile's fallback level, and those not assessed
-        "fallback": fallback,
-        "not_assessed": not_assessed,
-    }
-    if ledger_entry is not None:
-        manifest["ledger"] = ledger_entry
-    if plan_info is not None:
-        manifest["plan"] = plan_info
-    del gaps["_v"]  # in place: at national size a copy of the pairs is gigabytes
-    tables = RunTables(gaps=gaps, villages=vt, projects=projects, summary=summ,
-                       rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc,
-                       layers=archived_layers(feature_layers, profile, classes), extra=extra,
-                       exit=exits)
-    del v, layers, feature_layers  # the archive's tables hold what is written
-    release()
-    mark("prepare_write")
-    write_run(Path(out), tables, manifest, fault=fault)
-    mark("write")
-    manifest["timings_s"] = timings
-    return RunResult(out=Path(out).resolve(), manifest=manifest, tables=tables)
+            step("preparing villages")
+        v = prepare_villages(layers, report)
+        for kind in VILLAGE_LAYERS:  # v holds them now; keep one copy (at national size, ~1 GiB)
+            layers.pop(kind, None)
+        release()
+        villages_in = sum(i["rows"] for i in inputs if i["layer"] in VILLAGE_LAYERS)
+        official_rows = 0
+        unloc = pd.DataFrame(columns=UNLOCATED_COLUMNS)
+        if project.official is not None:
+            official = read_official(project.official)
+            official_rows = len(official)
+            unloc = unlocated(official, v["code"])
+            inputs.append({"layer": "official", "path": str(project.official.path), "source": "file",
+                           "rows": official_rows, "sha256": sha256_file(project.official.path)})
+            # the NBS list holds administrative villages only; natural villages are not in it
+            listed = v["code"].isin(set(official["code"])) | (v["level"] != "admin")
+            if (~listed).any():
+                report.warn("", "villages", v.loc[~listed, ROW].to_numpy(),
+                            "code not in the official village list",
+                            codes=v.loc[~listed, "code"].to_numpy(),
+                            names=v.loc[~listed, "name"].to_numpy(), field="code")
+        registers, register_counts = load_registers(project.registers, v, report)
+        for kind, spec in project.registers.items():
+            inputs.append({"layer": kind, "path": str(spec.path), "source": "file",
+                           "rows": register_counts[kind]["in"], "sha256": sha256_file(spec.path)})
+        profile, fallback, not_assessed = _levels_present(profile, v, project, report)
+        profile = _registers_present(profile, registers, not_assessed)
+        mark("villages")
+        if step:
+            step(f"assessing {len(v):,} villages against '{profile.name}'")
+        feature_layers = {k: g for k, g in layers.items() if k not in VILLAGE_LAYERS}
+        plan_info = None
+        if with_plan is not None:
+            from buque.geo.plan.apply import add_plan
+            from buque.geo.plan.archive import read_plan
+
+            plan = read_plan(with_plan)
+            feature_layers = add_plan(feature_layers, plan.works, profile)
+            plan_info = {"plan_id": plan.meta.get("plan_id"), "path": str(Path(with_plan).resolve()),
+                         "run_id": plan.meta.get("run", {}).get("run_id"),
+                         "funded_works": plan.meta.get("totals", {}).get("funded_works")}
+            inputs.append({"layer": "plan", "path": str(Path(with_plan).resolve()), "source": "plan",
+                           "rows": int(len(plan.works)),
+                           "sha256": sha256_file(Path(with_plan) / "plan.json")})
+        classes = evidence_classes(feature_layers, profile)
+        if engine == "dask":
+            from buque.geo.distributed import assess_dask
+
+            gaps = assess_dask(v, feature_layers, profile, scheduler=scheduler, partitions=partitions,
+                               step=step, registers=registers)
+        elif engine == "local":
+            gaps = assess(v, feature_layers, profile, progress=progress, classes=classes,
+                          registers=registers, elsewhere=split)
+            if split is not None:  # its layers' input records and report rows, in their place
+                split.merge_into(inputs, report, read_mark, list(project.layers))
+        else:
+            raise ValueError(f"unknown engine {engine!r} (local or dask)")
+        release()  # the engine's per-band work is freed: give it back before the tables
+        mark("assess")
+        if step:
+            step("remedies, rates, archive")
+        projects = remedies(gaps, v, profile)
+        exits = _exit_checks(project, v, gaps, registers, profile, report)
+        summ = summary(gaps, v, profile)
+        vt = village_table(v, gaps, profile)
+        extra, ledger_entry = {}, None
+        if project.ledger is not None:
+            from buque.geo.ledger import check_ledger, labels_of, manifest_entry, with_counts
+
+            if step:
+                step(f"checking the ledger ({project.ledger.path.name})")
+            check = check_ledger(project.ledger, gaps, vt, labels_of(profile), report)
+            extra["discrepancies.csv"] = check.discrepancies
+            summ = with_counts(summ, check.discrepancies)
+            ledger_entry = manifest_entry(project.ledger, check)
+        mark("tables")
+        rejected = report.rejected_frame()
+        assessed = int(np.count_nonzero(np.bincount(gaps["_v"].to_numpy(np.int64), minlength=1)))
+        counts = {
+            "villages_in": int(villages_in),
+            "assessed": assessed,
+            "rejected": int((rejected["layer"].isin(VILLAGE_LAYERS)).sum()),
+            "not_applicable": int(len(v) - assessed),
+            "by_level": {str(k): int(c) for k, c in v["level"].value_counts().items()},
+            "features_rejected": int((~rejected["layer"].isin([*VILLAGE_LAYERS, *registers])).sum()),
+            "warnings": int(len(report.warnings_frame())),
+            "official_listed": official_rows,
+            "unlocated": int(len(unloc)),
+            "gaps": _status_counts(gaps),
+            "remedy_cost": float(projects["cost"].sum()) if len(projects) else 0.0,
+            **({"households": register_counts["households"]} if "households" in register_counts
+               else {}),
+            **({"exit": {scope: {"rows": int((exits["scope"] == scope).sum()),
+                                 "ready": int(((exits["scope"] == scope) & exits["ready"]).sum())}
+                         for scope in ("village", "county")}} if exits is not None else {}),
+        }
+        created = dt.datetime.now(dt.UTC)
+        digest = hashlib.sha256("".join(sorted(i["sha256"] for i in inputs)).encode()
+                                + profile.content_hash.encode()).hexdigest()
+        manifest = {
+            "run_id": f"{created:%Y%m%dT%H%M%SZ}-{digest[:8]}",
+            "created": created.isoformat(timespec="seconds"),
+            "tool": {"name": "buque", "version": tool_version()},
+            "project": {"name": project.name, "path": str(project.path),
+                        "sha256": sha256_file(project.path),
+                        **({"year": project.year} if project.year is not None else {})},
+            "profile": {"name": profile.name, "version": profile.version, "path": profile.path,
+                        "sha256": profile.content_hash},
+            "inputs": inputs,
+            "inputs_digest": digest,
+            "counts": counts,
+            "metric_crs": [b.crs for b in bands_of(v["ref_lon"].to_numpy(float),
+                                                   v["ref_lat"].to_numpy(float))],
+            "attribution": _attribution(inputs),
+            # indicators assessed at their profile's fallback level, and those not assessed
+            "fallback": fallback,
+            "not_assessed": not_assessed,
+        }
+        if ledger_entry is not None:
+            manifest["ledger"] = ledger_entry
+        if plan_info is not None:
+            manifest["plan"] = plan_info
+        del gaps["_v"]  # in place: at national size a copy of the pairs is gigabytes
+        tables = RunTables(gaps=gaps, villages=vt, projects=projects, summary=summ,
+                           rejected=rejected, warnings=report.warnings_frame(), unlocated=unloc,
+                           layers=archived_layers(feature_layers, profile, classes), extra=extra,
+                           exit=exits, layer_files=split.files() if split is not None else {})
+        del v, layers, feature_layers  # the archive's tables hold what is written
+        release()
+        mark("prepare_write")
+        write_run(Path(out), tables, manifest, fault=fault)
+        mark("write")
+        manifest["timings_s"] = timings
+        return RunResult(out=Path(out).resolve(), manifest=manifest, tables=tables,
+                         processes=1 if split is None else 2)
+    finally:
+        if split is not None:
+            split.close()
 
 
 def _status_counts(gaps: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -452,27 +426,6 @@ def _registers_present(profile: Profile, registers: dict[str, pd.DataFrame],
         return profile
     return replace(profile, indicators={k: i for k, i in profile.indicators.items()
                                         if k not in drop})
-
-
-#: the archived evidence class of a feature, by its class code (0 fail, 1 pass, else unknown)
-EVIDENCE_CLASSES = ("fail", "pass", "unknown")
-
-
-def archived_layers(layers: dict[str, gpd.GeoDataFrame], profile: Profile,
-                    classes: dict[str, np.ndarray] | None = None) -> dict[str, gpd.GeoDataFrame]:
-    """Feature layers as archived: canonical fields, plus each reading indicator's evidence class."""
-    if classes is None:
-        classes = evidence_classes(layers, profile)
-    out = {}
-    for kind, gdf in layers.items():
-        g = gdf.drop(columns=[ROW, FILE], errors="ignore")  # copy-on-write: the layer is kept
-        for key, ind in profile.indicators.items():
-            if ind.layer == kind:
-                cls = classes[key]
-                g[f"evidence_{key}"] = take_text(EVIDENCE_CLASSES,
-                                                 np.where((cls == 0) | (cls == 1), cls, 2))
-        out[kind] = g
-    return out
 
 
 def _attribution(inputs: list[dict[str, Any]]) -> list[str]:

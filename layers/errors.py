@@ -16,13 +16,21 @@ class BuqueInputError(ValueError):
 
     def __init__(self, path: str, message: str, *, row: int | None = None,
                  field: str | None = None) -> None:
-        self.path, self.row, self.field = str(path), row, field
+        self.path, self.message, self.row, self.field = str(path), message, row, field
         where = self.path
         if row is not None:  # the spreadsheet line (header = line 1)
             where += f", row {row}"
         if field is not None:
             where += f", field '{field}'"
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self) -> tuple:  # picklable: a run's second process sends it (geo.split)
+        return (_input_error, (self.path, self.message, self.row, self.field), self.__dict__)
+
+
+def _input_error(path: str, message: str, row: int | None, field: str | None
+                 ) -> BuqueInputError:
+    return BuqueInputError(path, message, row=row, field=field)
 
 
 def check_keys(path: str, where: str, given: Iterable[str], known: Iterable[str], *,
