@@ -15,6 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
+from synth_world import run_cli
 
 from bench.synth import generate
 from buque.geo.rules import rule_of
@@ -24,7 +25,6 @@ from buque.layers.errors import BuqueInputError
 from buque.layers.profile import load_profile
 from buque.layers.project import load_project
 from buque.layers.schema import VILLAGE_LAYERS
-from synth_world import run_cli
 
 #: manifest entries that differ between any two runs (time, run id and timings)
 VOLATILE = ("created", "run_id", "timings_s")
