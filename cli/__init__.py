@@ -168,8 +168,8 @@ def run(
     processes: Annotated[int | None, typer.Option(min=1, max=2, help="Local engine: 2 reads "
                                                   "and assesses part of the layers in a second "
                                                   "process (same archive), 1 keeps to one; "
-                                                  "default: 2 for inputs of 16 MiB or more on "
-                                                  "two or more CPUs.")] = None,
+                                                  "default: 2 for 16-256 MiB of input files "
+                                                  "on two or more CPUs.")] = None,
 ) -> None:
     """Assess every village of PROJECT and write the run archive to OUT."""
     if engine not in ("local", "dask"):

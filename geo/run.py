@@ -184,8 +184,8 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
     :mod:`geo.plan.apply`; the manifest names the plan).
     ``processes``: 2 lets a forked second process read and assess part of the feature layers
     (:mod:`geo.split`; the same archive), 1 keeps the run in this process, None (default)
-    chooses 2 for inputs of :data:`geo.split.SPLIT_MIN_BYTES` or more when this process may
-    fork: no other thread is running, or ``fork_safe`` says the caller's threads touch nothing
+    chooses 2 for inputs of :data:`geo.split.SPLIT_MIN_BYTES` to ``SPLIT_MAX_BYTES`` when this
+    process may fork: no other thread is running, or ``fork_safe`` says the caller's threads touch nothing
     the child uses (the CLI's progress bar). Local engine without ``with_plan`` only.
     """
     t0 = time.perf_counter()

@@ -54,9 +54,13 @@ from buque.layers.profile import Profile
 from buque.layers.project import Project
 from buque.layers.schema import VILLAGE_LAYERS
 
-#: below this much input (bytes of the layer files) one process is used: the fork and the
-#: transfers cost more than they save
+#: by default a run splits when its layer files hold this much or more (below, the fork and the
+#: transfers cost more than they save) ...
 SPLIT_MIN_BYTES = 16 << 20
+#: ... and at most this much: above, the two processes together hold too much (at national
+#: size, 1.2 GB of GeoPackages: 8.3 GiB against 7.3 GiB in one process, over the 8 GiB a
+#: national run may take, for 70.9 s against 82.2 s; see docs/processes.md)
+SPLIT_MAX_BYTES = 256 << 20
 
 Load = Callable[[Project, Report], tuple[dict[str, Any], list[dict[str, Any]]]]
 
@@ -118,7 +122,8 @@ def open_split(project: Project, profile: Profile, load: Load, out: Path,
     """A started :class:`Split`, or None when the run stays in one process.
 
     ``processes``: 1 never splits; 2 splits whenever the layers and the platform allow;
-    None splits when the layer files hold at least :data:`SPLIT_MIN_BYTES` as well."""
+    None splits when the layer files hold between :data:`SPLIT_MIN_BYTES` and
+    :data:`SPLIT_MAX_BYTES` as well."""
     if processes is not None and processes not in (1, 2):
         raise ValueError(f"processes must be 1, 2 or None (automatic), got {processes!r}")
     if processes == 1 or not can_fork(fork_safe or processes == 2):
@@ -126,7 +131,8 @@ def open_split(project: Project, profile: Profile, load: Load, out: Path,
     kinds, keys = share_of(project, profile)
     if not kinds:
         return None
-    if processes is None and sum(_size(s.path) for s in project.layers.values()) < SPLIT_MIN_BYTES:
+    if processes is None and not (SPLIT_MIN_BYTES <= sum(_size(s.path) for s in
+                                                        project.layers.values()) <= SPLIT_MAX_BYTES):
         return None
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
