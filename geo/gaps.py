@@ -162,13 +162,16 @@ def answer_spatial(spatial: list[Indicator], masks: Mapping[str, np.ndarray],
                    results: Mapping[str, Result], layers: dict[str, gpd.GeoDataFrame],
                    classes: Mapping[str, np.ndarray], lonlat: np.ndarray, vgeom: np.ndarray,
                    is_poly: np.ndarray, bands: list[Band], threads: int = THREADS,
-                   tick: Callable[[str, int], None] | None = None) -> None:
+                   tick: Callable[[str, int], None] | None = None,
+                   built: dict[str, dict] | None = None) -> None:
     """Fill ``results`` of the spatial indicators, band by band, the indicators of a band side
-    by side; ``tick(key, villages)`` after each (indicator, band)."""
+    by side; ``tick(key, villages)`` after each (indicator, band). ``built``: work built
+    ahead per band CRS (:func:`geo.rules.band.prebuild`), handed to the bands."""
     narrow = Counter(i.layer for i in spatial if getattr(rule_of(i), "narrow_first", False))
     with ThreadPoolExecutor(max(1, threads)) as pool:
         for z in bands:
-            band = BandWork(z, layers, lonlat[z.members], vgeom, is_poly, narrow)
+            band = BandWork(z, layers, lonlat[z.members], vgeom, is_poly, narrow,
+                            cache=(built or {}).pop(z.crs, None))
             jobs = {pool.submit(rule_of(ind).assess_band, band, ind, masks[ind.key],
                                 classes.get(ind.key), results[ind.key]): ind for ind in spatial}
             for job in as_completed(jobs):  # indicators of a band run side by side

@@ -47,6 +47,7 @@ from buque.geo.gaps import Answer, answer_spatial, answers_of, evidence_classes
 from buque.geo.inputs import archived_layers
 from buque.geo.metric import bands_of
 from buque.geo.rules import rule_of
+from buque.geo.rules.band import prebuild
 from buque.geo.rules.base import Result
 from buque.layers.errors import Report
 from buque.layers.indicator import Indicator
@@ -253,6 +254,7 @@ def _child(conn: Any, project: Project, profile: Profile, kinds: tuple[str, ...]
         report = Report()
         layers, inputs = load(replace(project, layers={k: project.layers[k] for k in kinds},
                                       osm=None), report)
+        built = prebuild(layers, conn.poll)  # while the villages are prepared
         msg = conn.recv()
         inds, masks, lonlat, is_poly, wkb = msg
         del msg
@@ -262,7 +264,8 @@ def _child(conn: Any, project: Project, profile: Profile, kinds: tuple[str, ...]
         classes = evidence_classes(layers, prof)
         results = {i.key: Result(len(lonlat)) for i in inds}
         answer_spatial(inds, masks, results, layers, classes, lonlat, vgeom, is_poly,
-                       bands_of(lonlat[:, 0], lonlat[:, 1]))
+                       bands_of(lonlat[:, 0], lonlat[:, 1]), built=built)
+        del built
         answers = answers_of(inds, masks, results, layers)
         _compact(answers, inds)
         conn.send(("answers", answers, inputs, report))

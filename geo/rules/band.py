@@ -17,6 +17,8 @@ from buque.geo.metric import (
     outside_bound_m,
     project,
     transform_xy,
+    utm_crs,
+    utm_zone_of,
 )
 from buque.geo.nearest import FeatureIndex
 from buque.geo.network import RoadGraph
@@ -28,17 +30,19 @@ class BandWork:
 
     def __init__(self, z: Band, layers: dict[str, gpd.GeoDataFrame], lonlat: np.ndarray,
                  vgeom: np.ndarray, is_poly: np.ndarray,
-                 narrow_users: Mapping[str, int] | None = None) -> None:
+                 narrow_users: Mapping[str, int] | None = None,
+                 cache: dict[tuple[str, str], object] | None = None) -> None:
         """``narrow_users``: per layer, how many indicators will ask for its narrow window;
         the window is dropped when the last has said :meth:`done_narrow` (a layer not named
-        keeps it for the band's life)."""
+        keeps it for the band's life). ``cache``: work built ahead for the band's CRS by
+        another ``BandWork`` (:func:`prebuild`; windows depend on the band, not its villages)."""
         self.z, self.layers = z, layers
         self._narrow_users = dict(narrow_users or {})
         self.ref_xy = transform_xy(lonlat, z.crs)  # the villages' projected reference points
         self.vgeom, self.is_poly = vgeom, is_poly
         # per member village: how far anything outside the narrow window is, at least
         self.near_bound = outside_bound_m(lonlat[:, 0], lonlat[:, 1], z.window(NEAR_MARGIN_DEG))
-        self._cache: dict[tuple[str, str], object] = {}
+        self._cache: dict[tuple[str, str], object] = {} if cache is None else cache
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -87,3 +91,28 @@ class BandWork:
             todo = sel & poly & np.equal(allp, None)
             allp[todo] = project(self.vgeom[members[todo]], self.z.crs)  # type: ignore[index]
         return allp[sel]  # type: ignore[index]
+
+
+def prebuild(layers: dict[str, gpd.GeoDataFrame], stop: Callable[[], bool]
+             ) -> dict[str, dict[tuple[str, str], object]]:
+    """The layers' windows and indexes for every UTM band their extent touches, wide windows
+    first, until ``stop()`` says the villages have come (a run's second process builds them
+    while it waits, :mod:`geo.split`): by CRS, each a ``cache`` for :class:`BandWork`."""
+    bounds = np.array([g.total_bounds for g in layers.values() if len(g)])
+    out: dict[str, dict[tuple[str, str], object]] = {}
+    if not len(bounds) or not np.isfinite(bounds).all():
+        return out
+    w, s_, e, n = bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max()
+    zones = range(int(utm_zone_of(np.array([w]))[0]), int(utm_zone_of(np.array([e]))[0]) + 1)
+    works = [BandWork(Band(crs=utm_crs(z, north), west=-180.0 + 6.0 * (z - 1),
+                           east=-174.0 + 6.0 * (z - 1), members=np.empty(0, dtype=np.int64)),
+                      layers, np.empty((0, 2)), np.empty(0, dtype=object), np.empty(0, bool))
+             for north in (True, False) if (n >= 0 if north else s_ < 0) for z in zones]
+    for margin in (MARGIN_DEG, NEAR_MARGIN_DEG):
+        for work in works:
+            for kind in layers:
+                if stop():
+                    return out
+                work.window(kind, margin)
+                out[work.z.crs] = work._cache
+    return out
