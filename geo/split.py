@@ -49,7 +49,7 @@ from buque.geo.metric import bands_of
 from buque.geo.rules import rule_of
 from buque.geo.rules.band import prebuild
 from buque.geo.rules.base import Result
-from buque.layers.errors import Report
+from buque.layers.errors import BuqueInputError, Report
 from buque.layers.indicator import Indicator
 from buque.layers.profile import Profile
 from buque.layers.project import Project
@@ -218,7 +218,14 @@ class Split:
             raise RuntimeError(f"the run's second process ended (exit code "
                                f"{self._proc.exitcode}) before sending {what}") from None
         if msg[0] == "error":
-            raise msg[1]
+            _, kind, detail, where = msg
+            if kind == "input":
+                path, message, row, fld = detail
+                err: Exception = BuqueInputError(path, message, row=row, field=fld)
+            else:
+                err = RuntimeError(detail)
+            err.add_note(where)
+            raise err
         return msg[1:]
 
     def close(self) -> None:
@@ -276,11 +283,12 @@ def _child(conn: Any, project: Project, profile: Profile, kinds: tuple[str, ...]
             write_geoparquet(gdf, files[kind])
         conn.send(("files", files))
     except BaseException as e:  # noqa: BLE001 - every failure goes to the parent
-        e.add_note(f"in the run's second process:\n{traceback.format_exc()}")
-        try:
-            conn.send(("error", e))
-        except Exception:  # noqa: BLE001 - not picklable: its text then
-            conn.send(("error", RuntimeError(f"{type(e).__name__}: {e}\n"
-                                             f"{traceback.format_exc()}")))
+        # as plain data: an exception's own pickling may fail (its causes; hooks such as
+        # tblib's, which Dask installs, that rebuild them differently)
+        where = f"in the run's second process:\n{traceback.format_exc()}"
+        if isinstance(e, BuqueInputError):
+            conn.send(("error", "input", (e.path, e.message, e.row, e.field), where))
+        else:
+            conn.send(("error", "other", f"{type(e).__name__}: {e}", where))
     finally:
         conn.close()

@@ -24,7 +24,7 @@ class BuqueInputError(ValueError):
             where += f", field '{field}'"
         super().__init__(f"{where}: {message}")
 
-    def __reduce__(self) -> tuple:  # picklable: a run's second process sends it (geo.split)
+    def __reduce__(self) -> tuple:  # picklable (raised in a Dask worker, a second process)
         return (_input_error, (self.path, self.message, self.row, self.field), self.__dict__)
 
 
