@@ -126,7 +126,7 @@ def table(e2e: dict, eng: dict, n: dict[str, int]) -> str:
         f"| end to end, wall (s) | {wall['buque']:.2f} | {wall['naive']:.2f} | "
         f"{wall['naive'] / wall['buque']:.2f}× | {wall['naive_full']:.2f} | "
         f"{wall['naive_full'] / wall['buque']:.2f}× |",
-        f"| end to end, peak RSS (MiB) | {rss['buque']:.0f} | {rss['naive']:.0f} | | "
+        f"| end to end, peak RSS of the largest process (MiB) | {rss['buque']:.0f} | {rss['naive']:.0f} | | "
         f"{rss['naive_full']:.0f} | |",
         f"| engine only, layers in memory (s) | {en['buque']:.2f} | {en['naive']:.2f} | "
         f"{en['naive'] / en['buque']:.2f}× | {en['naive_full']:.2f} | "
@@ -137,7 +137,9 @@ def table(e2e: dict, eng: dict, n: dict[str, int]) -> str:
         "*Like for like*: the same job (unknown status and upgrade cases from bounded "
         "`sjoin_nearest`s, remedies, rates, the archive written with geopandas/pandas "
         f"defaults). Buque end to end includes its start-up: {wall['imports']:.2f} s for the "
-        "interpreter and its imports alone (measured the same way).",
+        "interpreter and its imports alone (measured the same way). `buque run` reads and "
+        "assesses part of the layers in a second process (docs/processes.md): its peak RSS "
+        "is that of the larger of the two.",
     ])
 
 
