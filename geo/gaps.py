@@ -15,7 +15,7 @@ UTM zone; nothing loops over villages.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -124,21 +124,14 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
     is_poly = shapely.get_dimensions(vgeom) == 2
     inds = list(profile.indicators.values())
     masks = {i.key: applicable(villages, i) for i in inds}
-    away = [i for i in inds if elsewhere is not None and i.key in elsewhere.keys]
+    away = [i for i in inds if i.key in elsewhere.keys] if elsewhere is not None else []
     if elsewhere is not None and away:
         elsewhere.start(away, {i.key: masks[i.key] for i in away}, lonlat, vgeom, is_poly)
-    here = [i for i in inds if i not in away]
+    here = [i for i in inds if i.key not in {a.key for a in away}]
     if classes is None:
         classes = evidence_classes(layers, replace(profile, indicators={i.key: i for i in here}))
     results = {i.key: Result(n) for i in here}
     total, done = int(sum(m.sum() for m in masks.values())), 0
-    for ind in here:
-        if not rule_of(ind).spatial:
-            rule_of(ind).assess_villages(villages, registers or {}, ind, masks[ind.key],
-                                         results[ind.key])
-            done += int(masks[ind.key].sum())
-            if progress:
-                progress(done, total, ind.key)
 
     def tick(key: str, count: int) -> None:
         nonlocal done
@@ -146,12 +139,17 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
         if progress:
             progress(done, total, key)
 
+    for ind in here:
+        if not rule_of(ind).spatial:
+            rule_of(ind).assess_villages(villages, registers or {}, ind, masks[ind.key],
+                                         results[ind.key])
+            tick(ind.key, int(masks[ind.key].sum()))
+
     spatial = [i for i in here if rule_of(i).spatial]
     answer_spatial(spatial, masks, results, layers, classes, lonlat, vgeom, is_poly,
                    bands if bands is not None else bands_of(lon, lat), threads, tick)
     answers = answers_of(here, masks, results, layers)
-    if away:
-        assert elsewhere is not None
+    if elsewhere is not None and away:
         answers.update(elsewhere.answers())
         for ind in away:
             tick(ind.key, int(masks[ind.key].sum()))
@@ -161,7 +159,7 @@ def assess(villages: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame], prof
 def answer_spatial(spatial: list[Indicator], masks: Mapping[str, np.ndarray],
                    results: Mapping[str, Result], layers: dict[str, gpd.GeoDataFrame],
                    classes: Mapping[str, np.ndarray], lonlat: np.ndarray, vgeom: np.ndarray,
-                   is_poly: np.ndarray, bands: list[Band], threads: int = THREADS,
+                   is_poly: np.ndarray, bands: Iterable[Band], threads: int = THREADS,
                    tick: Callable[[str, int], None] | None = None,
                    built: dict[str, dict] | None = None) -> None:
     """Fill ``results`` of the spatial indicators, band by band, the indicators of a band side
