@@ -96,10 +96,13 @@ def bands_of(lon: np.ndarray, lat: np.ndarray) -> Iterator[Band]:
     z = utm_zone_of(np.where(ok, lon, 0.0))
     key = np.where(lat >= 0, z, -z)
     for k in np.unique(key[ok]):
-        zone = int(abs(k))
-        west = -180.0 + 6.0 * (zone - 1)
-        yield Band(crs=utm_crs(zone, bool(k > 0)), west=west, east=west + 6.0,
-                   members=np.flatnonzero(ok & (key == k)))
+        yield zone_band(int(abs(k)), bool(k > 0), np.flatnonzero(ok & (key == k)))
+
+
+def zone_band(zone: int, north: bool, members: np.ndarray) -> Band:
+    """The band of UTM ``zone`` (its hemisphere), holding the villages ``members``."""
+    west = -180.0 + 6.0 * (zone - 1)
+    return Band(crs=utm_crs(zone, north), west=west, east=west + 6.0, members=members)
 
 
 def project(geoms: np.ndarray, crs: str, inverse: bool = False) -> np.ndarray:

@@ -23,7 +23,7 @@ from buque.geo.archive import RunTables, sha256_file, write_run
 from buque.geo.columns import codes, first_occurrence, positions, take_text
 from buque.geo.exit import criteria_of, exit_checks
 from buque.geo.gaps import STATUSES, assess, evidence_classes
-from buque.geo.inputs import archived_layers, load_layers
+from buque.geo.inputs import Step, archived_layers, load_layers
 from buque.geo.memory import release, use_system_pool
 from buque.geo.metric import bands_of
 from buque.geo.rates import summary
@@ -39,8 +39,6 @@ from buque.layers.project import Project, load_project
 from buque.layers.readers import FILE, ROW
 from buque.layers.registers import REGISTER_FIELDS
 from buque.layers.schema import LAYER_FIELDS, LEVEL_OF_LAYER, VILLAGE_LAYERS
-
-Step = Callable[[str], None]
 
 
 @dataclass

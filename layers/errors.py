@@ -24,14 +24,6 @@ class BuqueInputError(ValueError):
             where += f", field '{field}'"
         super().__init__(f"{where}: {message}")
 
-    def __reduce__(self) -> tuple:  # picklable (raised in a Dask worker, a second process)
-        return (_input_error, (self.path, self.message, self.row, self.field), self.__dict__)
-
-
-def _input_error(path: str, message: str, row: int | None, field: str | None
-                 ) -> BuqueInputError:
-    return BuqueInputError(path, message, row=row, field=field)
-
 
 def check_keys(path: str, where: str, given: Iterable[str], known: Iterable[str], *,
                what: str = "key") -> None:

@@ -17,8 +17,8 @@ from buque.geo.metric import (
     outside_bound_m,
     project,
     transform_xy,
-    utm_crs,
     utm_zone_of,
+    zone_band,
 )
 from buque.geo.nearest import FeatureIndex
 from buque.geo.network import RoadGraph
@@ -104,9 +104,8 @@ def prebuild(layers: dict[str, gpd.GeoDataFrame], stop: Callable[[], bool]
         return out
     w, s_, e, n = bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max()
     zones = range(int(utm_zone_of(np.array([w]))[0]), int(utm_zone_of(np.array([e]))[0]) + 1)
-    works = [BandWork(Band(crs=utm_crs(z, north), west=-180.0 + 6.0 * (z - 1),
-                           east=-174.0 + 6.0 * (z - 1), members=np.empty(0, dtype=np.int64)),
-                      layers, np.empty((0, 2)), np.empty(0, dtype=object), np.empty(0, bool))
+    works = [BandWork(zone_band(z, north, np.empty(0, dtype=np.int64)), layers,
+                      np.empty((0, 2)), np.empty(0, dtype=object), np.empty(0, bool))
              for north in (True, False) if (n >= 0 if north else s_ < 0) for z in zones]
     for margin in (MARGIN_DEG, NEAR_MARGIN_DEG):
         for work in works:
