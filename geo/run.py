@@ -31,7 +31,7 @@ from buque.geo.remedies import remedies
 from buque.geo.split import open_split
 from buque.geo.version import tool_version
 from buque.geo.villages import link_parents, reference_points
-from buque.layers.errors import HEADER_LINES, Report
+from buque.layers.errors import HEADER_LINES, BuqueInputError, Report
 from buque.layers.households import load_registers
 from buque.layers.official import UNLOCATED_COLUMNS, read_official, unlocated
 from buque.layers.profile import Profile, load_profile
@@ -202,8 +202,13 @@ def run_project(project_path: str | Path, out: str | Path, *, standard: str | No
         report = Report()
         if split is not None and step:
             step(f"reading {', '.join(split.kinds)} in a second process")
-        layers, inputs = load_layers(split.parent_project(project) if split else project, report,
-                                     step)
+        try:
+            layers, inputs = load_layers(split.parent_project(project) if split else project,
+                                         report, step)
+        except BuqueInputError as e:
+            if split is not None:  # the child's earlier layer may be bad too: that one first
+                split.raise_first(e)
+            raise
         read_mark = (len(inputs), len(report.rejected), len(report.warnings))
         mark("read")
         if step:

@@ -21,15 +21,19 @@ code on the same data, the input records and rejected/warning rows are put back 
 project's layer order (``tests/test_split.py`` compares the two archives table by table). A
 layer group that rules read together (a network distance along ``roads``) stays in one process;
 layers derived from an OSM extract stay in the parent. An error in the child (a bad file) is
-raised in the parent with the child's traceback as a note, and the child is stopped when the
-parent fails.
+raised in the parent with the child's traceback as a note; with bad files on both sides, the
+one earliest in the project is raised, as one process would. The child is stopped when the
+parent fails, and ends with it when the parent is killed (:func:`die_with_parent`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import traceback
@@ -149,12 +153,16 @@ class Split:
         self.kinds, self.keys, self.staging = kinds, keys, staging
         self.inputs: list[dict[str, Any]] = []
         self.report = Report()
+        self._paths = {str(spec.path): k for k, spec in project.layers.items()}
+        self._order = list(project.layers)
+        self._read = False  # the child's "layers read" message taken
         self._sender: threading.Thread | None = None
         self._send_error: BaseException | None = None
         ctx = multiprocessing.get_context("fork")
         self._conn, theirs = ctx.Pipe()
         self._proc = ctx.Process(target=_child, name="buque-layers", daemon=True,
-                                 args=(theirs, project, profile, kinds, load, staging))
+                                 args=(theirs, project, profile, kinds, load, staging,
+                                       os.getpid()))
         self._proc.start()
         theirs.close()
 
@@ -167,8 +175,8 @@ class Split:
               vgeom: np.ndarray, is_poly: np.ndarray) -> None:
         """Send the villages and indicators (from a thread: the child takes them only when its
         layers are read, and this process goes on meanwhile)."""
-        if self._conn.poll():  # the child failed already (its layers): say so now
-            self._receive("its layers")
+        if self._conn.poll():  # the child read its layers, or failed: say so now
+            self._layers_read()
         msg = (inds, masks, lonlat, is_poly, shapely.to_wkb(vgeom[is_poly]))
 
         def send() -> None:
@@ -180,7 +188,30 @@ class Split:
         self._sender = threading.Thread(target=send, name="buque-send", daemon=True)
         self._sender.start()
 
+    def _layers_read(self) -> None:
+        """Wait until the child has read its layers (raising its error if it could not)."""
+        if not self._read:
+            self._receive("its layers")
+            self._read = True
+
+    def raise_first(self, err: BuqueInputError) -> None:
+        """Raise the error one process would have raised instead of ``err`` (this process's
+        reading error): the child's, when the child's bad layer comes earlier in the project.
+        Waits for the child's reading only when one of its layers comes before ``err``'s."""
+        pos = {k: n for n, k in enumerate(self._order)}
+        mine = pos.get(self._paths.get(err.path, ""), len(pos))
+        if not any(pos[k] < mine for k in self.kinds):
+            return
+        try:
+            self._layers_read()
+        except BuqueInputError as theirs:
+            if pos.get(self._paths.get(theirs.path, ""), len(pos)) < mine:
+                raise theirs from None
+        except Exception:  # noqa: BLE001 - the child's other failures: this error stands
+            pass
+
     def answers(self) -> dict[str, Answer]:
+        self._layers_read()
         answers, self.inputs, self.report = self._receive("answers")
         if self._sender is not None:
             self._sender.join()
@@ -237,6 +268,27 @@ class Split:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
+#: Linux's prctl option that sends the calling process a signal when its parent ends
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process when ``parent`` ends, even by SIGKILL (Linux; elsewhere a no-op: the
+    child then notices at its next message, when the pipe is closed). Without it the child of a
+    killed run would assess on for up to a minute at national size, holding gigabytes. (Linux
+    sends the signal when the parent's *thread* that forked ends: :func:`open_split` is called
+    by the thread that runs the whole run.)"""
+    name = ctypes.util.find_library("c")
+    try:
+        prctl = ctypes.CDLL(name, use_errno=True).prctl if name else None
+    except (OSError, AttributeError):
+        prctl = None
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent ended before the signal was asked for
+        os._exit(1)
+
+
 def _compact(answers: dict[str, Answer], inds: list[Indicator]) -> None:
     """Per layer, only the ids the answers reference, their positions renumbered (at national
     size a layer's ids are millions of strings; a few are evidence)."""
@@ -255,12 +307,14 @@ def _compact(answers: dict[str, Answer], inds: list[Indicator]) -> None:
 
 
 def _child(conn: Any, project: Project, profile: Profile, kinds: tuple[str, ...], load: Load,
-           staging: Path) -> None:
+           staging: Path, parent: int) -> None:
     """The child: read ``kinds``, answer the indicators it is sent, write the archived copies."""
+    die_with_parent(parent)
     try:
         report = Report()
         layers, inputs = load(replace(project, layers={k: project.layers[k] for k in kinds},
                                       osm=None), report)
+        conn.send(("read",))
         built = prebuild(layers, conn.poll)  # while the villages are prepared
         msg = conn.recv()
         inds, masks, lonlat, is_poly, wkb = msg

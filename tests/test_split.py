@@ -120,3 +120,79 @@ def test_bad_file_in_second_process(county, tmp_path):
     assert any("second process" in n for n in getattr(e.value, "__notes__", []))
     assert _files(good.out) == before  # the previous run survives
     assert not list(tmp_path.glob(".out.layers-*")) and not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_first_bad_layer_in_project_order(county, tmp_path):
+    """Bad layers in both processes: the run names the one a one-process run names (the first
+    in the project's order), here the child's, though the parent fails on its own first."""
+    d = tmp_path / "proj"
+    shutil.copytree(county.parent, d)
+    project = load_project(d / "project.toml")
+    kinds, _ = share_of(project, load_profile("national"))
+    order = list(project.layers)
+    first = min(kinds, key=order.index)
+    later = next(k for k in order[order.index(first) + 1:] if k not in kinds)  # the parent's
+    for kind in (first, later):  # as long as they were: the same share (by file size)
+        path = project.layers[kind].path
+        path.write_bytes(b"not a GeoPackage " * (path.stat().st_size // 17 + 1))
+    assert share_of(load_project(d / "project.toml"), load_profile("national"))[0] == kinds
+    names = []
+    for processes in (1, 2):
+        with pytest.raises(BuqueInputError) as e:
+            run_project(d / "project.toml", tmp_path / f"out{processes}", processes=processes)
+        names.append(Path(e.value.path).name)
+    assert names == [project.layers[first].path.name] * 2
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")  # ended, not yet reaped
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_child_ends_with_a_killed_parent(tmp_path):
+    """The second process asks for a signal when its parent ends, however it ends: a parent
+    killed with SIGKILL leaves no child assessing on."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from buque.geo.split import die_with_parent
+
+    pid_file = tmp_path / "child.pid"
+
+    def child(parent: int) -> None:
+        die_with_parent(parent)
+        time.sleep(60)
+
+    def parent() -> None:
+        p = multiprocessing.get_context("fork").Process(target=child, args=(os.getpid(),))
+        p.start()
+        pid_file.write_text(str(p.pid))
+        time.sleep(60)
+
+    ctx = multiprocessing.get_context("fork")
+    mid = ctx.Process(target=parent)
+    mid.start()
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    time.sleep(0.2)  # the child has asked for the signal
+    assert not _gone(pid)
+    os.kill(mid.pid, signal.SIGKILL)
+    mid.join(5)
+    for _ in range(100):
+        if _gone(pid):
+            break
+        time.sleep(0.05)
+    try:
+        assert _gone(pid)
+    finally:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
