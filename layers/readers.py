@@ -64,9 +64,10 @@ def read_layer(spec: LayerSpec, project_crs: str | None, report: Report,
     path = spec.path
     if not path.exists():
         raise BuqueInputError(str(path), f"layer '{spec.kind}': no such file")
-    if path.suffix.lower() in TEXT_SUFFIXES:
+    reader = reader_of(path)
+    if reader == "text":
         gdf, declared = _read_csv(spec, report)
-    elif path.suffix.lower() in ARROW_SUFFIXES:
+    elif reader == "arrow":
         gdf, declared = _read_arrow_file(spec, report)
     else:
         gdf, declared = _read_vector(spec, ahead), None
@@ -91,8 +92,15 @@ def normalise(gdf: gpd.GeoDataFrame, spec: LayerSpec, report: Report) -> gpd.Geo
 def _ogr_arrow(spec: LayerSpec) -> bool:
     """Whether the layer is read from GDAL's Arrow stream (several times faster); legacy
     Shapefiles, and layers with a declared encoding, keep GDAL's own decoding path."""
-    return not spec.encoding and spec.path.suffix.lower() not in (
-        ".shp", ".dbf", *TEXT_SUFFIXES, *ARROW_SUFFIXES)
+    return (not spec.encoding and reader_of(spec.path) == "ogr"
+            and spec.path.suffix.lower() not in (".shp", ".dbf"))
+
+
+def reader_of(path: Path) -> str:
+    """Which reader a layer file takes, by its suffix: ``text`` (CSV/TSV), ``arrow``
+    (GeoParquet, Feather/Arrow IPC) or ``ogr`` (everything else, through GDAL)."""
+    suffix = path.suffix.lower()
+    return "text" if suffix in TEXT_SUFFIXES else "arrow" if suffix in ARROW_SUFFIXES else "ogr"
 
 
 def fetch(spec: LayerSpec) -> Fetched | None:
