@@ -36,8 +36,7 @@ def read_table(spec: RegisterSpec) -> tuple[pd.DataFrame, list]:
         df = df.apply(lambda c: c.str.strip()).replace({"": None})
         df[ROW] = np.arange(1, len(df) + 1)
         return df, []
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    return read_text_table(path, spec.encoding, sep, what=f"register '{spec.kind}'")
+    return read_text_table(path, spec.encoding, what=f"register '{spec.kind}'")
 
 
 def _column(df: pd.DataFrame, spec: RegisterSpec, canon: str) -> str | None:

@@ -16,7 +16,7 @@ def read_official(spec: OfficialSpec) -> pd.DataFrame:
     path = spec.path
     if not path.is_file():
         raise BuqueInputError(str(path), "[official]: no such file")
-    df, bad = read_text_table(path, spec.encoding, what="the official list")
+    df, bad = read_text_table(path, spec.encoding, ",", what="the official list")
     if bad:  # a list to check completeness against cannot lose a row
         raise BuqueInputError(str(path), f"[official]: {bad[0].reason}", row=bad[0].line)
     df = df.drop(columns=ROW)

@@ -277,8 +277,7 @@ def _read_arrow_file(spec: LayerSpec, report: Report) -> tuple[gpd.GeoDataFrame,
 
 def _read_csv(spec: LayerSpec, report: Report) -> tuple[gpd.GeoDataFrame, str | None]:
     path = spec.path
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    df, bad = read_text_table(path, spec.encoding, sep, what=f"layer '{spec.kind}'")
+    df, bad = read_text_table(path, spec.encoding, what=f"layer '{spec.kind}'")
     for b in bad:
         report.reject(str(path), spec.kind, [b.row], b.reason)
     return _points_from_lonlat(df, spec, report)
@@ -307,9 +306,11 @@ class BadRow:
                 f"unless an earlier quoted value spans lines): {snippet!r}")
 
 
-def read_text_table(path: Path, encoding: str | None, sep: str = ",", *, what: str = "CSV"
-                    ) -> tuple[pd.DataFrame, list[BadRow]]:
+def read_text_table(path: Path, encoding: str | None, sep: str | None = None, *,
+                    what: str = "CSV") -> tuple[pd.DataFrame, list[BadRow]]:
     """A delimited text file as text columns (blank cells null), and the rows set aside.
+
+    ``sep``: the delimiter; by default a tab for ``.tsv`` and a comma otherwise.
 
     A row with more or fewer fields than the header is never fitted in: it is returned as a
     :class:`BadRow` and the other rows keep their columns (no data column is ever taken as the
@@ -317,6 +318,8 @@ def read_text_table(path: Path, encoding: str | None, sep: str = ",", *, what: s
     CSV reader (serially, so row numbers are exact; quoted values may span lines).
     """
     enc = encoding or "utf-8-sig"
+    if sep is None:
+        sep = "\t" if Path(path).suffix.lower() == ".tsv" else ","
     try:
         with open(path, encoding=enc, newline="") as f:
             header = next(csv.reader(f, delimiter=sep), None)

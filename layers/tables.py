@@ -32,7 +32,7 @@ def read_sheet(path: Path, *, encoding: str | None = None, sheet: str | None = N
         raise BuqueInputError(str(path), f"{what}: no such file")
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
-        df, bad = read_text_table(path, encoding, "\t" if suffix == ".tsv" else ",", what=what)
+        df, bad = read_text_table(path, encoding, what=what)
         df = df.rename(columns=lambda c: c.strip() if isinstance(c, str) and c != ROW else c)
         text = [c for c in df.columns if c != ROW]
         df[text] = df[text].apply(lambda s: s.str.strip().mask(s.str.strip() == ""))
